@@ -1,0 +1,137 @@
+"""Decode and validate one request event: raw bytes in, a plain dict out, or an ``InvalidEvent`` saying why.
+
+The contract lives in ``schemas/request-event.schema.json``; ``tests/detectors/test_events.py`` checks
+that this decoder and that schema accept and reject the same documents.
+
+>>> decode_event(b'{"event_id":"e1","ts":1.0,"account_id":"a","model":"m","input_tokens":1,"output_tokens":2}')["account_id"]
+'a'
+>>> decode_event(b'{"event_id":"e1"}')
+Traceback (most recent call last):
+...
+detectors.events.InvalidEvent: missing_field: required field 'ts' is missing
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import orjson
+
+from detectors.types import RequestEvent
+
+__all__ = ["InvalidEvent", "REASONS", "MAX_EVENT_BYTES", "decode_event", "validate_event"]
+
+#: Largest event accepted. Kafka's default message.max.bytes is ~1 MB; a bigger value is a gateway bug.
+MAX_EVENT_BYTES = 1_048_576
+
+#: Stable reason codes, used as DLQ headers and metric labels (bounded set).
+REASONS = ("too_large", "not_json", "not_object", "missing_field", "wrong_type", "bad_value")
+
+ACCOUNT_TYPES = frozenset({"standard", "enterprise", "education", "research", "startup", "trial"})
+_MAX_ID_CHARS = 256  # ids longer than this are not ids; they would bloat keys and state
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+Predicate = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class _Field:
+    """What one field must be: its JSON types (exact Python types, so ``True`` is not an int) and value."""
+
+    types: tuple[type, ...]
+    wants: str
+    ok: Predicate | None = None
+
+
+_STR = _Field((str,), "a string")
+_ID = _Field((str,), "a non-empty string of at most 256 characters", lambda v: 0 < len(v) <= _MAX_ID_CHARS)
+_COUNT = _Field((int,), "an integer >= 0", lambda v: v >= 0)
+_NUMBER = _Field((int, float), "a finite number", math.isfinite)
+_BOOL = _Field((bool,), "a boolean")
+
+_REQUIRED: dict[str, _Field] = {
+    "event_id": _ID,
+    "ts": _Field((int, float), "a positive finite number of Unix seconds", lambda v: 0 < v < math.inf),
+    "account_id": _ID,
+    "model": _ID,
+    "input_tokens": _COUNT,
+    "output_tokens": _COUNT,
+}
+
+_OPTIONAL: dict[str, _Field] = {
+    "org_id": _ID,
+    "api_key_id": _ID,
+    "account_type": _Field((str,), f"one of {sorted(ACCOUNT_TYPES)}", ACCOUNT_TYPES.__contains__),
+    "account_created_ts": _NUMBER,
+    "ip": _STR,
+    "asn": _COUNT,
+    "country": _STR,
+    "user_agent": _STR,
+    "tls_fingerprint": _STR,
+    "payment_fingerprint": _STR,
+    "device_fingerprint": _STR,
+    "endpoint": _STR,
+    "status": _Field((int,), "an integer"),
+    "latency_ms": _Field((int, float), "a finite number >= 0", lambda v: 0 <= v < math.inf),
+    "max_tokens": _COUNT,
+    "temperature": _NUMBER,
+    "stream": _BOOL,
+    "n_tools": _COUNT,
+    "thinking": _BOOL,
+    "n_messages": _COUNT,
+    "conversation_id": _STR,
+    "system": _STR,
+    "prompt": _STR,
+}
+
+
+def _check(name: str, value: Any, spec: _Field) -> None:
+    if type(value) not in spec.types:
+        raise InvalidEvent("wrong_type", f"field {name!r} must be {spec.wants}, got {_show(value)}")
+    if spec.ok is not None and not spec.ok(value):
+        raise InvalidEvent("bad_value", f"field {name!r} must be {spec.wants}, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:40] + "…"
+
+
+def validate_event(obj: Any) -> RequestEvent:
+    """Check a decoded JSON value against the contract and return it; unknown fields are ignored.
+
+    An optional field set to ``null`` counts as absent, since gateways often serialize missing values so.
+    """
+    if type(obj) is not dict:
+        raise InvalidEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    for name, spec in _REQUIRED.items():
+        if name not in obj:
+            raise InvalidEvent("missing_field", f"required field {name!r} is missing")
+        _check(name, obj[name], spec)
+    for name, value in obj.items():
+        spec = _OPTIONAL.get(name)
+        if spec is not None and value is not None:
+            _check(name, value, spec)
+    return obj
+
+
+def decode_event(raw: bytes) -> RequestEvent:
+    """Decode one ``llm.requests`` value (raw bytes, orjson) and validate it."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent("too_large", f"event is {len(raw)} bytes, limit is {MAX_EVENT_BYTES}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", str(exc)[:200]) from None
+    return validate_event(obj)

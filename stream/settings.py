@@ -1,0 +1,32 @@
+"""Worker settings: one dataclass, filled from CLI flags with environment-variable defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["WorkerSettings"]
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a worker connects and runs. ``DISTILLGUARD_*`` environment variables give the defaults."""
+
+    broker: str = os.environ.get("DISTILLGUARD_BROKER", "kafka://127.0.0.1:9092")
+    app_id: str = os.environ.get("DISTILLGUARD_APP_ID", "distillguard")
+    partitions: int = int(os.environ.get("DISTILLGUARD_PARTITIONS", "8"))
+    replication: int = int(os.environ.get("DISTILLGUARD_REPLICATION", "1"))
+    data_dir: str = os.environ.get("DISTILLGUARD_DATA_DIR", ".run/worker")
+    metrics_port: int = int(os.environ.get("DISTILLGUARD_METRICS_PORT", "9310"))
+    mode: str = os.environ.get("DISTILLGUARD_MODE", "enforce")
+    rules: str | None = os.environ.get("DISTILLGUARD_RULES")
+    batch_size: int = 5000
+    batch_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("enforce", "shadow"):
+            raise ValueError(f"mode must be 'enforce' or 'shadow', got {self.mode!r}")
+        if self.partitions < 1 or self.replication < 1:
+            raise ValueError(f"partitions and replication must be >= 1, got {self.partitions}, {self.replication}")
+        if not self.broker.startswith("kafka://"):
+            raise ValueError(f"broker must look like kafka://host:port, got {self.broker!r}")

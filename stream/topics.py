@@ -1,0 +1,52 @@
+"""Every Kafka topic distillguard reads or writes, with its partitions and configs, in one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TopicSpec", "REQUESTS", "THROTTLE", "ALERTS", "FEEDBACK", "DLQ", "ALL_TOPICS"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the app creates at start-up if it is missing (``partitions=None``: the app default)."""
+
+    name: str
+    description: str
+    partitions: int | None = None
+    config: dict[str, str] = field(default_factory=dict)
+
+
+_DAY_MS = 86_400_000
+
+REQUESTS = TopicSpec(
+    "llm.requests",
+    "one event per model request, key = account id (schemas/request-event.schema.json)",
+    config={"retention.ms": str(7 * _DAY_MS)},
+)
+THROTTLE = TopicSpec(
+    "distillguard.throttle",
+    "decisions the gateway enforces, key = account:<id>; a null value lifts the decision",
+    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+)
+ALERTS = TopicSpec(
+    "distillguard.alerts",
+    "one alert per enforcing decision, with the evidence, for people on call",
+    partitions=1,
+    config={"retention.ms": str(30 * _DAY_MS)},
+)
+FEEDBACK = TopicSpec(
+    "distillguard.feedback",
+    "triage verdicts (confirmed / false positive) the supervised model learns from",
+    partitions=1,
+    config={"retention.ms": str(365 * _DAY_MS)},
+)
+# The DLQ keeps the original bytes (they may hold prompt text), so its retention is short.
+DLQ = TopicSpec(
+    "llm.requests.dlq",
+    "events that broke the contract: original bytes, reason and source in headers",
+    partitions=1,
+    config={"retention.ms": str(3 * _DAY_MS)},
+)
+
+ALL_TOPICS = (REQUESTS, THROTTLE, ALERTS, FEEDBACK, DLQ)
