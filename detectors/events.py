@@ -23,13 +23,16 @@ from detectors.types import RequestEvent
 
 __all__ = ["InvalidEvent", "REASONS", "MAX_EVENT_BYTES", "decode_event", "validate_event"]
 
-#: Largest event accepted. Kafka's default message.max.bytes is ~1 MB; a bigger value is a gateway bug.
-MAX_EVENT_BYTES = 1_048_576
+#: Largest event accepted: 256 KiB. Prompts in events may be truncated by contract, so a bigger value is
+#: a gateway bug. It stays well under Kafka's default message.max.bytes (~1 MB) so that an oversized
+#: event can still travel to the DLQ with its original bytes.
+MAX_EVENT_BYTES = 262_144
 
 #: Stable reason codes, used as DLQ headers and metric labels (bounded set).
 REASONS = ("too_large", "not_json", "not_object", "missing_field", "wrong_type", "bad_value")
 
 ACCOUNT_TYPES = frozenset({"standard", "enterprise", "education", "research", "startup", "trial"})
+_MAX_TS = 1e11  # year 5138 in seconds; a millisecond timestamp (~1.8e12) lands above it
 _MAX_ID_CHARS = 256  # ids longer than this are not ids; they would bloat keys and state
 
 
@@ -62,7 +65,8 @@ _BOOL = _Field((bool,), "a boolean")
 
 _REQUIRED: dict[str, _Field] = {
     "event_id": _ID,
-    "ts": _Field((int, float), "a positive finite number of Unix seconds", lambda v: 0 < v < math.inf),
+    "ts": _Field((int, float), "Unix seconds in (0, 1e11): milliseconds are a common gateway bug",
+                 lambda v: 0 < v < _MAX_TS),
     "account_id": _ID,
     "model": _ID,
     "input_tokens": _COUNT,

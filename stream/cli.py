@@ -17,11 +17,16 @@ def _worker(args: argparse.Namespace) -> int:
 
     from stream.app import create_app
     from stream.settings import WorkerSettings
+    from stream.topics import REQUESTS, existing_partitions
 
+    partitions = existing_partitions(args.broker.removeprefix("kafka://"), REQUESTS.name) or args.partitions
+    if partitions != args.partitions:
+        print(f"distillguard: {REQUESTS.name} exists with {partitions} partitions; using {partitions}, "
+              f"not --partitions {args.partitions}, so state stays co-partitioned", file=sys.stderr)
     settings = WorkerSettings(
         broker=args.broker,
         app_id=args.app_id,
-        partitions=args.partitions,
+        partitions=partitions,
         replication=args.replication,
         data_dir=args.data_dir,
         metrics_port=args.metrics_port,

@@ -50,3 +50,21 @@ DLQ = TopicSpec(
 )
 
 ALL_TOPICS = (REQUESTS, THROTTLE, ALERTS, FEEDBACK, DLQ)
+
+
+def existing_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) -> int | None:
+    """Partition count of ``topic`` if it already exists on the cluster, else ``None``.
+
+    The worker's state table must have exactly as many partitions as ``llm.requests``; when the
+    gateway side created that topic first, its count wins over the worker's setting.
+    """
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    try:
+        if topic not in admin.list_topics():
+            return None
+        (described,) = admin.describe_topics([topic])
+        return len(described["partitions"])
+    finally:
+        admin.close()

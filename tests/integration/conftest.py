@@ -1,0 +1,116 @@
+"""Helpers for end-to-end tests: a worker process, and kafka-python producers and readers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from tests.conftest import REPO, free_port
+
+
+@dataclass
+class WorkerProcess:
+    """One ``distillguard worker`` subprocess; its log is kept for failure messages."""
+
+    bootstrap: str
+    data_dir: Path
+    app_id: str
+    metrics_port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "--broker", f"kafka://{self.bootstrap}",
+             "--app-id", self.app_id, "--data-dir", str(self.data_dir), "--partitions", "4",
+             "--metrics-port", str(self.metrics_port), "--loglevel", "info"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, f"worker exited:\n{self.log()}"
+            if self.log_path.read_text(errors="replace").count("Worker ready") > self._ready_seen:
+                self._ready_seen += 1
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    _ready_seen: int = 0
+
+
+@pytest.fixture
+def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    w = WorkerProcess(
+        bootstrap=kafka_bootstrap,
+        data_dir=tmp_path / "worker",
+        app_id=f"dg-test-{uuid.uuid4().hex[:8]}",
+        metrics_port=free_port(),
+        log_path=tmp_path / "worker.log",
+    )
+    w.start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def wait_for_topics(bootstrap: str, names: set[str], timeout: float = 60.0) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while not names <= set(admin.list_topics()):
+            assert time.monotonic() < deadline, f"topics {names - set(admin.list_topics())} never appeared"
+            time.sleep(0.3)
+    finally:
+        admin.close()
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def read_until(bootstrap: str, topic: str, done: Any, timeout: float = 60.0) -> list[Any]:
+    """Read ``topic`` from the beginning until ``done(records)`` is true or ``timeout`` passes."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done(records):
+            records.extend(consumer)
+    finally:
+        consumer.close()
+    return records

@@ -1,0 +1,111 @@
+"""End to end on a real Kafka broker: events in, decisions and DLQ records out, state across restarts."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.topics import ALL_TOPICS
+from tests.conftest import make_event
+from tests.detectors.test_events import INVALID
+from tests.integration.conftest import WorkerProcess, produce, read_until, wait_for_topics
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000.0
+
+
+def unique(name: str) -> str:
+    """Account names unique to this run: topics persist across tests and across runs on a reused broker."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def events(account: str, n: int, start: float, gap: float = 0.1, first: int = 0) -> list[tuple[bytes, bytes]]:
+    return [(account.encode(), orjson.dumps(make_event(first + i, account=account, ts=start + i * gap)))
+            for i in range(n)]
+
+
+def decisions_for(records: list[Any], account: str) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in records if r.key == f"account:{account}".encode()]
+
+
+def test_worker_creates_its_topics_with_explicit_configs(worker: WorkerProcess) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    worker.wait_ready()
+    wait_for_topics(worker.bootstrap, {t.name for t in ALL_TOPICS})
+    admin = KafkaAdminClient(bootstrap_servers=worker.bootstrap)
+    try:
+        changelog = f"{worker.app_id}-account-state-changelog"
+        names = [t.name for t in ALL_TOPICS] + [changelog]
+        partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+        for spec in ALL_TOPICS:
+            if spec.partitions is not None:
+                assert partitions[spec.name] == spec.partitions, spec.name
+        assert partitions[changelog] == partitions["llm.requests"]  # state co-partitioned with its input
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "distillguard.throttle")])
+        assert configs["topic"]["distillguard.throttle"]["cleanup.policy"]["value"] == "compact"
+    finally:
+        admin.close()
+
+
+def test_worker_publishes_a_throttle_decision_and_dead_letters_bad_input(worker: WorkerProcess) -> None:
+    worker.wait_ready()
+    wait_for_topics(worker.bootstrap, {"llm.requests"})
+    hot_id, calm_id = unique("hot"), unique("calm")
+    bad = [(unique("bad").encode(), raw) for _, raw, _ in INVALID]
+    produce(worker.bootstrap, "llm.requests", events(hot_id, 200, T0) + bad + events(calm_id, 5, T0, gap=30))
+
+    throttle = read_until(worker.bootstrap, "distillguard.throttle",
+                          lambda rs: len(decisions_for(rs, hot_id)) >= 2)
+    hot = decisions_for(throttle, hot_id)
+    assert [d["action"] for d in hot] == ["challenge", "limit"]
+    assert hot[1]["limit"]["requests_per_minute"] > 0 and hot[1]["mode"] == "enforce"
+    assert decisions_for(throttle, calm_id) == []
+
+    bad_keys = {key for key, _ in bad}
+    dlq = read_until(worker.bootstrap, "llm.requests.dlq",
+                     lambda rs: len([r for r in rs if r.key in bad_keys]) >= len(bad))
+    by_key = {r.key: r for r in dlq if r.key in bad_keys}
+    assert len(by_key) == len(bad), worker.log()
+    for key, raw in bad:
+        record = by_key[key]
+        headers = dict(record.headers)
+        assert record.value == raw  # the original bytes, untouched
+        assert headers["dlq.reason"].decode() in {"too_large", "not_json", "not_object", "missing_field",
+                                                  "wrong_type", "bad_value"}
+        assert headers["dlq.source.topic"] == b"llm.requests"
+        assert int(headers["dlq.source.offset"]) >= 0 and int(headers["dlq.source.partition"]) >= 0
+
+    # The metric counts every DLQ record this worker wrote; on a reused broker it also re-read older runs.
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
+    counted = {line.split('"')[1]: float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith("distillguard_dlq_records_total{")}
+    for reason, n in Counter(reason for _, _, reason in INVALID).items():
+        assert counted[reason] >= n, (reason, counted)
+    assert float(metrics.split('distillguard_decisions_total{action="limit"} ')[1].split()[0]) >= 1
+
+
+def test_worker_recovers_account_state_after_a_restart(worker: WorkerProcess) -> None:
+    worker.wait_ready()
+    wait_for_topics(worker.bootstrap, {"llm.requests"})
+    steady = unique("steady")
+    produce(worker.bootstrap, "llm.requests", events(steady, 100, T0, gap=0.2))
+    first = read_until(worker.bootstrap, "distillguard.throttle",
+                       lambda rs: len(decisions_for(rs, steady)) >= 1)
+    assert [d["action"] for d in decisions_for(first, steady)] == ["challenge"]
+
+    worker.stop()
+    worker.start()
+    worker.wait_ready()
+    # 30 more in the same minute: only an account that still remembers the first 100 crosses 120/min.
+    produce(worker.bootstrap, "llm.requests", events(steady, 30, T0 + 20, gap=0.2, first=100))
+    after = read_until(worker.bootstrap, "distillguard.throttle",
+                       lambda rs: len(decisions_for(rs, steady)) >= 2)
+    actions = [d["action"] for d in decisions_for(after, steady)]
+    assert actions == ["challenge", "limit"], worker.log()
