@@ -3,7 +3,8 @@
 The contract lives in ``schemas/request-event.schema.json``; ``tests/detectors/test_events.py`` checks
 that this decoder and that schema accept and reject the same documents.
 
->>> decode_event(b'{"event_id":"e1","ts":1.0,"account_id":"a","model":"m","input_tokens":1,"output_tokens":2}')["account_id"]
+>>> raw = b'{"event_id":"e1","ts":1.0,"account_id":"a","model":"m","input_tokens":1,"output_tokens":2}'
+>>> decode_event(raw)["account_id"]
 'a'
 >>> decode_event(b'{"event_id":"e1"}')
 Traceback (most recent call last):
@@ -14,8 +15,9 @@ detectors.events.InvalidEvent: missing_field: required field 'ts' is missing
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -65,8 +67,11 @@ _BOOL = _Field((bool,), "a boolean")
 
 _REQUIRED: dict[str, _Field] = {
     "event_id": _ID,
-    "ts": _Field((int, float), "Unix seconds in (0, 1e11): milliseconds are a common gateway bug",
-                 lambda v: 0 < v < _MAX_TS),
+    "ts": _Field(
+        (int, float),
+        "Unix seconds in (0, 1e11): milliseconds are a common gateway bug",
+        lambda v: 0 < v < _MAX_TS,
+    ),
     "account_id": _ID,
     "model": _ID,
     "input_tokens": _COUNT,
@@ -124,9 +129,9 @@ def validate_event(obj: Any) -> RequestEvent:
             raise InvalidEvent("missing_field", f"required field {name!r} is missing")
         _check(name, obj[name], spec)
     for name, value in obj.items():
-        spec = _OPTIONAL.get(name)
-        if spec is not None and value is not None:
-            _check(name, value, spec)
+        optional = _OPTIONAL.get(name)
+        if optional is not None and value is not None:
+            _check(name, value, optional)
     return obj
 
 

@@ -117,7 +117,9 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         fut = await throttle.send(key=decision.key.encode(), value=orjson.dumps(record))
         await fut  # delivered before the source offset can be committed
         if decision.action in ("limit", "block"):
-            await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, settings.mode)))
+            await alerts.send(
+                key=decision.key.encode(), value=orjson.dumps(alert_record(decision, settings.mode))
+            )
         metrics.decisions.labels(action=decision.action).inc()
 
     async def dead_letter(event: Any, reason: str, detail: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["main"]
 
@@ -21,8 +21,11 @@ def _worker(args: argparse.Namespace) -> int:
 
     partitions = existing_partitions(args.broker.removeprefix("kafka://"), REQUESTS.name) or args.partitions
     if partitions != args.partitions:
-        print(f"distillguard: {REQUESTS.name} exists with {partitions} partitions; using {partitions}, "
-              f"not --partitions {args.partitions}, so state stays co-partitioned", file=sys.stderr)
+        print(
+            f"distillguard: {REQUESTS.name} exists with {partitions} partitions; using {partitions}, "
+            f"not --partitions {args.partitions}, so state stays co-partitioned",
+            file=sys.stderr,
+        )
     settings = WorkerSettings(
         broker=args.broker,
         app_id=args.app_id,
@@ -50,8 +53,12 @@ def _replay(args: argparse.Namespace) -> int:
         alerts = stack.enter_context(open(args.alerts, "wb")) if args.alerts else None
         rejects = stack.enter_context(open(args.rejects, "wb")) if args.rejects else None
         summary = replay(
-            Path(args.events), out, alerts=alerts, rejects=rejects,
-            rule=load_rate_rule(args.rules), mode=args.mode,
+            Path(args.events),
+            out,
+            alerts=alerts,
+            rejects=rejects,
+            rule=load_rate_rule(args.rules),
+            mode=args.mode,
         )
     print(summary, file=sys.stderr)
     return 0
@@ -67,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run the streaming detector against Kafka")
     w.add_argument("--broker", default=defaults.broker, help="kafka://host:port (default %(default)s)")
     w.add_argument("--app-id", default=defaults.app_id, help="consumer group and changelog prefix")
-    w.add_argument("--partitions", type=int, default=defaults.partitions, help="partitions of topics it creates")
-    w.add_argument("--replication", type=int, default=defaults.replication, help="replication factor of topics")
+    w.add_argument(
+        "--partitions", type=int, default=defaults.partitions, help="partitions of topics it creates"
+    )
+    w.add_argument(
+        "--replication", type=int, default=defaults.replication, help="replication factor of topics"
+    )
     w.add_argument("--data-dir", default=defaults.data_dir, help="Faust data directory")
     w.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
     w.add_argument("--mode", choices=("enforce", "shadow"), default=defaults.mode)

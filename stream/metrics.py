@@ -25,20 +25,30 @@ class WorkerMetrics:
     def create(cls, registry: CollectorRegistry = REGISTRY) -> WorkerMetrics:
         metrics = cls(
             events_consumed=Counter(
-                "events_consumed", "Request events read from llm.requests, valid or not.",
-                namespace="distillguard", registry=registry,
+                "events_consumed",
+                "Request events read from llm.requests, valid or not.",
+                namespace="distillguard",
+                registry=registry,
             ),
             dlq_records=Counter(
-                "dlq_records", "Events sent to llm.requests.dlq, by reason code.",
-                ["reason"], namespace="distillguard", registry=registry,
+                "dlq_records",
+                "Events sent to llm.requests.dlq, by reason code.",
+                ["reason"],
+                namespace="distillguard",
+                registry=registry,
             ),
             decisions=Counter(
-                "decisions", "Throttle decisions published, by action.",
-                ["action"], namespace="distillguard", registry=registry,
+                "decisions",
+                "Throttle decisions published, by action.",
+                ["action"],
+                namespace="distillguard",
+                registry=registry,
             ),
             tracked_accounts=Gauge(
-                "tracked_accounts", "Accounts with state held by this process.",
-                namespace="distillguard", registry=registry,
+                "tracked_accounts",
+                "Accounts with state held by this process.",
+                namespace="distillguard",
+                registry=registry,
             ),
         )
         for reason in (*REASONS, "detector_error"):  # export zeros so rate() works from the start

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import orjson
 
@@ -72,7 +73,9 @@ def replay(
         except InvalidEvent as exc:
             summary.invalid[exc.reason] += 1
             if rejects is not None:
-                rejects.write(orjson.dumps({"line": lineno, "reason": exc.reason, "error": exc.detail}) + b"\n")
+                rejects.write(
+                    orjson.dumps({"line": lineno, "reason": exc.reason, "error": exc.detail}) + b"\n"
+                )
             continue
         for decision in engine.process(event):
             summary.decisions[decision.action] += 1

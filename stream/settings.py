@@ -27,6 +27,8 @@ class WorkerSettings:
         if self.mode not in ("enforce", "shadow"):
             raise ValueError(f"mode must be 'enforce' or 'shadow', got {self.mode!r}")
         if self.partitions < 1 or self.replication < 1:
-            raise ValueError(f"partitions and replication must be >= 1, got {self.partitions}, {self.replication}")
+            raise ValueError(
+                f"partitions and replication must be >= 1, got {self.partitions}, {self.replication}"
+            )
         if not self.broker.startswith("kafka://"):
             raise ValueError(f"broker must look like kafka://host:port, got {self.broker!r}")

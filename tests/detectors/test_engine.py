@@ -16,16 +16,21 @@ def test_engine_throttles_a_fast_account_and_leaves_a_slow_one_alone() -> None:
     engine = Engine(MemoryStore())
     events = sorted(burst("fast", 700, 0.05) + burst("slow", 30, 20.0), key=lambda e: e["ts"])  # type: ignore
     decisions = [d for e in events for d in engine.process(e)]
-    assert [(d.subject_id, d.action) for d in decisions] == [("fast", "challenge"), ("fast", "limit"),
-                                                              ("fast", "block")]
+    assert [(d.subject_id, d.action) for d in decisions] == [
+        ("fast", "challenge"),
+        ("fast", "limit"),
+        ("fast", "block"),
+    ]
     assert all(d.reason == ("RATE_HIGH",) for d in decisions)
 
 
 def test_engine_replay_is_deterministic() -> None:
     events = burst("a", 300, 0.1) + burst("b", 300, 0.15)
     events.sort(key=lambda e: e["ts"])  # type: ignore
-    first, second = ([d for e in events for d in engine.process(e)]
-                     for engine in (Engine(MemoryStore()), Engine(MemoryStore())))
+    first, second = (
+        [d for e in events for d in engine.process(e)]
+        for engine in (Engine(MemoryStore()), Engine(MemoryStore()))
+    )
     assert first and first == second  # same actions, times and decision ids
 
 

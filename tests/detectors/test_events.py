@@ -19,8 +19,19 @@ VALID: list[dict[str, Any]] = [
     make_event(1),
     make_event(2, ts=1_800_000_000),  # integer seconds
     make_event(3, input_tokens=0, output_tokens=0),
-    make_event(4, account_type="education", asn=15169, stream=True, thinking=False, n_tools=3,
-               temperature=0.7, latency_ms=812.5, status=200, prompt="héllo 你好", system=""),
+    make_event(
+        4,
+        account_type="education",
+        asn=15169,
+        stream=True,
+        thinking=False,
+        n_tools=3,
+        temperature=0.7,
+        latency_ms=812.5,
+        status=200,
+        prompt="héllo 你好",
+        system="",
+    ),
     make_event(5, ip=None, org_id=None),  # null optional fields count as absent
     make_event(6, unknown_field={"nested": [1, 2, 3]}),  # unknown fields are ignored
 ]
@@ -92,8 +103,9 @@ def test_decoder_accepts_valid_events(event: dict[str, Any]) -> None:
     assert SCHEMA.is_valid(event)
 
 
-@pytest.mark.parametrize(("raw", "reason"), [(raw, reason) for _, raw, reason in INVALID],
-                         ids=[name for name, _, _ in INVALID])
+@pytest.mark.parametrize(
+    ("raw", "reason"), [(raw, reason) for _, raw, reason in INVALID], ids=[name for name, _, _ in INVALID]
+)
 def test_decoder_rejects_malformed_events_with_a_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(InvalidEvent) as info:
         decode_event(raw)

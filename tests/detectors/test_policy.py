@@ -11,8 +11,16 @@ T0 = 1_800_000_000.0
 
 
 def _decide(state: AccountState, level: int, now: float, event_id: str = "e1"):  # type: ignore[no-untyped-def]
-    return decide(state, subject_id="a", level=level, score=0.5, now=now, trigger_event_id=event_id,
-                  rule=RULE, evidence={})
+    return decide(
+        state,
+        subject_id="a",
+        level=level,
+        score=0.5,
+        now=now,
+        trigger_event_id=event_id,
+        rule=RULE,
+        evidence={},
+    )
 
 
 def test_policy_escalates_and_does_not_repeat_the_same_level() -> None:
@@ -23,8 +31,10 @@ def test_policy_escalates_and_does_not_repeat_the_same_level() -> None:
     assert _decide(state, 1, T0 + 1) is None  # no flapping at the same level
     second = _decide(state, 2, T0 + 2)
     assert second is not None and second.action == "limit"
-    assert second.limit == {"requests_per_minute": RULE.limit_requests_per_minute,
-                            "tokens_per_minute": RULE.limit_tokens_per_minute}
+    assert second.limit == {
+        "requests_per_minute": RULE.limit_requests_per_minute,
+        "tokens_per_minute": RULE.limit_tokens_per_minute,
+    }
     assert _decide(state, 1, T0 + 3) is None  # no step down while the limit is in force
 
 
@@ -39,8 +49,17 @@ def test_policy_decision_expires_after_its_ttl_and_can_be_issued_again() -> None
 
 def test_policy_decision_ids_depend_only_on_subject_action_and_trigger() -> None:
     assert decision_id("account:a", "limit", "e1") == decision_id("account:a", "limit", "e1")
-    assert len({decision_id("account:a", "limit", "e1"), decision_id("account:b", "limit", "e1"),
-                decision_id("account:a", "block", "e1"), decision_id("account:a", "limit", "e2")}) == 4
+    assert (
+        len(
+            {
+                decision_id("account:a", "limit", "e1"),
+                decision_id("account:b", "limit", "e1"),
+                decision_id("account:a", "block", "e1"),
+                decision_id("account:a", "limit", "e2"),
+            }
+        )
+        == 4
+    )
 
 
 def test_policy_decision_record_carries_the_contract_fields() -> None:

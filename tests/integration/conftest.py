@@ -34,10 +34,28 @@ class WorkerProcess:
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "--broker", f"kafka://{self.bootstrap}",
-             "--app-id", self.app_id, "--data-dir", str(self.data_dir), "--partitions", "4",
-             "--metrics-port", str(self.metrics_port), "--loglevel", "info"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "-m",
+                "stream.cli",
+                "worker",
+                "--broker",
+                f"kafka://{self.bootstrap}",
+                "--app-id",
+                self.app_id,
+                "--data-dir",
+                str(self.data_dir),
+                "--partitions",
+                "4",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--loglevel",
+                "info",
+            ],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -104,8 +122,13 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> N
 
 def read_until(bootstrap: str, topic: str, done: Any, timeout: float = 60.0) -> list[Any]:
     """Read ``topic`` from the beginning until ``done(records)`` is true or ``timeout`` passes."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
     records: list[Any] = []
     deadline = time.monotonic() + timeout
     try:

@@ -26,8 +26,10 @@ def unique(name: str) -> str:
 
 
 def events(account: str, n: int, start: float, gap: float = 0.1, first: int = 0) -> list[tuple[bytes, bytes]]:
-    return [(account.encode(), orjson.dumps(make_event(first + i, account=account, ts=start + i * gap)))
-            for i in range(n)]
+    return [
+        (account.encode(), orjson.dumps(make_event(first + i, account=account, ts=start + i * gap)))
+        for i in range(n)
+    ]
 
 
 def decisions_for(records: list[Any], account: str) -> list[dict[str, Any]]:
@@ -61,31 +63,42 @@ def test_worker_publishes_a_throttle_decision_and_dead_letters_bad_input(worker:
     bad = [(unique("bad").encode(), raw) for _, raw, _ in INVALID]
     produce(worker.bootstrap, "llm.requests", events(hot_id, 200, T0) + bad + events(calm_id, 5, T0, gap=30))
 
-    throttle = read_until(worker.bootstrap, "distillguard.throttle",
-                          lambda rs: len(decisions_for(rs, hot_id)) >= 2)
+    throttle = read_until(
+        worker.bootstrap, "distillguard.throttle", lambda rs: len(decisions_for(rs, hot_id)) >= 2
+    )
     hot = decisions_for(throttle, hot_id)
     assert [d["action"] for d in hot] == ["challenge", "limit"]
     assert hot[1]["limit"]["requests_per_minute"] > 0 and hot[1]["mode"] == "enforce"
     assert decisions_for(throttle, calm_id) == []
 
     bad_keys = {key for key, _ in bad}
-    dlq = read_until(worker.bootstrap, "llm.requests.dlq",
-                     lambda rs: len([r for r in rs if r.key in bad_keys]) >= len(bad))
+    dlq = read_until(
+        worker.bootstrap, "llm.requests.dlq", lambda rs: len([r for r in rs if r.key in bad_keys]) >= len(bad)
+    )
     by_key = {r.key: r for r in dlq if r.key in bad_keys}
     assert len(by_key) == len(bad), worker.log()
     for key, raw in bad:
         record = by_key[key]
         headers = dict(record.headers)
         assert record.value == raw  # the original bytes, untouched
-        assert headers["dlq.reason"].decode() in {"too_large", "not_json", "not_object", "missing_field",
-                                                  "wrong_type", "bad_value"}
+        assert headers["dlq.reason"].decode() in {
+            "too_large",
+            "not_json",
+            "not_object",
+            "missing_field",
+            "wrong_type",
+            "bad_value",
+        }
         assert headers["dlq.source.topic"] == b"llm.requests"
         assert int(headers["dlq.source.offset"]) >= 0 and int(headers["dlq.source.partition"]) >= 0
 
     # The metric counts every DLQ record this worker wrote; on a reused broker it also re-read older runs.
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
-    counted = {line.split('"')[1]: float(line.split()[-1]) for line in metrics.splitlines()
-               if line.startswith("distillguard_dlq_records_total{")}
+    counted = {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("distillguard_dlq_records_total{")
+    }
     for reason, n in Counter(reason for _, _, reason in INVALID).items():
         assert counted[reason] >= n, (reason, counted)
     assert float(metrics.split('distillguard_decisions_total{action="limit"} ')[1].split()[0]) >= 1
@@ -96,8 +109,9 @@ def test_worker_recovers_account_state_after_a_restart(worker: WorkerProcess) ->
     wait_for_topics(worker.bootstrap, {"llm.requests"})
     steady = unique("steady")
     produce(worker.bootstrap, "llm.requests", events(steady, 100, T0, gap=0.2))
-    first = read_until(worker.bootstrap, "distillguard.throttle",
-                       lambda rs: len(decisions_for(rs, steady)) >= 1)
+    first = read_until(
+        worker.bootstrap, "distillguard.throttle", lambda rs: len(decisions_for(rs, steady)) >= 1
+    )
     assert [d["action"] for d in decisions_for(first, steady)] == ["challenge"]
 
     worker.stop()
@@ -105,7 +119,8 @@ def test_worker_recovers_account_state_after_a_restart(worker: WorkerProcess) ->
     worker.wait_ready()
     # 30 more in the same minute: only an account that still remembers the first 100 crosses 120/min.
     produce(worker.bootstrap, "llm.requests", events(steady, 30, T0 + 20, gap=0.2, first=100))
-    after = read_until(worker.bootstrap, "distillguard.throttle",
-                       lambda rs: len(decisions_for(rs, steady)) >= 2)
+    after = read_until(
+        worker.bootstrap, "distillguard.throttle", lambda rs: len(decisions_for(rs, steady)) >= 2
+    )
     actions = [d["action"] for d in decisions_for(after, steady)]
     assert actions == ["challenge", "limit"], worker.log()

@@ -30,9 +30,23 @@ def run_replay(tmp_path: Path) -> tuple[list[dict[str, object]], subprocess.Comp
     write_events(events)
     out, rejects, alerts = tmp_path / "decisions.jsonl", tmp_path / "rejects.jsonl", tmp_path / "alerts.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "replay", str(events), "--out", str(out),
-         "--rejects", str(rejects), "--alerts", str(alerts)],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "replay",
+            str(events),
+            "--out",
+            str(out),
+            "--rejects",
+            str(rejects),
+            "--alerts",
+            str(alerts),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [orjson.loads(line) for line in out.read_bytes().splitlines()], proc
 
@@ -46,7 +60,11 @@ def test_replay_writes_the_decisions_the_worker_would_publish(tmp_path: Path) ->
     for d in decisions:
         assert T0 <= d["issued_at"] < d["expires_at"]  # type: ignore[operator]
         assert d["reason"] == ["RATE_HIGH"] and 0 < d["score"] <= 1  # type: ignore[operator]
-    assert "replayed 222 events" in proc.stderr and "not_json=1" in proc.stderr and "missing_field=1" in proc.stderr
+    assert (
+        "replayed 222 events" in proc.stderr
+        and "not_json=1" in proc.stderr
+        and "missing_field=1" in proc.stderr
+    )
     alerts = (tmp_path / "alerts.jsonl").read_bytes().splitlines()
     assert [orjson.loads(a)["decision"]["action"] for a in alerts] == ["limit"]
 

@@ -1,0 +1,49 @@
+# distillguard — every workflow is a target here. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA := deploy/kafka/kafka.sh
+
+.PHONY: help setup test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down replay-sample clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/distillguard: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/distillguard  ## create .venv with the package and dev tools, fetch Kafka's jars
+	$(KAFKA) fetch
+
+test: setup  ## run all tests (unit, doctests, end to end on a real broker the tests start and stop)
+	$(BIN)/python -m pytest -q -p no:warnings
+
+lint: setup  ## ruff
+	$(BIN)/ruff check detectors stream tests
+
+typecheck: setup  ## mypy --strict on the packages
+	$(BIN)/mypy
+
+check: lint typecheck test  ## everything CI runs
+
+kafka-up:  ## start a local single-node Kafka on 127.0.0.1:9092 (KAFKA_PORT to change)
+	$(KAFKA) up
+
+kafka-down:  ## stop it (by pid)
+	$(KAFKA) down
+
+kafka-status:
+	$(KAFKA) status
+
+kafka-cluster-up:  ## three-node KRaft cluster on 127.0.0.1:9092/9102/9112
+	$(KAFKA) cluster-up
+
+kafka-cluster-down:
+	$(KAFKA) cluster-down
+
+clean:  ## remove the venv and local run state (not the jar cache)
+	rm -rf $(VENV) .run
