@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: help setup test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down replay-sample clean
+.PHONY: demo help setup test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down replay-sample clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -47,3 +47,6 @@ kafka-cluster-down:
 
 clean:  ## remove the venv and local run state (not the jar cache)
 	rm -rf $(VENV) .run
+
+demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, clean up
+	$(BIN)/python -m stream.demo

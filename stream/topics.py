@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TopicSpec", "REQUESTS", "THROTTLE", "ALERTS", "FEEDBACK", "DLQ", "ALL_TOPICS"]
+__all__ = [
+    "TopicSpec", "REQUESTS", "THROTTLE", "ALERTS", "FEEDBACK", "DLQ", "ALL_TOPICS",
+    "existing_partitions", "wait_for_topics",
+]
 
 
 @dataclass(frozen=True)
@@ -66,5 +69,22 @@ def existing_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) ->
             return None
         (described,) = admin.describe_topics([topic])
         return len(described["partitions"])
+    finally:
+        admin.close()
+
+
+def wait_for_topics(bootstrap: str, names: set[str], timeout: float = 60.0) -> None:
+    """Block until every topic in ``names`` exists (the worker creates them at start-up)."""
+    import time
+
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while missing := names - set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics {sorted(missing)} did not appear within {timeout}s")
+            time.sleep(0.3)
     finally:
         admin.close()

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
 
 from tests.conftest import REPO, free_port
 
@@ -99,17 +98,6 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
         yield w
     finally:
         w.stop()
-
-
-def wait_for_topics(bootstrap: str, names: set[str], timeout: float = 60.0) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        deadline = time.monotonic() + timeout
-        while not names <= set(admin.list_topics()):
-            assert time.monotonic() < deadline, f"topics {names - set(admin.list_topics())} never appeared"
-            time.sleep(0.3)
-    finally:
-        admin.close()
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:

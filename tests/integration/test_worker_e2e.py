@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.topics import ALL_TOPICS
+from stream.topics import ALL_TOPICS, wait_for_topics
 from tests.conftest import make_event
 from tests.detectors.test_events import INVALID
-from tests.integration.conftest import WorkerProcess, produce, read_until, wait_for_topics
+from tests.integration.conftest import WorkerProcess, produce, read_until
 
 pytestmark = pytest.mark.integration
 
