@@ -3,78 +3,176 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
-__all__ = ["RULES_DIR", "RateRule", "load_rate_rule"]
+from detectors.types import ACTIONS
+
+__all__ = [
+    "RULES_DIR",
+    "AnomalyConfig",
+    "DriftConfig",
+    "PolicyConfig",
+    "ScalingConfig",
+    "ScoringConfig",
+    "SupervisedConfig",
+    "WindowConfig",
+    "load_scoring",
+]
 
 RULES_DIR = Path(__file__).parent / "rules"
 
+#: Fusion inputs a weight may name; anything else in [weights] is a typo.
+WEIGHT_NAMES = (
+    "bias", "cot_rate", "templated_single_turn", "cot_x_volume", "templated_x_volume", "volume", "focus",
+    "always_on", "regularity", "ratio", "max_tokens_high", "new_account", "ip_spread", "new_model",
+    "drift", "anomaly", "supervised",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
-class RateRule:
-    """Thresholds of the per-account request-rate rule (``rules/rate.toml``).
+class WindowConfig:
+    bucket_seconds: int
+    buckets: int
+    half_life_seconds: float
+    tick_seconds: float
+    idle_horizon_seconds: float
+    new_account_seconds: float
+    new_model_seconds: float
+    max_tokens_high: int
 
-    >>> rule = load_rate_rule()
-    >>> rule.limit_rpm < rule.block_rpm
+    def __post_init__(self) -> None:
+        if self.bucket_seconds <= 0 or not 2 <= self.buckets <= 1440:
+            raise ValueError(
+                f"[window] needs bucket_seconds > 0 and 2 <= buckets <= 1440, got "
+                f"{self.bucket_seconds}, {self.buckets}"
+            )
+        if min(self.half_life_seconds, self.tick_seconds, self.idle_horizon_seconds) <= 0:
+            raise ValueError("[window] half_life_seconds, tick_seconds, idle_horizon_seconds must be > 0")
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    requests_per_hour_cap: float
+    burst_per_minute_cap: float
+    output_tokens_per_hour_cap: float
+    ratio_cap: float
+    distinct_ips_cap: float
+    distinct_uas_cap: float
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) <= 1:
+                raise ValueError(f"[scaling] {f.name} must be > 1, got {getattr(self, f.name)}")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    min_instances: int
+    delta: float
+    threshold: float
+    alpha: float
+    memory_seconds: float
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    n_trees: int
+    height: int
+    window_size: int
+    seed: int
+    quantile: float
+
+    def __post_init__(self) -> None:
+        if self.height > 10:
+            raise ValueError(f"[anomaly] height {self.height} is too deep: height 15 costs ~835 µs per call")
+        if not 0.5 < self.quantile < 1:
+            raise ValueError(f"[anomaly] quantile must be in (0.5, 1), got {self.quantile}")
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    evidence_half: float
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    challenge: float
+    limit: float
+    block: float
+    min_requests_to_enforce: float
+    ttl_seconds: float
+    limit_requests_per_minute: int
+    limit_tokens_per_minute: int
+    max_action: MappingProxyType[str, int]  # account type -> highest ACTIONS index allowed
+
+    def __post_init__(self) -> None:
+        if not 0 < self.challenge <= self.limit <= self.block <= 1:
+            raise ValueError(
+                f"[policy] thresholds must satisfy 0 < challenge <= limit <= block <= 1, got "
+                f"{self.challenge}, {self.limit}, {self.block}; reorder them in the rule file"
+            )
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Everything the per-account detector reads from ``rules/scoring.toml``.
+
+    >>> cfg = load_scoring()
+    >>> cfg.policy.challenge < cfg.policy.limit < cfg.policy.block
     True
     """
 
     rule_id: str
-    reason_code: str
-    severity: str
-    bucket_seconds: int
-    buckets: int
-    challenge_rpm: float
-    limit_rpm: float
-    block_rpm: float
-    ttl_seconds: float
-    limit_requests_per_minute: int
-    limit_tokens_per_minute: int
-    idle_horizon_seconds: float
-
-    def __post_init__(self) -> None:
-        if not 0 < self.challenge_rpm <= self.limit_rpm <= self.block_rpm:
-            raise ValueError(
-                f"{self.rule_id}: thresholds must satisfy 0 < challenge_rpm <= limit_rpm <= block_rpm, got "
-                f"{self.challenge_rpm}, {self.limit_rpm}, {self.block_rpm}; reorder them in the rule file"
-            )
-        if self.bucket_seconds <= 0 or not 2 <= self.buckets <= 1440:
-            raise ValueError(
-                f"{self.rule_id}: window needs bucket_seconds > 0 and 2 <= buckets <= 1440, got "
-                f"{self.bucket_seconds}, {self.buckets}"
-            )
-        if self.ttl_seconds <= 0 or self.idle_horizon_seconds <= 0:
-            raise ValueError(f"{self.rule_id}: ttl_seconds and idle_horizon_seconds must be > 0")
+    window: WindowConfig
+    scaling: ScalingConfig
+    weights: MappingProxyType[str, float]
+    drift: DriftConfig
+    anomaly: AnomalyConfig
+    supervised: SupervisedConfig
+    policy: PolicyConfig
 
 
-def load_rate_rule(path: Path | str | None = None) -> RateRule:
-    """Load ``rules/rate.toml`` (or ``path``); a missing key raises ``ValueError`` naming file and key."""
-    path = Path(path) if path is not None else RULES_DIR / "rate.toml"
+T = TypeVar("T")
+
+
+def _section(cls: type[T], doc: dict[str, Any], name: str, path: Path, **extra: Any) -> T:
+    table = doc.get(name)
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: section [{name}] is missing")
+    wanted = {f.name for f in fields(cls)} - set(extra)  # type: ignore[arg-type]
+    missing = wanted - set(table)
+    unknown = set(table) - wanted - {"max_action"}
+    if missing or unknown:
+        raise ValueError(f"{path}: [{name}] missing {sorted(missing)} / unknown {sorted(unknown)}")
+    try:
+        return cls(**{k: table[k] for k in wanted}, **extra)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def load_scoring(path: Path | str | None = None) -> ScoringConfig:
+    """Load ``rules/scoring.toml`` (or ``path``); problems raise ``ValueError`` naming file and key."""
+    path = Path(path) if path is not None else RULES_DIR / "scoring.toml"
     doc = tomllib.loads(path.read_text())
-    get = _getter(doc, path)
-    return RateRule(
-        rule_id=get("rule", "id"),
-        reason_code=get("rule", "reason_code"),
-        severity=get("rule", "severity"),
-        bucket_seconds=int(get("window", "bucket_seconds")),
-        buckets=int(get("window", "buckets")),
-        challenge_rpm=float(get("thresholds", "challenge_rpm")),
-        limit_rpm=float(get("thresholds", "limit_rpm")),
-        block_rpm=float(get("thresholds", "block_rpm")),
-        ttl_seconds=float(get("decision", "ttl_seconds")),
-        limit_requests_per_minute=int(get("decision", "limit_requests_per_minute")),
-        limit_tokens_per_minute=int(get("decision", "limit_tokens_per_minute")),
-        idle_horizon_seconds=float(get("state", "idle_horizon_seconds")),
+    weights = doc.get("weights", {})
+    if unknown := set(weights) - set(WEIGHT_NAMES):
+        raise ValueError(f"{path}: [weights] has unknown names {sorted(unknown)}; known: {WEIGHT_NAMES}")
+    caps = doc.get("policy", {}).get("max_action", {})
+    if bad := {k: v for k, v in caps.items() if v not in ACTIONS}:
+        raise ValueError(f"{path}: [policy.max_action] values must be one of {ACTIONS}, got {bad}")
+    return ScoringConfig(
+        rule_id=str(doc.get("rule", {}).get("id", path.stem)),
+        window=_section(WindowConfig, doc, "window", path),
+        scaling=_section(ScalingConfig, doc, "scaling", path),
+        weights=MappingProxyType({name: float(weights.get(name, 0.0)) for name in WEIGHT_NAMES}),
+        drift=_section(DriftConfig, doc, "drift", path),
+        anomaly=_section(AnomalyConfig, doc, "anomaly", path),
+        supervised=_section(SupervisedConfig, doc, "supervised", path),
+        policy=_section(
+            PolicyConfig, doc, "policy", path,
+            max_action=MappingProxyType({k: ACTIONS.index(v) for k, v in caps.items()}),
+        ),
     )
-
-
-def _getter(doc: dict[str, Any], path: Path) -> Any:
-    def get(table: str, key: str) -> Any:
-        try:
-            return doc[table][key]
-        except KeyError:
-            raise ValueError(f"{path}: missing [{table}] {key}; see detectors/rules/rate.toml") from None
-
-    return get

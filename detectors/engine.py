@@ -1,18 +1,31 @@
-"""The detector pipeline for one event: decoded event → account state → score → decision.
+"""The detector pipeline: decoded event → features → account state → score → decision.
 
-The Faust worker and offline replay both call :meth:`Engine.process`; only where state lives differs.
+The Faust worker and offline replay both drive :class:`Engine`; only where packed state lives
+differs (a Faust table or a dict). Per event the engine only folds features into the account's
+state; it scores an account at most once per tick of event time (BRIEF §4).
 """
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
+from typing import Any
 
-from detectors.account_state import AccountState
-from detectors.config import RateRule, load_rate_rule
-from detectors.policy import decide, level_for_rate
+import river
+
+from detectors.account_state import AccountState, Counters
+from detectors.config import ScoringConfig, load_scoring
+from detectors.drift import page_hinkley_update
+from detectors.features import PhraseBook, extract, load_phrasebook
+from detectors.policy import decide, level_for_score, reason_codes
+from detectors.scoring import CohortAnomaly, Explanation, PopulationNorms, SupervisedModel, account_vector, fuse
 from detectors.types import Decision, RequestEvent, StateStore
 
-__all__ = ["Engine", "MemoryStore"]
+__all__ = ["Engine", "MemoryStore", "ModelRegistry"]
+
+_MAX_MODELS = 1024  # distinct model names remembered; a flood of junk names cannot grow memory
+_LAUNCH_GRACE = 3600.0  # models seen in the first hour of a stream are not "new": they were already there
+_TOP_EXPLANATIONS = 5
 
 
 class MemoryStore:
@@ -51,46 +64,159 @@ class MemoryStore:
     def __len__(self) -> int:
         return len(self._data)
 
+    def nbytes(self) -> int:
+        """Bytes of packed state held (values only)."""
+        return sum(len(v) for _, v in self._data.values())
+
+
+class ModelRegistry:
+    """When each model name was first seen (event time), to tell traffic on a newly released model.
+
+    >>> r = ModelRegistry(new_for_seconds=86400)
+    >>> r.is_new("m-old", 0.0), r.is_new("m-new", 7200.0), r.is_new("m-new", 7200.0 + 90000)
+    (False, True, False)
+    """
+
+    def __init__(self, new_for_seconds: float) -> None:
+        self.new_for_seconds = new_for_seconds
+        self.first_seen: dict[str, float] = {}
+        self.stream_start: float | None = None
+
+    def is_new(self, model: str, ts: float) -> bool:
+        if self.stream_start is None:
+            self.stream_start = ts
+        first = self.first_seen.get(model)
+        if first is None:
+            if len(self.first_seen) >= _MAX_MODELS:
+                return False
+            first = self.first_seen[model] = ts
+        return first - self.stream_start > _LAUNCH_GRACE and ts - first < self.new_for_seconds
+
 
 class Engine:
-    """Runs the per-account rule over events in event-time order and returns the decisions to publish.
+    """Runs the per-account detector over events in event-time order; returns decisions to publish.
 
     Parameters
     ----------
     store
-        Where packed account states live (:class:`MemoryStore` in replay, a Faust table in the worker).
-    rule
-        The rule's thresholds; defaults to ``detectors/rules/rate.toml``.
-
-    >>> engine = Engine(MemoryStore())
-    >>> events = [{"event_id": f"e{i}", "ts": 1000.0 + i * 0.1, "account_id": "a", "model": "m",
-    ...            "input_tokens": 10, "output_tokens": 500} for i in range(200)]
-    >>> [d.action for e in events for d in engine.process(e)]
-    ['challenge', 'limit']
+        Where packed account states live between flushes (:class:`MemoryStore` in replay, a Faust
+        table in the worker). States being worked on stay unpacked in ``cache`` until :meth:`flush`.
+    cfg, book
+        Thresholds and weights (``rules/scoring.toml``) and phrase families (``rules/phrases.toml``).
     """
 
-    def __init__(self, store: StateStore, rule: RateRule | None = None) -> None:
+    def __init__(self, store: StateStore, cfg: ScoringConfig | None = None, book: PhraseBook | None = None) -> None:
         self.store = store
-        self.rule = rule or load_rate_rule()
+        self.cfg = cfg or load_scoring()
+        self.book = book or load_phrasebook()
+        self.cache: dict[str, AccountState] = {}
+        self.anomaly: dict[str, CohortAnomaly] = {}
+        self.norms: dict[str, PopulationNorms] = {}
+        self.supervised = SupervisedModel(self.cfg.supervised)
+        self.models = ModelRegistry(self.cfg.window.new_model_seconds)
 
     def process(self, event: RequestEvent) -> list[Decision]:
-        rule = self.rule
-        account_id: str = event["account_id"]
+        """Fold one event in; score its account if a tick has passed since its last score."""
+        cfg = self.cfg
         ts = float(event["ts"])
-        state = AccountState.from_bytes(
-            self.store.get(account_id), bucket_seconds=rule.bucket_seconds, buckets=rule.buckets
-        )
-        state.add(ts)
-        rpm = state.rate_per_bucket(ts) * 60.0 / rule.bucket_seconds
-        decision = decide(
+        account_id: str = event["account_id"]
+        features = extract(event, self.book)
+        state = self._state(account_id, event, ts)
+        state.add(
+            features, ts, cfg.window,
+            output_tokens=event["output_tokens"],
+            new_model=self.models.is_new(event["model"], ts),
+            ip=event.get("ip"),
+            user_agent=event.get("user_agent"),
+        )  # fmt: skip
+        if page_hinkley_update(state.drift, features.cot, cfg.drift):
+            state.drift_ts = ts
+        if ts - state.last_scored < cfg.window.tick_seconds:
+            return []
+        state.last_scored = ts
+        decision = self._score(account_id, state, event.get("account_type") or "standard", ts, event["event_id"])
+        return [decision] if decision is not None else []
+
+    def score(self, account_id: str, account_type: str, now: float) -> tuple[float, dict[str, float]]:
+        """The fused score and its parts for an account as of ``now`` (for explanations and tests)."""
+        state = self._state(account_id, {}, now)
+        x = account_vector(state, now, self.cfg)
+        return fuse(self._inputs(x, account_type, learn=False), self.cfg.weights)
+
+    def _score(self, account_id: str, state: AccountState, cohort: str, now: float, trigger: str) -> Decision | None:
+        x = account_vector(state, now, self.cfg)
+        inputs = self._inputs(x, cohort, learn=True)
+        score, parts = fuse(inputs, self.cfg.weights)
+        requests = state.counters[Counters.REQUESTS]
+        level = level_for_score(score, requests, cohort, self.cfg.policy)
+        if level <= state.action_level and state.action_expires > now:
+            return None  # nothing new to say: skip building the explanation
+        norms = self.norms[cohort]
+        explanation = [
+            Explanation(name, inputs.get(name, 0.0), part, norms.typical(name)).as_dict()
+            for name, part in sorted(parts.items(), key=lambda p: p[1], reverse=True)[:_TOP_EXPLANATIONS]
+        ]
+        return decide(
             state,
             subject_id=account_id,
-            level=level_for_rate(rpm, rule),
-            score=min(1.0, rpm / rule.block_rpm),
-            now=ts,
-            trigger_event_id=event["event_id"],
-            rule=rule,
-            evidence={"requests_per_minute": round(rpm, 2)},
+            level=level,
+            score=score,
+            now=now,
+            trigger_event_id=trigger,
+            cfg=self.cfg.policy,
+            reasons=reason_codes(parts),
+            evidence={"requests": round(requests, 1), "cohort": cohort, "explanation": explanation,
+                      "features": {k: round(v, 4) for k, v in x.items()}},
         )
-        self.store.put(account_id, state.to_bytes(), ts)
-        return [decision] if decision is not None else []
+
+    def _inputs(self, x: dict[str, float], cohort: str, *, learn: bool) -> dict[str, float]:
+        model = self.anomaly.get(cohort)
+        if model is None:
+            model = self.anomaly[cohort] = CohortAnomaly(self.cfg.anomaly)
+            self.norms[cohort] = PopulationNorms()
+        anomaly_score = model.score_one(x)
+        if learn:
+            model.learn_one(x)
+            self.norms[cohort].update(x)
+        supervised = (self.supervised.score_one(x) - 0.5) * 2.0 * self.supervised.confidence
+        return {**x, "anomaly": anomaly_score, "supervised": supervised}
+
+    def learn_verdict(self, features: dict[str, float], confirmed: bool) -> None:
+        """A triage verdict on a decision whose evidence carried ``features``: teach the classifier."""
+        self.supervised.learn_one(features, confirmed)
+
+    def _state(self, account_id: str, event: RequestEvent, ts: float) -> AccountState:
+        state = self.cache.get(account_id)
+        if state is None:
+            state = AccountState.unpack(self.store.get(account_id), self.cfg.window)
+            if state is None:
+                created = event.get("account_created_ts")
+                state = AccountState.new(self.cfg.window, created_ts=float(created) if created else ts)
+            self.cache[account_id] = state
+        return state
+
+    def flush(self) -> int:
+        """Pack every state touched since the last flush into the store; returns how many."""
+        for account_id, state in self.cache.items():
+            self.store.put(account_id, state.pack(), state.last_ts)
+        n = len(self.cache)
+        self.cache.clear()
+        return n
+
+    # -- model checkpoints ---------------------------------------------------------------------
+
+    def checkpoint(self) -> bytes:
+        """Models as bytes, stamped with River's version: a checkpoint only loads under the same one."""
+        models = {"anomaly": self.anomaly, "norms": self.norms, "supervised": self.supervised,
+                  "first_seen": self.models.first_seen, "stream_start": self.models.stream_start}
+        return pickle.dumps({"river": river.__version__, "models": models})
+
+    def restore(self, data: bytes) -> bool:
+        """Load a checkpoint; ``False`` (and fresh models) when River's version differs."""
+        loaded: dict[str, Any] = pickle.loads(data)  # noqa: S301 - our own checkpoint file
+        if loaded.get("river") != river.__version__:
+            return False
+        models = loaded["models"]
+        self.anomaly, self.norms, self.supervised = models["anomaly"], models["norms"], models["supervised"]
+        self.models.first_seen, self.models.stream_start = models["first_seen"], models["stream_start"]
+        return True

@@ -1,31 +1,63 @@
-"""From a subject's level of suspicion to a throttle decision: the action ladder, TTLs and hysteresis."""
+"""From a subject's score to a throttle decision: the action ladder, caps, TTLs and hysteresis."""
 
 from __future__ import annotations
 
 import hashlib
+from types import MappingProxyType
+from typing import Any
 
 from detectors.account_state import AccountState
-from detectors.config import RateRule
+from detectors.config import PolicyConfig
 from detectors.types import ACTIONS, Decision
 
-__all__ = ["decision_id", "level_for_rate", "decide"]
+__all__ = ["REASON_CODES", "decide", "decision_id", "level_for_score", "reason_codes"]
+
+#: Stable reason codes for fusion inputs: what gateways, dashboards and analysts key on.
+REASON_CODES = MappingProxyType({
+    "cot_rate": "COT_ELICITATION",
+    "cot_x_volume": "COT_AT_SCALE",
+    "templated_single_turn": "TEMPLATED_SINGLE_TURN",
+    "templated_x_volume": "TEMPLATE_AT_SCALE",
+    "volume": "HIGH_VOLUME",
+    "focus": "NARROW_FOCUS",
+    "always_on": "ALWAYS_ON",
+    "regularity": "METRONOME_TIMING",
+    "ratio": "HIGH_OUTPUT_RATIO",
+    "max_tokens_high": "MAX_TOKENS",
+    "new_account": "NEW_ACCOUNT_AT_SCALE",
+    "ip_spread": "MANY_IPS",
+    "new_model": "NEW_MODEL_PIVOT",
+    "drift": "DRIFT_TO_EXTRACTION",
+    "anomaly": "COHORT_ANOMALY",
+    "supervised": "ANALYST_FEEDBACK",
+})  # fmt: skip
 
 
-def level_for_rate(rpm: float, rule: RateRule) -> int:
-    """Index into :data:`ACTIONS` for a sliding requests-per-minute figure.
+def level_for_score(score: float, requests: float, account_type: str, cfg: PolicyConfig) -> int:
+    """Index into :data:`ACTIONS`: the score picks the rung; too little evidence stops at challenge;
+    the account type may cap it.
 
-    >>> from detectors.config import load_rate_rule
-    >>> rule = load_rate_rule()
-    >>> [ACTIONS[level_for_rate(r, rule)] for r in (1, rule.challenge_rpm, rule.limit_rpm, rule.block_rpm)]
+    >>> from detectors.config import load_scoring
+    >>> cfg = load_scoring().policy
+    >>> [ACTIONS[level_for_score(s, 100, "standard", cfg)] for s in (0.1, cfg.challenge, cfg.limit, cfg.block)]
     ['observe', 'challenge', 'limit', 'block']
+    >>> ACTIONS[level_for_score(0.99, 5, "standard", cfg)], ACTIONS[level_for_score(0.99, 500, "enterprise", cfg)]
+    ('challenge', 'challenge')
     """
-    if rpm >= rule.block_rpm:
-        return 3
-    if rpm >= rule.limit_rpm:
-        return 2
-    if rpm >= rule.challenge_rpm:
-        return 1
-    return 0
+    level = 3 if score >= cfg.block else 2 if score >= cfg.limit else 1 if score >= cfg.challenge else 0
+    if level >= 2 and requests < cfg.min_requests_to_enforce:
+        level = 1
+    return min(level, cfg.max_action.get(account_type, 3))
+
+
+def reason_codes(parts: dict[str, float], top: int = 3) -> tuple[str, ...]:
+    """Codes of the ``top`` inputs that pushed the score up most.
+
+    >>> reason_codes({"volume": 0.5, "cot_x_volume": 2.0, "focus": 0.1, "drift": -1})
+    ('COT_AT_SCALE', 'HIGH_VOLUME', 'NARROW_FOCUS')
+    """
+    ranked = sorted((p for p in parts.items() if p[1] > 0), key=lambda p: p[1], reverse=True)
+    return tuple(REASON_CODES[name] for name, _ in ranked[:top])
 
 
 def decision_id(subject_key: str, action: str, trigger_event_id: str) -> str:
@@ -46,8 +78,9 @@ def decide(
     score: float,
     now: float,
     trigger_event_id: str,
-    rule: RateRule,
-    evidence: dict[str, float],
+    cfg: PolicyConfig,
+    reasons: tuple[str, ...],
+    evidence: dict[str, Any],
 ) -> Decision | None:
     """Escalate only: a decision is issued when ``level`` rises above the action in force.
 
@@ -59,25 +92,24 @@ def decide(
     if level <= state.action_level:
         return None
     action = ACTIONS[level]
-    expires = now + rule.ttl_seconds
+    expires = now + cfg.ttl_seconds
     state.action_level = level
     state.action_expires = expires
-    key = f"account:{subject_id}"
     limit = None
     if action == "limit":
         limit = {
-            "requests_per_minute": rule.limit_requests_per_minute,
-            "tokens_per_minute": rule.limit_tokens_per_minute,
+            "requests_per_minute": cfg.limit_requests_per_minute,
+            "tokens_per_minute": cfg.limit_tokens_per_minute,
         }
     return Decision(
-        decision_id=decision_id(key, action, trigger_event_id),
+        decision_id=decision_id(f"account:{subject_id}", action, trigger_event_id),
         subject_type="account",
         subject_id=subject_id,
         action=action,
         issued_at=now,
         expires_at=expires,
         score=score,
-        reason=(rule.reason_code,),
+        reason=reasons,
         limit=limit,
         evidence=evidence,
     )

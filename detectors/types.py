@@ -35,7 +35,7 @@ class Decision:
     reason: tuple[str, ...]
     limit: dict[str, int] | None = None
     cluster_id: str | None = None
-    evidence: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

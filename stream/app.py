@@ -12,7 +12,7 @@ from typing import Any
 import faust
 import orjson
 
-from detectors.config import load_rate_rule
+from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.events import InvalidEvent, decode_event
 from detectors.types import Decision
@@ -26,29 +26,24 @@ log = logging.getLogger("distillguard.worker")
 
 
 class TableStore:
-    """Write-back cache over a Faust table: reads see pending writes, ``flush`` writes each dirty key once.
+    """The engine's state store on a Faust table (bytes keys and values, changelogged).
 
-    Values changed in place are not persisted by Faust, so every write is a fresh ``table[k] = v``.
+    The engine calls ``put`` only from :meth:`Engine.flush`, once per touched account per batch, and
+    always with a fresh value: Faust does not persist values changed in place.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.dirty: dict[bytes, bytes] = {}
 
     def get(self, key: str) -> bytes | None:
-        k = key.encode()
-        value = self.dirty.get(k)
-        return value if value is not None else self.table.get(k)
+        value = self.table.get(key.encode())
+        return value if isinstance(value, bytes) else None
 
     def put(self, key: str, value: bytes, ts: float) -> None:
-        self.dirty[key.encode()] = value
+        self.table[key.encode()] = value
 
-    def flush(self) -> int:
-        for k, v in self.dirty.items():
-            self.table[k] = v
-        n = len(self.dirty)
-        self.dirty.clear()
-        return n
+    def __len__(self) -> int:
+        return len(self.table)
 
 
 def dlq_headers(reason: str, detail: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
@@ -110,7 +105,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         use_partitioner=True,  # changelog partition = the key's partition, as on llm.requests
     )
     store = TableStore(states)
-    engine = Engine(store, load_rate_rule(settings.rules))
+    engine = Engine(store, load_scoring(settings.rules))
 
     async def publish(decision: Decision) -> None:
         record = decision.to_record(mode=settings.mode)
@@ -150,7 +145,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                     continue
                 for decision in decisions:
                     await publish(decision)
-            store.flush()  # state reaches the changelog before this batch's offsets are acked
-            metrics.tracked_accounts.set(len(states))
+            engine.flush()  # state reaches the changelog before this batch's offsets are acked
+            metrics.tracked_accounts.set(len(store))
 
     return app

@@ -45,7 +45,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from detectors.config import load_rate_rule
+    from detectors.config import load_scoring
     from stream.replay import replay
 
     with contextlib.ExitStack() as stack:
@@ -57,7 +57,7 @@ def _replay(args: argparse.Namespace) -> int:
             out,
             alerts=alerts,
             rejects=rejects,
-            rule=load_rate_rule(args.rules),
+            cfg=load_scoring(args.rules),
             mode=args.mode,
         )
     print(summary, file=sys.stderr)
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", default=defaults.data_dir, help="Faust data directory")
     w.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
     w.add_argument("--mode", choices=("enforce", "shadow"), default=defaults.mode)
-    w.add_argument("--rules", default=defaults.rules, help="rate rule TOML (default: the bundled one)")
+    w.add_argument("--rules", default=defaults.rules, help="scoring rules TOML (default: detectors/rules/scoring.toml)")
     w.add_argument("--loglevel", default="warning")
     w.set_defaults(func=_worker)
 
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="decisions JSONL to write")
     r.add_argument("--alerts", help="alerts JSONL to write")
     r.add_argument("--rejects", help="invalid lines (number and reason) JSONL to write")
-    r.add_argument("--rules", default=None, help="rate rule TOML (default: the bundled one)")
+    r.add_argument("--rules", default=None, help="scoring rules TOML (default: detectors/rules/scoring.toml)")
     r.add_argument("--mode", choices=("enforce", "shadow"), default="enforce")
     r.set_defaults(func=_replay)
     return parser

@@ -12,14 +12,14 @@ from typing import IO
 
 import orjson
 
-from detectors.config import RateRule, load_rate_rule
+from detectors.config import ScoringConfig, load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.events import InvalidEvent, decode_event
 from stream.app import alert_record
 
 __all__ = ["ReplaySummary", "replay", "read_lines"]
 
-_EVICT_EVERY = 10_000  # events between idle-account sweeps
+_FLUSH_EVERY = 5_000  # events between flushes of unpacked states (and idle-account sweeps)
 
 
 @dataclass
@@ -28,6 +28,7 @@ class ReplaySummary:
     invalid: Counter[str] = field(default_factory=Counter)
     decisions: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    accounts: int = 0
 
     def __str__(self) -> str:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -55,14 +56,14 @@ def replay(
     *,
     alerts: IO[bytes] | None = None,
     rejects: IO[bytes] | None = None,
-    rule: RateRule | None = None,
+    cfg: ScoringConfig | None = None,
     mode: str = "enforce",
 ) -> ReplaySummary:
     """Write every decision the worker would publish for these events; invalid lines go to ``rejects``
     (line number and reason only: replay never copies prompt text)."""
-    rule = rule or load_rate_rule()
+    cfg = cfg or load_scoring()
     store = MemoryStore()
-    engine = Engine(store, rule)
+    engine = Engine(store, cfg)
     summary = ReplaySummary()
     started = time.perf_counter()
     last_ts = 0.0
@@ -83,7 +84,10 @@ def replay(
             if alerts is not None and decision.action in ("limit", "block"):
                 alerts.write(orjson.dumps(alert_record(decision, mode)) + b"\n")
         last_ts = max(last_ts, float(event["ts"]))
-        if summary.events % _EVICT_EVERY == 0:
-            store.evict_idle(before=last_ts - rule.idle_horizon_seconds)
+        if summary.events % _FLUSH_EVERY == 0:
+            engine.flush()
+            store.evict_idle(before=last_ts - cfg.window.idle_horizon_seconds)
+    engine.flush()
+    summary.accounts = len(store)
     summary.seconds = time.perf_counter() - started
     return summary

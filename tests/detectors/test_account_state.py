@@ -1,74 +1,121 @@
-"""Specification of the per-account ring of time buckets."""
+"""Specification of the per-account rolling state."""
 
 from __future__ import annotations
 
 import pytest
 
-from detectors.account_state import STATE_VERSION, AccountState
+from detectors.account_state import STATE_VERSION, AccountState, Counters
+from detectors.config import load_scoring
+from detectors.features import RequestFeatures
 
+CFG = load_scoring().window
 T0 = 1_800_000_000.0  # a bucket boundary for 60-second buckets
 
 
+def request(cot: float = 0.0, template: tuple[int, ...] = (1, 2, 3, 4), category: int = 0,
+            single_turn: bool = True, n_tools: int = 0, max_tokens: int = 0) -> RequestFeatures:
+    return RequestFeatures(cot=cot, families=0, category=category, template=template, ratio=5.0,
+                           n_tools=n_tools, thinking=False, single_turn=single_turn, max_tokens=max_tokens)
+
+
 def fresh() -> AccountState:
-    return AccountState(bucket_seconds=60, buckets=60)
+    return AccountState.new(CFG, created_ts=T0)
 
 
-def test_account_state_counts_requests_in_the_current_minute() -> None:
+def test_account_state_counts_requests_and_tokens_in_the_last_hour() -> None:
     s = fresh()
-    for i in range(30):
-        s.add(T0 + i)
-    assert s.rate_per_bucket(T0 + 30) == 30
-    assert s.total() == 30
+    for i in range(120):
+        s.add(request(), T0 + i * 30, CFG, output_tokens=100)  # one per 30 s for an hour
+    assert s.requests_last_hour(T0 + 3599, CFG) == 120
+    assert s.tokens_last_hour(T0 + 3599, CFG) == 12_000
+    assert s.burst_per_bucket(T0 + 3599, CFG) == 2
+    assert s.requests_last_hour(T0 + 3 * 3600, CFG) == 0  # the ring has moved on
 
 
-def test_account_state_rate_blends_the_previous_bucket_as_it_slides() -> None:
+def test_account_state_ignores_events_older_than_the_ring_but_keeps_late_ones_inside_it() -> None:
     s = fresh()
-    for i in range(60):  # one a second through the first minute
-        s.add(T0 + i)
-    assert s.rate_per_bucket(T0 + 60) == pytest.approx(60)  # start of the next minute: all of the previous
-    assert s.rate_per_bucket(T0 + 90) == pytest.approx(30)  # halfway: half of it
-    assert s.rate_per_bucket(T0 + 150) == 0  # two buckets later: nothing
+    s.add(request(), T0 + 7200, CFG)
+    s.add(request(), T0, CFG)  # two hours late: outside the ring
+    s.add(request(), T0 + 7000, CFG)  # late, inside the hour
+    assert s.requests_last_hour(T0 + 7200, CFG) == 2
 
 
-def test_account_state_forgets_buckets_older_than_the_ring() -> None:
+def test_account_state_shares_decay_towards_recent_behaviour() -> None:
     s = fresh()
-    s.add(T0)
-    s.add(T0 + 3600)  # one hour later: the first bucket's slot is reused
-    assert s.total() == 1
+    for i in range(100):
+        s.add(request(cot=0.0), T0 + i * 60, CFG)
+    for i in range(100):
+        s.add(request(cot=1.0), T0 + 86_400 + i * 60, CFG)  # a day later, all CoT
+    assert s.share(Counters.COT) > 0.85  # yesterday's clean traffic has mostly decayed away
 
 
-def test_account_state_ignores_events_older_than_the_ring() -> None:
+def test_account_state_top_template_share_separates_a_template_from_variety() -> None:
+    templated, varied = fresh(), fresh()
+    for i in range(200):
+        templated.add(request(template=(7, 1000 + i, 2000 + i, 3000 + i)), T0 + i, CFG)
+        varied.add(request(template=(4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3)), T0 + i, CFG)
+    assert templated.template_top_share() > 0.95
+    assert varied.template_top_share() < 0.1
+
+
+def test_account_state_estimates_distinct_ips_with_a_fixed_size_sketch() -> None:
     s = fresh()
-    s.add(T0 + 7200)
-    s.add(T0)  # two hours late
-    assert s.total() == 1
+    for i in range(1000):
+        s.add(request(), T0 + i, CFG, ip=f"10.0.{i // 250}.{i % 250}")
+    assert 600 < s.distinct_ips() < 1600  # bottom-8 KMV: a rough estimate, in bounded space
+    one = fresh()
+    for i in range(50):
+        one.add(request(), T0 + i, CFG, ip="192.0.2.1")
+    assert one.distinct_ips() == 1
 
 
-def test_account_state_accepts_late_events_inside_the_ring() -> None:
-    s = fresh()
-    s.add(T0 + 600)
-    s.add(T0 + 10)  # ten minutes late, still inside the hour
-    assert s.total() == 2
+def test_account_state_active_hours_tell_round_the_clock_use() -> None:
+    bot, human = fresh(), fresh()
+    for h in range(24):
+        bot.add(request(), T0 + h * 3600 + 5, CFG)
+        if 9 <= h < 17:
+            human.add(request(), T0 + h * 3600 + 5, CFG)
+    now = T0 + 23 * 3600 + 100
+    assert bot.active_hours(now) == 24 and human.active_hours(now) == 8
+
+
+def test_account_state_gap_regularity_tells_a_metronome_from_a_person() -> None:
+    import random
+
+    rng = random.Random(3)
+    metronome, person = fresh(), fresh()
+    t1 = t2 = T0
+    for _ in range(300):
+        t1 += 2.0
+        t2 += rng.expovariate(1 / 20)
+        metronome.add(request(), t1, CFG)
+        person.add(request(), t2, CFG)
+    assert metronome.gap_cv() < 0.05 and person.gap_cv() > 0.5
 
 
 def test_account_state_round_trips_through_bytes() -> None:
     s = fresh()
-    for i in range(100):
-        s.add(T0 + i * 7.3)
-    s.action_level, s.action_expires = 2, T0 + 900
-    restored = AccountState.from_bytes(s.to_bytes(), bucket_seconds=60, buckets=60)
+    for i in range(300):
+        s.add(request(cot=0.8, category=i % 3, template=(i % 5, 10, 20, 30)), T0 + i * 7.3, CFG,
+              output_tokens=500, ip=f"198.51.100.{i % 20}", user_agent="sdk/1.0", new_model=i % 2 == 0)
+    s.action_level, s.action_expires, s.drift_ts = 2, T0 + 900, T0 + 50
+    restored = AccountState.unpack(s.pack(), CFG)
     assert restored == s
-    assert (restored.action_level, restored.action_expires, restored.head) == (2, T0 + 900, s.head)
+    assert restored is not None and restored.template_top_share() == pytest.approx(s.template_top_share(), 1e-6)
 
 
 @pytest.mark.parametrize(
     "data",
-    [None, b"", b"\x00" * 10, bytes([STATE_VERSION + 1]) + fresh().to_bytes()[1:]],
-    ids=["none", "empty", "truncated", "other-version"],
+    [None, b"", b"\x00" * 10, bytes([STATE_VERSION + 1]) + fresh().pack()[1:], fresh().pack()[:-1]],
+    ids=["none", "empty", "truncated", "other-version", "other-ring-size"],
 )
-def test_account_state_starts_fresh_from_unreadable_bytes(data: bytes | None) -> None:
-    assert AccountState.from_bytes(data, bucket_seconds=60, buckets=60) == fresh()
+def test_account_state_refuses_unreadable_bytes(data: bytes | None) -> None:
+    assert AccountState.unpack(data, CFG) is None
 
 
-def test_account_state_is_small() -> None:
-    assert len(fresh().to_bytes()) <= 300
+def test_account_state_packs_into_under_a_kilobyte_whatever_it_has_seen() -> None:
+    s = fresh()
+    for i in range(5000):
+        s.add(request(template=(i, i + 1, i + 2, i + 3), category=i % 8), T0 + i, CFG,
+              ip=f"203.0.113.{i % 256}", user_agent=f"ua-{i}")
+    assert len(s.pack()) == len(fresh().pack()) < 1024

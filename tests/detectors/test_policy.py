@@ -1,69 +1,72 @@
-"""Specification of the action ladder: escalate only, lapse at expiry, ids that replay the same."""
+"""Specification of the action ladder: escalate only, lapse at expiry, caps, ids that replay the same."""
 
 from __future__ import annotations
 
 from detectors.account_state import AccountState
-from detectors.config import load_rate_rule
-from detectors.policy import decide, decision_id
+from detectors.config import load_scoring
+from detectors.policy import decide, decision_id, level_for_score, reason_codes
+from detectors.types import Decision
 
-RULE = load_rate_rule()
+CFG = load_scoring()
+POLICY = CFG.policy
 T0 = 1_800_000_000.0
 
 
-def _decide(state: AccountState, level: int, now: float, event_id: str = "e1"):  # type: ignore[no-untyped-def]
-    return decide(
-        state,
-        subject_id="a",
-        level=level,
-        score=0.5,
-        now=now,
-        trigger_event_id=event_id,
-        rule=RULE,
-        evidence={},
-    )
+def _decide(state: AccountState, level: int, now: float, event_id: str = "e1") -> Decision | None:
+    return decide(state, subject_id="a", level=level, score=0.9, now=now, trigger_event_id=event_id,
+                  cfg=POLICY, reasons=("COT_AT_SCALE",), evidence={})
+
+
+def fresh() -> AccountState:
+    return AccountState.new(CFG.window, created_ts=T0)
 
 
 def test_policy_escalates_and_does_not_repeat_the_same_level() -> None:
-    state = AccountState(bucket_seconds=60, buckets=60)
+    state = fresh()
     assert _decide(state, 0, T0) is None  # observe is never published
     first = _decide(state, 1, T0)
     assert first is not None and first.action == "challenge"
     assert _decide(state, 1, T0 + 1) is None  # no flapping at the same level
     second = _decide(state, 2, T0 + 2)
     assert second is not None and second.action == "limit"
-    assert second.limit == {
-        "requests_per_minute": RULE.limit_requests_per_minute,
-        "tokens_per_minute": RULE.limit_tokens_per_minute,
-    }
+    assert second.limit == {"requests_per_minute": POLICY.limit_requests_per_minute,
+                            "tokens_per_minute": POLICY.limit_tokens_per_minute}
     assert _decide(state, 1, T0 + 3) is None  # no step down while the limit is in force
 
 
 def test_policy_decision_expires_after_its_ttl_and_can_be_issued_again() -> None:
-    state = AccountState(bucket_seconds=60, buckets=60)
+    state = fresh()
     d = _decide(state, 3, T0)
-    assert d is not None and d.expires_at == T0 + RULE.ttl_seconds
-    assert _decide(state, 3, T0 + RULE.ttl_seconds - 1) is None
-    again = _decide(state, 3, T0 + RULE.ttl_seconds, event_id="e2")
-    assert again is not None and again.action == "block"
+    assert d is not None and d.expires_at == T0 + POLICY.ttl_seconds
+    assert _decide(state, 3, T0 + POLICY.ttl_seconds - 1) is None
+    again = _decide(state, 3, T0 + POLICY.ttl_seconds, event_id="e2")
+    assert again is not None and again.action == "block" and again.decision_id != d.decision_id
+
+
+def test_policy_needs_evidence_before_enforcing() -> None:
+    assert level_for_score(0.99, POLICY.min_requests_to_enforce - 1, "standard", POLICY) == 1
+    assert level_for_score(0.99, POLICY.min_requests_to_enforce, "standard", POLICY) == 3
+
+
+def test_policy_caps_contracted_enterprise_accounts_at_challenge() -> None:
+    assert level_for_score(0.99, 10_000, "enterprise", POLICY) == 1
+    for abused_pathway in ("education", "research", "startup", "trial"):
+        assert level_for_score(0.99, 10_000, abused_pathway, POLICY) == 3
+
+
+def test_policy_reason_codes_follow_the_largest_contributions() -> None:
+    assert reason_codes({"drift": 1.5, "volume": 0.2, "cot_x_volume": 3.0, "focus": -0.1}) == (
+        "COT_AT_SCALE", "DRIFT_TO_EXTRACTION", "HIGH_VOLUME")
 
 
 def test_policy_decision_ids_depend_only_on_subject_action_and_trigger() -> None:
     assert decision_id("account:a", "limit", "e1") == decision_id("account:a", "limit", "e1")
-    assert (
-        len(
-            {
-                decision_id("account:a", "limit", "e1"),
-                decision_id("account:b", "limit", "e1"),
-                decision_id("account:a", "block", "e1"),
-                decision_id("account:a", "limit", "e2"),
-            }
-        )
-        == 4
-    )
+    assert len({decision_id("account:a", "limit", "e1"), decision_id("account:b", "limit", "e1"),
+                decision_id("account:a", "block", "e1"), decision_id("account:a", "limit", "e2")}) == 4
 
 
 def test_policy_decision_record_carries_the_contract_fields() -> None:
-    d = _decide(AccountState(bucket_seconds=60, buckets=60), 2, T0)
+    d = _decide(fresh(), 2, T0)
     assert d is not None
     record = d.to_record(mode="shadow")
     assert record["subject"] == {"type": "account", "id": "a"}

@@ -1,0 +1,212 @@
+"""Per-request features: phrase families, capability category and a template fingerprint.
+
+Prompt text is read here, in memory, and never leaves this module: what comes out is a handful of
+numbers and four 32-bit hashes of the masked prompt skeleton.
+"""
+
+from __future__ import annotations
+
+import heapq
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import mmh3
+import re2
+
+from detectors.config import RULES_DIR
+from detectors.types import RequestEvent
+
+__all__ = [
+    "CATEGORIES",
+    "FAMILIES",
+    "PhraseBook",
+    "RequestFeatures",
+    "extract",
+    "load_phrasebook",
+    "skeleton_words",
+    "template_fingerprint",
+]
+
+#: Capability categories; a request's category is an index into this tuple.
+CATEGORIES = ("chat", "coding", "agentic", "data_analysis", "math_reasoning", "writing", "vision", "other")
+#: Phrase families, in bit order of :attr:`RequestFeatures.families`.
+FAMILIES = ("cot", "reconstruct", "debug", "rubric", "rewrite", "role")
+
+_FINGERPRINT_K = 4  # bottom-k shingle hashes kept per request (Blacklight keeps 50 of far longer queries)
+_HEAD_WORDS, _TAIL_WORDS = 30, 10  # skeleton = first and last words: where templates put their frame
+_MASK32 = 0xFFFFFFFF
+_CHAT_MAX_WORDS = 60  # an uncategorized prompt shorter than this is chat, longer is "other"
+# Digits and ASCII punctuation become spaces (bytes.translate: ~6x faster than str.translate with a
+# dict), so numbers, ids and formatting drop out of the skeleton; non-ASCII letters stay word bytes.
+_PUNCT = b"0123456789.,;:!?()[]{}<>\"'`*#|/\\=+-_~^%$@&"
+_SKELETON_TABLE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
+_SKELETON_CHARS = 600  # characters of head and of tail read for the skeleton
+_QUOTED = re2.compile(r'```.*?```|"[^"\n]{1,400}"|`[^`\n]{1,200}`', re2.Options())
+
+
+class RequestFeatures(NamedTuple):
+    """What one request contributes to its account's window."""
+
+    cot: float  # extraction-style prompting, 0..1: the largest weight among the families that hit
+    families: int  # bitmask over FAMILIES
+    category: int  # index into CATEGORIES
+    template: tuple[int, ...]  # bottom-k 32-bit hashes of word 3-shingles of the masked skeleton
+    ratio: float  # output / input tokens
+    n_tools: int
+    thinking: bool
+    single_turn: bool  # no conversation history
+    max_tokens: int
+
+    @property
+    def role(self) -> bool:
+        return bool(self.families & (1 << FAMILIES.index("role")))
+
+
+@dataclass(frozen=True)
+class PhraseBook:
+    """Compiled phrase families and category patterns from ``rules/phrases.toml``.
+
+    One RE2 ``Set`` matches every pattern of every family and category in a single linear-time pass.
+
+    >>> book = load_phrasebook()
+    >>> f = extract({"prompt": "Solve 12*7. Explain your reasoning step by step.", "input_tokens": 12,
+    ...              "output_tokens": 300}, book)
+    >>> f.cot, CATEGORIES[f.category]
+    (0.8, 'math_reasoning')
+    """
+
+    matcher: Any  # re2.Set
+    labels: tuple[tuple[str, int], ...]  # per pattern: ("family"|"category", index)
+    weights: tuple[float, ...]  # per family
+    category_order: tuple[int, ...]  # category indices in priority order
+    head_chars: int
+    tail_chars: int
+
+    def hits(self, text: str) -> tuple[int, int]:
+        """(family bitmask, category bitmask) of the lowercased head and tail of ``text``."""
+        if len(text) > self.head_chars + self.tail_chars:
+            text = text[: self.head_chars] + "\n" + text[-self.tail_chars :]
+        families = categories = 0
+        for i in self.matcher.Match(text.lower()) or ():
+            kind, index = self.labels[i]
+            if kind == "family":
+                families |= 1 << index
+            else:
+                categories |= 1 << index
+        return families, categories
+
+
+def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
+    """Compile ``rules/phrases.toml`` (or ``path``); a bad pattern raises ``ValueError`` naming it."""
+    path = Path(path) if path is not None else RULES_DIR / "phrases.toml"
+    doc = tomllib.loads(path.read_text())
+    matcher = re2.Set.SearchSet(re2.Options())
+    labels: list[tuple[str, int]] = []
+
+    def add(pattern: str, label: tuple[str, int]) -> None:
+        try:
+            matcher.Add(pattern)
+        except Exception as exc:
+            raise ValueError(f"{path}: pattern {pattern!r} does not compile under RE2: {exc}") from None
+        labels.append(label)
+
+    weights = []
+    for index, name in enumerate(FAMILIES):
+        family = doc["families"].get(name)
+        if family is None:
+            raise ValueError(f"{path}: family [families.{name}] is missing")
+        weights.append(float(family["weight"]))
+        for pattern in family["patterns"]:
+            add(pattern, ("family", index))
+    order = []
+    for name in doc["categories"]["order"]:
+        if name not in CATEGORIES:
+            raise ValueError(f"{path}: unknown category {name!r}; known: {CATEGORIES}")
+        order.append(CATEGORIES.index(name))
+        for pattern in doc["categories"]["patterns"][name]:
+            add(pattern, ("category", CATEGORIES.index(name)))
+    matcher.Compile()
+    return PhraseBook(
+        matcher=matcher,
+        labels=tuple(labels),
+        weights=tuple(weights),
+        category_order=tuple(order),
+        head_chars=int(doc["meta"]["scan_head_chars"]),
+        tail_chars=int(doc["meta"]["scan_tail_chars"]),
+    )
+
+
+def skeleton_words(text: str) -> list[bytes]:
+    """The masked skeleton of a prompt as words: lowercased; code, quoted input, numbers and
+    punctuation removed; only the first and last words kept.
+
+    >>> skeleton_words('Rate "the cat sat" on a scale of 1 to 10: ```x = 1```')
+    [b'rate', b'on', b'a', b'scale', b'of', b'to']
+    """
+    if len(text) > 2 * _SKELETON_CHARS:
+        text = text[:_SKELETON_CHARS] + "\n" + text[-_SKELETON_CHARS:]
+    if '"' in text or "`" in text:
+        text = _QUOTED.sub(" ", text)
+    words = text.lower().encode("utf-8", "replace").translate(_SKELETON_TABLE).split()
+    if len(words) > _HEAD_WORDS + _TAIL_WORDS:
+        words = words[:_HEAD_WORDS] + words[-_TAIL_WORDS:]
+    return words
+
+
+def template_fingerprint(words: list[bytes], k: int = _FINGERPRINT_K) -> tuple[int, ...]:
+    """Bottom-``k`` hashes of word 3-shingles (MurmurHash3 per word, combined per shingle).
+
+    One template filled with different content shares most of its smallest hashes.
+
+    >>> a = template_fingerprint(skeleton_words("You are an expert analyst. Explain step by step: why is the sky blue"))
+    >>> b = template_fingerprint(skeleton_words("You are an expert analyst. Explain step by step: why do cats purr"))
+    >>> len(set(a) & set(b)) >= 2
+    True
+    """
+    if not words:
+        return ()
+    hashed = list(map(mmh3.hash, words))
+    if len(hashed) < 3:
+        return tuple(sorted({h & _MASK32 for h in hashed}))[:k]
+    shingles = {(a ^ b * 3 ^ c * 5) & _MASK32 for a, b, c in zip(hashed, hashed[1:], hashed[2:])}
+    return tuple(heapq.nsmallest(k, shingles))
+
+
+def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
+    """Features of one decoded event; the prompt and system texts are dropped on return."""
+    prompt = event.get("prompt") or ""
+    system = event.get("system") or ""
+    families, categories = book.hits(prompt)
+    if system:
+        f2, c2 = book.hits(system)
+        families |= f2
+        categories |= c2
+    cot = max((w for i, w in enumerate(book.weights) if families >> i & 1), default=0.0)
+    words = skeleton_words(system + "\n" + prompt if system else prompt)
+    n_tools = event.get("n_tools") or 0
+    category = _category(categories, n_tools, event.get("endpoint") or "", len(words), book)
+    input_tokens = event["input_tokens"]
+    return RequestFeatures(
+        cot=cot,
+        families=families,
+        category=category,
+        template=template_fingerprint(words),
+        ratio=event["output_tokens"] / input_tokens if input_tokens else float(event["output_tokens"]),
+        n_tools=n_tools,
+        thinking=bool(event.get("thinking")),
+        single_turn=(event.get("n_messages") or 1) <= 1,
+        max_tokens=event.get("max_tokens") or 0,
+    )
+
+
+def _category(categories: int, n_tools: int, endpoint: str, n_words: int, book: PhraseBook) -> int:
+    if n_tools:
+        return CATEGORIES.index("agentic")
+    if "image" in endpoint or "vision" in endpoint:
+        return CATEGORIES.index("vision")
+    for index in book.category_order:
+        if categories >> index & 1:
+            return index
+    return CATEGORIES.index("chat") if n_words < _CHAT_MAX_WORDS else CATEGORIES.index("other")
