@@ -20,6 +20,7 @@ STATE_VERSION = 2
 
 _MASK32 = 0xFFFFFFFF
 _HH_SLOTS = 8  # space-saving heavy hitters of template hashes
+_HH_PER_REQUEST = 2  # a request's two smallest template hashes feed them (a template's minimum is among them)
 _TEMPLATE_K, _IP_K, _UA_K = 16, 8, 8  # bottom-k sizes of the distinct-count sketches
 _GAP_ALPHA = 0.05  # weight of one gap in the running mean/variance of inter-arrival gaps (ours)
 _SESSION_GAP = 1800.0  # a gap longer than this is an idle period, not part of a session's rhythm
@@ -122,7 +123,7 @@ class AccountState:
         c[Counters.TOOLS] += f.n_tools > 0
         c[Counters.THINKING] += f.thinking
         self.categories[f.category] += 1.0
-        for h in f.template:
+        for h in f.template[:_HH_PER_REQUEST]:
             self._hh_add(h)
         if f.template:
             _bottom_k_add(self.templates, f.template[0], _TEMPLATE_K)
@@ -191,15 +192,16 @@ class AccountState:
         elif len(hh) < _HH_SLOTS:
             hh[key] = (1.0, 0.0)
         else:  # space-saving: the new key takes the smallest slot; what it inherits is its error bound
-            smallest = min(hh, key=lambda k: hh[k][0])
+            smallest = min(hh.items(), key=_count)[0]
             inherited = hh.pop(smallest)[0]
             hh[key] = (inherited + 1.0, inherited)
 
     # -- reading it out --------------------------------------------------------------------------
 
-    def share(self, counter: int) -> float:
-        """Decayed share of requests with a property (``Counters.COT`` etc.); 0 with no requests."""
-        n = self.counters[Counters.REQUESTS]
+    def share(self, counter: int, prior: float = 0.0) -> float:
+        """Decayed share of requests with a property (``Counters.COT`` etc.), shrunk towards 0 by
+        ``prior`` pseudo-requests so that two requests cannot make a share of 100%."""
+        n = self.counters[Counters.REQUESTS] + prior
         return self.counters[counter] / n if n > 0 else 0.0
 
     def requests_last_hour(self, now: float, cfg: WindowConfig) -> int:
@@ -211,20 +213,23 @@ class AccountState:
     def burst_per_bucket(self, now: float, cfg: WindowConfig) -> int:
         return max(self._ring_window(self.ring_requests, now, cfg), default=0)
 
-    def _ring_window(self, ring: array[int], now: float, cfg: WindowConfig) -> list[int]:
+    def _ring_window(self, ring: array[int], now: float, cfg: WindowConfig) -> array[int] | list[int]:
+        """Buckets of the hour ending at ``now``: the whole ring when ``now`` is in the head bucket."""
         index = int(now // cfg.bucket_seconds)
-        if self.head < 0:
+        if self.head < 0 or index - self.head >= cfg.buckets:
             return []
+        if index == self.head:
+            return ring
         oldest = max(self.head - cfg.buckets + 1, index - cfg.buckets + 1)
         return [ring[i % cfg.buckets] for i in range(oldest, min(index, self.head) + 1)]
 
-    def template_top_share(self) -> float:
+    def template_top_share(self, prior: float = 0.0) -> float:
         """Share of requests whose skeleton carries the account's most frequent template hash,
         counting only what space-saving guarantees (count minus inherited error)."""
-        n = self.counters[Counters.REQUESTS]
+        n = self.counters[Counters.REQUESTS] + prior
         if not self.hh or n <= 0:
             return 0.0
-        return min(1.0, max(c - e for c, e in self.hh.values()) / n)
+        return min(1.0, max([c - e for c, e in self.hh.values()]) / n)
 
     def distinct_templates(self) -> float:
         return _bottom_k_estimate(self.templates, _TEMPLATE_K)
@@ -265,6 +270,18 @@ class AccountState:
             header, struct.pack("<d", self.drift_ts), floats.tobytes(), u32.tobytes(),
             self.ring_requests.tobytes(), self.ring_cot.tobytes(), self.ring_tokens.tobytes(),
         ))  # fmt: skip
+
+    @staticmethod
+    def last_seen(data: bytes) -> float:
+        """Event time of the newest request in packed ``data`` without unpacking the rest (0 if unreadable).
+
+        >>> from detectors.config import load_scoring
+        >>> AccountState.last_seen(AccountState.new(load_scoring().window, created_ts=5.0).pack())
+        0.0
+        """
+        if len(data) < _HEADER.size or data[0] != STATE_VERSION:
+            return 0.0
+        return float(struct.unpack_from("<d", data, 9)[0])
 
     @classmethod
     def unpack(cls, data: bytes | None, cfg: WindowConfig) -> AccountState | None:
@@ -307,6 +324,10 @@ class AccountState:
             f"AccountState(requests={self.counters[Counters.REQUESTS]:.1f}, cot={self.share(Counters.COT):.2f}, "
             f"template_top={self.template_top_share():.2f}, action_level={self.action_level})"
         )
+
+
+def _count(item: tuple[int, tuple[float, float]]) -> float:
+    return item[1][0]
 
 
 def _bottom_k_add(sketch: list[int], h: int, k: int) -> None:

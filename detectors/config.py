@@ -38,6 +38,7 @@ class WindowConfig:
     buckets: int
     half_life_seconds: float
     tick_seconds: float
+    min_requests_to_score: float
     idle_horizon_seconds: float
     new_account_seconds: float
     new_model_seconds: float
@@ -46,8 +47,7 @@ class WindowConfig:
     def __post_init__(self) -> None:
         if self.bucket_seconds <= 0 or not 2 <= self.buckets <= 1440:
             raise ValueError(
-                f"[window] needs bucket_seconds > 0 and 2 <= buckets <= 1440, got "
-                f"{self.bucket_seconds}, {self.buckets}"
+                f"[window] needs bucket_seconds > 0 and 2 <= buckets <= 1440, got {self.bucket_seconds}, {self.buckets}"
             )
         if min(self.half_life_seconds, self.tick_seconds, self.idle_horizon_seconds) <= 0:
             raise ValueError("[window] half_life_seconds, tick_seconds, idle_horizon_seconds must be > 0")
@@ -61,10 +61,11 @@ class ScalingConfig:
     ratio_cap: float
     distinct_ips_cap: float
     distinct_uas_cap: float
+    share_prior_requests: float
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if getattr(self, f.name) <= 1:
+            if f.name != "share_prior_requests" and getattr(self, f.name) <= 1:
                 raise ValueError(f"[scaling] {f.name} must be > 1, got {getattr(self, f.name)}")
 
 
@@ -84,6 +85,7 @@ class AnomalyConfig:
     window_size: int
     seed: int
     quantile: float
+    learn_every: int
 
     def __post_init__(self) -> None:
         if self.height > 10:
@@ -172,7 +174,10 @@ def load_scoring(path: Path | str | None = None) -> ScoringConfig:
         anomaly=_section(AnomalyConfig, doc, "anomaly", path),
         supervised=_section(SupervisedConfig, doc, "supervised", path),
         policy=_section(
-            PolicyConfig, doc, "policy", path,
+            PolicyConfig,
+            doc,
+            "policy",
+            path,
             max_action=MappingProxyType({k: ACTIONS.index(v) for k, v in caps.items()}),
         ),
     )

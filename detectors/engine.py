@@ -7,25 +7,40 @@ state; it scores an account at most once per tick of event time (BRIEF §4).
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections import OrderedDict
 from typing import Any
 
-import river
+from importlib.metadata import version
 
 from detectors.account_state import AccountState, Counters
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook
 from detectors.policy import decide, level_for_score, reason_codes
-from detectors.scoring import CohortAnomaly, Explanation, PopulationNorms, SupervisedModel, account_vector, fuse
+from detectors.scoring import (
+    CohortAnomaly,
+    Explanation,
+    PopulationNorms,
+    SupervisedModel,
+    account_vector,
+    fuse,
+)
 from detectors.types import Decision, RequestEvent, StateStore
+
+_RIVER_VERSION = version("river")  # checkpoints load only under the version that wrote them
 
 __all__ = ["Engine", "MemoryStore", "ModelRegistry"]
 
 _MAX_MODELS = 1024  # distinct model names remembered; a flood of junk names cannot grow memory
 _LAUNCH_GRACE = 3600.0  # models seen in the first hour of a stream are not "new": they were already there
 _TOP_EXPLANATIONS = 5
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1.0 - p))
 
 
 class MemoryStore:
@@ -114,6 +129,8 @@ class Engine:
         self.norms: dict[str, PopulationNorms] = {}
         self.supervised = SupervisedModel(self.cfg.supervised)
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
+        self._ticks = 0
+        self._challenge_logit = _logit(self.cfg.policy.challenge)
 
     def process(self, event: RequestEvent) -> list[Decision]:
         """Fold one event in; score its account if a tick has passed since its last score."""
@@ -131,7 +148,7 @@ class Engine:
         )  # fmt: skip
         if page_hinkley_update(state.drift, features.cot, cfg.drift):
             state.drift_ts = ts
-        if ts - state.last_scored < cfg.window.tick_seconds:
+        if ts - state.last_scored < cfg.window.tick_seconds or state.counters[0] < cfg.window.min_requests_to_score:
             return []
         state.last_scored = ts
         decision = self._score(account_id, state, event.get("account_type") or "standard", ts, event["event_id"])
@@ -140,16 +157,16 @@ class Engine:
     def score(self, account_id: str, account_type: str, now: float) -> tuple[float, dict[str, float]]:
         """The fused score and its parts for an account as of ``now`` (for explanations and tests)."""
         state = self._state(account_id, {}, now)
-        x = account_vector(state, now, self.cfg)
-        return fuse(self._inputs(x, account_type, learn=False), self.cfg.weights)
+        score, parts, _ = self._fused(account_vector(state, now, self.cfg), account_type, learn=False)
+        return score, parts
 
     def _score(self, account_id: str, state: AccountState, cohort: str, now: float, trigger: str) -> Decision | None:
         x = account_vector(state, now, self.cfg)
-        inputs = self._inputs(x, cohort, learn=True)
-        score, parts = fuse(inputs, self.cfg.weights)
+        score, parts, inputs = self._fused(x, cohort, learn=True)
         requests = state.counters[Counters.REQUESTS]
         level = level_for_score(score, requests, cohort, self.cfg.policy)
-        if level <= state.action_level and state.action_expires > now:
+        in_force = state.action_level if state.action_expires > now else 0
+        if level <= in_force:
             return None  # nothing new to say: skip building the explanation
         norms = self.norms[cohort]
         explanation = [
@@ -165,21 +182,38 @@ class Engine:
             trigger_event_id=trigger,
             cfg=self.cfg.policy,
             reasons=reason_codes(parts),
-            evidence={"requests": round(requests, 1), "cohort": cohort, "explanation": explanation,
-                      "features": {k: round(v, 4) for k, v in x.items()}},
+            evidence={
+                "requests": round(requests, 1),
+                "cohort": cohort,
+                "explanation": explanation,
+                "features": {k: round(v, 4) for k, v in x.items()},
+            },
         )
 
-    def _inputs(self, x: dict[str, float], cohort: str, *, learn: bool) -> dict[str, float]:
+    def _fused(
+        self, x: dict[str, float], cohort: str, *, learn: bool
+    ) -> tuple[float, dict[str, float], dict[str, float]]:
+        """Fuse the window vector with the supervised and (when it could matter) anomaly inputs."""
         model = self.anomaly.get(cohort)
         if model is None:
             model = self.anomaly[cohort] = CohortAnomaly(self.cfg.anomaly)
             self.norms[cohort] = PopulationNorms()
-        anomaly_score = model.score_one(x)
         if learn:
-            model.learn_one(x)
             self.norms[cohort].update(x)
-        supervised = (self.supervised.score_one(x) - 0.5) * 2.0 * self.supervised.confidence
-        return {**x, "anomaly": anomaly_score, "supervised": supervised}
+            self._ticks += 1
+            if self._ticks % self.cfg.anomaly.learn_every == 0:
+                model.learn_one(x)
+        inputs = {**x, "supervised": (self.supervised.score_one(x) - 0.5) * 2.0 * self.supervised.confidence}
+        score, parts = fuse(inputs, self.cfg.weights)
+        # The trees can add at most weights["anomaly"] to the logit: ask them only when that could
+        # lift the account to "challenge" (HST is the most expensive step of a tick).
+        w_anomaly = self.cfg.weights["anomaly"]
+        if _logit(score) + w_anomaly >= self._challenge_logit:
+            inputs["anomaly"] = a = model.score_one(x)
+            if a > 0:
+                parts["anomaly"] = w_anomaly * a
+                score = 1.0 / (1.0 + math.exp(-(_logit(score) + w_anomaly * a)))
+        return score, parts, inputs
 
     def learn_verdict(self, features: dict[str, float], confirmed: bool) -> None:
         """A triage verdict on a decision whose evidence carried ``features``: teach the classifier."""
@@ -207,14 +241,19 @@ class Engine:
 
     def checkpoint(self) -> bytes:
         """Models as bytes, stamped with River's version: a checkpoint only loads under the same one."""
-        models = {"anomaly": self.anomaly, "norms": self.norms, "supervised": self.supervised,
-                  "first_seen": self.models.first_seen, "stream_start": self.models.stream_start}
-        return pickle.dumps({"river": river.__version__, "models": models})
+        models = {
+            "anomaly": self.anomaly,
+            "norms": self.norms,
+            "supervised": self.supervised,
+            "first_seen": self.models.first_seen,
+            "stream_start": self.models.stream_start,
+        }
+        return pickle.dumps({"river": _RIVER_VERSION, "models": models})
 
     def restore(self, data: bytes) -> bool:
         """Load a checkpoint; ``False`` (and fresh models) when River's version differs."""
         loaded: dict[str, Any] = pickle.loads(data)  # noqa: S301 - our own checkpoint file
-        if loaded.get("river") != river.__version__:
+        if loaded.get("river") != _RIVER_VERSION:
             return False
         models = loaded["models"]
         self.anomaly, self.norms, self.supervised = models["anomaly"], models["norms"], models["supervised"]

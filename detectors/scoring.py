@@ -45,28 +45,33 @@ def _log_scaled(value: float, cap: float) -> float:
 def account_vector(state: AccountState, now: float, cfg: ScoringConfig) -> dict[str, float]:
     """The account's window as named features in [0, 1] (see :data:`VECTOR_FEATURES`)."""
     w, sc = cfg.window, cfg.scaling
-    n = state.counters[Counters.REQUESTS]
-    total = sum(state.categories)
-    entropy = -sum(c / total * math.log(c / total) for c in state.categories if c > 0) if total > 0 else 0.0
+    c = state.counters
+    n = c[Counters.REQUESTS]
+    shrunk = n + sc.share_prior_requests  # shares shrink towards 0 while evidence is thin
+    cats = [v for v in state.categories if v > 0]
+    total = sum(cats)
+    entropy = -sum([v / total * math.log(v / total) for v in cats]) if total > 0 else 0.0
+    ring = state._ring_window(state.ring_requests, now, w)
+    requests_hour = sum(ring)
     age = now - (state.created_ts or state.first_ts)
     return {
-        "volume": _log_scaled(state.requests_last_hour(now, w), sc.requests_per_hour_cap),
-        "burst": _log_scaled(state.burst_per_bucket(now, w), sc.burst_per_minute_cap),
+        "volume": _log_scaled(requests_hour, sc.requests_per_hour_cap),
+        "burst": _log_scaled(max(ring, default=0), sc.burst_per_minute_cap),
         "tokens": _log_scaled(state.tokens_last_hour(now, w), sc.output_tokens_per_hour_cap),
-        "cot_rate": state.share(Counters.COT),
-        "role_rate": state.share(Counters.ROLE),
-        "template_top": state.template_top_share(),
+        "cot_rate": c[Counters.COT] / shrunk,
+        "role_rate": c[Counters.ROLE] / shrunk,
+        "template_top": state.template_top_share(sc.share_prior_requests),
         "focus": 1.0 - entropy / _LOG_CATEGORIES if total > 0 else 0.0,
-        "ratio": _log_scaled(state.share(Counters.RATIO), sc.ratio_cap),
-        "single_turn": state.share(Counters.SINGLE_TURN),
-        "max_tokens_high": state.share(Counters.MAX_HIGH),
+        "ratio": _log_scaled(c[Counters.RATIO] / n if n > 0 else 0.0, sc.ratio_cap),
+        "single_turn": c[Counters.SINGLE_TURN] / shrunk,
+        "max_tokens_high": c[Counters.MAX_HIGH] / shrunk,
         "regularity": 1.0 / (1.0 + state.gap_cv()) if n >= 3 else 0.0,
         "always_on": state.active_hours(now) / 24.0,
         "ip_spread": min(1.0, state.distinct_ips() / sc.distinct_ips_cap),
         "ua_spread": min(1.0, state.distinct_uas() / sc.distinct_uas_cap),
         "new_account": max(0.0, 1.0 - age / w.new_account_seconds),
-        "new_model": state.share(Counters.NEW_MODEL),
-        "tools": state.share(Counters.TOOLS),
+        "new_model": c[Counters.NEW_MODEL] / shrunk,
+        "tools": c[Counters.TOOLS] / shrunk,
         "drift": 1.0 if state.drift_ts and now - state.drift_ts < cfg.drift.memory_seconds else 0.0,
     }
 
@@ -132,15 +137,17 @@ class CohortAnomaly:
         self.n_learned = 0
 
     def learn_one(self, x: dict[str, float]) -> None:
-        self.quantile.update(self.trees.score_one(x))
-        self.trees.learn_one(x)
+        self.trees.learn_one(x)  # type: ignore[no-untyped-call]  # River's HST is not annotated
         self.n_learned += 1
 
     def score_one(self, x: dict[str, float]) -> float:
+        """Relative anomaly in [0, 1]; every raw score also updates the cohort's running quantile."""
+        raw: float = self.trees.score_one(x)  # type: ignore[no-untyped-call]
+        self.quantile.update(raw)
         if self.n_learned < 2 * self.cfg.window_size:
             return 0.0  # first windows gated
         q = self.quantile.get() or 0.0
-        return min(1.0, self.trees.score_one(x) / q) if q > 0 else 0.0
+        return min(1.0, raw / q) if q > 0 else 0.0
 
 
 class SupervisedModel:
@@ -177,12 +184,21 @@ class SupervisedModel:
 
 
 class PopulationNorms:
-    """Running median of each window feature for one cohort: the "typical value" in explanations."""
+    """Running median of each window feature for one cohort: the "typical value" in explanations.
 
-    def __init__(self) -> None:
+    Only every ``sample_every``-th vector is folded in: a median needs no more, and updating 18
+    quantile sketches per tick would cost more than the scoring itself.
+    """
+
+    def __init__(self, sample_every: int = 8) -> None:
         self.medians: dict[str, stats.Quantile] = {}
+        self.sample_every = sample_every
+        self.seen = 0
 
     def update(self, x: dict[str, float]) -> None:
+        self.seen += 1
+        if self.seen % self.sample_every:
+            return
         for name, value in x.items():
             median = self.medians.get(name)
             if median is None:

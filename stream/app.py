@@ -7,20 +7,22 @@ between Kafka and the engine, keeps the engine's state in a changelogged table, 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
 
+from detectors.account_state import AccountState
 from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.events import InvalidEvent, decode_event
 from detectors.types import Decision
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
-from stream.topics import ALERTS, ALL_TOPICS, DLQ, REQUESTS, THROTTLE, TopicSpec
+from stream.topics import ALERTS, ALL_TOPICS, DLQ, FEEDBACK, REQUESTS, THROTTLE, TopicSpec
 
-__all__ = ["TableStore", "create_app", "dlq_headers"]
+__all__ = ["TableStore", "alert_record", "create_app", "dlq_headers", "parse_verdict"]
 
 log = logging.getLogger("distillguard.worker")
 
@@ -96,7 +98,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         )
 
     topics = {spec.name: topic(spec) for spec in ALL_TOPICS}
-    requests, throttle, alerts, dlq = (topics[s.name] for s in (REQUESTS, THROTTLE, ALERTS, DLQ))
+    requests, throttle, alerts, dlq, feedback = (topics[s.name] for s in (REQUESTS, THROTTLE, ALERTS, DLQ, FEEDBACK))
     states = app.Table(
         "account-state",
         key_type=bytes,
@@ -105,16 +107,22 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         use_partitioner=True,  # changelog partition = the key's partition, as on llm.requests
     )
     store = TableStore(states)
-    engine = Engine(store, load_scoring(settings.rules))
+    cfg = load_scoring(settings.rules)
+    engine = Engine(store, cfg)
+    checkpoint = Path(settings.data_dir) / "models.ckpt"
+    if checkpoint.exists():
+        if engine.restore(checkpoint.read_bytes()):
+            log.info("restored model checkpoint %s", checkpoint)
+        else:
+            log.warning("model checkpoint %s is from another River version; starting fresh", checkpoint)
+    latest_ts = 0.0  # newest event time seen: the clock idle eviction is measured against
 
     async def publish(decision: Decision) -> None:
         record = decision.to_record(mode=settings.mode)
         fut = await throttle.send(key=decision.key.encode(), value=orjson.dumps(record))
         await fut  # delivered before the source offset can be committed
         if decision.action in ("limit", "block"):
-            await alerts.send(
-                key=decision.key.encode(), value=orjson.dumps(alert_record(decision, settings.mode))
-            )
+            await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, settings.mode)))
         metrics.decisions.labels(action=decision.action).inc()
 
     async def dead_letter(event: Any, reason: str, detail: str) -> None:
@@ -126,6 +134,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
 
     @app.agent(requests, name="detect")
     async def detect(stream: Any) -> None:
+        nonlocal latest_ts
         for t in topics.values():
             await t.maybe_declare()
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
@@ -145,7 +154,56 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                     continue
                 for decision in decisions:
                     await publish(decision)
+                latest_ts = max(latest_ts, decoded["ts"])
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
             metrics.tracked_accounts.set(len(store))
 
+    @app.agent(feedback, name="learn")
+    async def learn(stream: Any) -> None:
+        """Triage verdicts teach the supervised model (same event loop: one writer per model)."""
+        async for raw in stream:
+            verdict = parse_verdict(raw)
+            if verdict is None:
+                metrics.feedback_verdicts.labels(verdict="invalid").inc()
+                log.warning("ignored a feedback record that is not a verdict with features")
+                continue
+            engine.learn_verdict(*verdict)
+            metrics.feedback_verdicts.labels(verdict="confirmed" if verdict[1] else "false_positive").inc()
+
+    @app.timer(interval=settings.housekeeping_seconds)  # type: ignore[untyped-decorator]
+    async def housekeeping() -> None:
+        """Evict idle accounts (by event time) and checkpoint the models."""
+        if latest_ts:
+            cutoff = latest_ts - cfg.window.idle_horizon_seconds
+            idle = [k for k, v in list(states.items()) if AccountState.last_seen(v) < cutoff]
+            for key in idle:
+                del states[key]
+            metrics.evicted_accounts.inc(len(idle))
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = checkpoint.with_suffix(".tmp")
+        tmp.write_bytes(engine.checkpoint())
+        tmp.replace(checkpoint)
+
     return app
+
+
+def parse_verdict(raw: Any) -> tuple[dict[str, float], bool] | None:
+    """(features, confirmed) from a ``distillguard.feedback`` record, or ``None`` if unusable.
+
+    >>> parse_verdict(b'{"verdict": "confirmed", "features": {"cot_rate": 0.9}}')
+    ({'cot_rate': 0.9}, True)
+    >>> parse_verdict(b'{"verdict": "maybe"}') is None
+    True
+    """
+    try:
+        record = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(record, dict) or record.get("verdict") not in ("confirmed", "false_positive"):
+        return None
+    features = record.get("features")
+    if not isinstance(features, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in features.values()
+    ):
+        return None
+    return {str(k): float(v) for k, v in features.items()}, record["verdict"] == "confirmed"

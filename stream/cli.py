@@ -74,12 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run the streaming detector against Kafka")
     w.add_argument("--broker", default=defaults.broker, help="kafka://host:port (default %(default)s)")
     w.add_argument("--app-id", default=defaults.app_id, help="consumer group and changelog prefix")
-    w.add_argument(
-        "--partitions", type=int, default=defaults.partitions, help="partitions of topics it creates"
-    )
-    w.add_argument(
-        "--replication", type=int, default=defaults.replication, help="replication factor of topics"
-    )
+    w.add_argument("--partitions", type=int, default=defaults.partitions, help="partitions of topics it creates")
+    w.add_argument("--replication", type=int, default=defaults.replication, help="replication factor of topics")
     w.add_argument("--data-dir", default=defaults.data_dir, help="Faust data directory")
     w.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
     w.add_argument("--mode", choices=("enforce", "shadow"), default=defaults.mode)

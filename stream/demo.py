@@ -19,22 +19,17 @@ KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
 
 def traffic(seed: int = 7) -> list[tuple[bytes, bytes]]:
-    """Twenty calm accounts, one scripted harvester, one malformed record; time-ordered."""
+    """A day of twenty people, a step-by-step researcher and a coding agent, plus one hour of a CoT
+    harvester and one malformed record; time-ordered, ending now."""
+    from sim import personas as P
+
     rng = random.Random(seed)
-    t0 = time.time() - 600
-    events: list[dict[str, object]] = []
-    for a in range(20):
-        t = t0 + rng.uniform(0, 60)
-        for i in range(rng.randint(3, 12)):
-            t += rng.expovariate(1 / 40)
-            events.append({"event_id": f"calm{a}-{i}", "ts": t, "account_id": f"user-{a:02d}",
-                           "model": "frontier-1", "input_tokens": rng.randint(20, 400),
-                           "output_tokens": rng.randint(50, 900)})
-    for i in range(800):
-        events.append({"event_id": f"bot-{i}", "ts": t0 + 120 + i * 0.08, "account_id": "harvester-7",
-                       "model": "frontier-1", "input_tokens": 350, "output_tokens": 4000})
-    events.sort(key=lambda e: float(e["ts"]))  # type: ignore[arg-type]
-    records = [(str(e["account_id"]).encode(), orjson.dumps(e)) for e in events]
+    start = time.time() - 86_400
+    streams = [P.chat_user(f"user-{i:02d}", rng, start, days=1) for i in range(20)]
+    streams.append(P.cot_researcher("researcher-1", rng, start, days=1))
+    streams.append(P.coding_agent("agent-ci-3", rng, start + 80_000, days=0.05))
+    streams.append(P.cot_harvester("harvester-7", rng, start + 82_000, hours=1))
+    records = [(str(e["account_id"]).encode(), orjson.dumps(e)) for e in P.merged(streams)]
     records.insert(len(records) // 2, (b"broken-gateway", b'{"event_id": 17, "ts": "yesterday"}'))
     return records
 
@@ -55,13 +50,26 @@ def main() -> int:
     try:
         print("[2/4] starting the distillguard worker …", flush=True)
         worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "--broker", f"kafka://{bootstrap}",
-             "--data-dir", str(run / "worker"), "--metrics-port", "0"],
-            cwd=REPO, stdout=open(run / "worker.log", "wb"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "stream.cli",
+                "worker",
+                "--broker",
+                f"kafka://{bootstrap}",
+                "--data-dir",
+                str(run / "worker"),
+                "--metrics-port",
+                "0",
+            ],
+            cwd=REPO,
+            stdout=open(run / "worker.log", "wb"),
+            stderr=subprocess.STDOUT,
         )
         wait_for_topics(bootstrap, {REQUESTS.name, THROTTLE.name}, timeout=120)
         records = traffic()
-        print(f"[3/4] sending {len(records)} request events (20 people, 1 harvester, 1 broken record) …")
+        print(f"[3/4] sending {len(records)} request events (20 people, a researcher, a coding agent, "
+              "1 harvester, 1 broken record) …")
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         for i, (key, value) in enumerate(records, 1):
             producer.send(REQUESTS.name, key=key, value=value)
@@ -70,14 +78,22 @@ def main() -> int:
         producer.flush()
         print("\n[4/4] decisions on distillguard.throttle (waiting 20 s):")
         print(f"      {'account':<14} {'action':<10} {'score':>6}  reasons / evidence")
-        consumer = KafkaConsumer(THROTTLE.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=20_000)
+        consumer = KafkaConsumer(
+            THROTTLE.name,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=20_000,
+        )
         for message in consumer:
             d = orjson.loads(message.value)
-            print(f"      {d['subject']['id']:<14} {d['action']:<10} {d['score']:>6.2f}  "
-                  f"{','.join(d['reason'])} {d.get('evidence', {})}", flush=True)
+            print(
+                f"      {d['subject']['id']:<14} {d['action']:<10} {d['score']:>6.2f}  "
+                f"{','.join(d['reason'])} {d.get('evidence', {})}",
+                flush=True,
+            )
         consumer.close()
-        print("done: the calm accounts got no decision; the broken record is on llm.requests.dlq.")
+        print("done: the people, the researcher and the agent got no enforcing decision; the broken record "
+              "is on llm.requests.dlq.")
         return 0
     finally:
         if worker is not None:

@@ -16,6 +16,7 @@ from detectors.config import ScoringConfig, load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.events import InvalidEvent, decode_event
 from stream.app import alert_record
+from stream.runtime import tune_gc
 
 __all__ = ["ReplaySummary", "replay", "read_lines"]
 
@@ -62,6 +63,7 @@ def replay(
     """Write every decision the worker would publish for these events; invalid lines go to ``rejects``
     (line number and reason only: replay never copies prompt text)."""
     cfg = cfg or load_scoring()
+    tune_gc()
     store = MemoryStore()
     engine = Engine(store, cfg)
     summary = ReplaySummary()
@@ -74,9 +76,7 @@ def replay(
         except InvalidEvent as exc:
             summary.invalid[exc.reason] += 1
             if rejects is not None:
-                rejects.write(
-                    orjson.dumps({"line": lineno, "reason": exc.reason, "error": exc.detail}) + b"\n"
-                )
+                rejects.write(orjson.dumps({"line": lineno, "reason": exc.reason, "error": exc.detail}) + b"\n")
             continue
         for decision in engine.process(event):
             summary.decisions[decision.action] += 1

@@ -22,13 +22,12 @@ class WorkerSettings:
     rules: str | None = os.environ.get("DISTILLGUARD_RULES")
     batch_size: int = 5000
     batch_seconds: float = 0.5
+    housekeeping_seconds: float = 60.0  # idle-account eviction and model checkpoints
 
     def __post_init__(self) -> None:
         if self.mode not in ("enforce", "shadow"):
             raise ValueError(f"mode must be 'enforce' or 'shadow', got {self.mode!r}")
         if self.partitions < 1 or self.replication < 1:
-            raise ValueError(
-                f"partitions and replication must be >= 1, got {self.partitions}, {self.replication}"
-            )
+            raise ValueError(f"partitions and replication must be >= 1, got {self.partitions}, {self.replication}")
         if not self.broker.startswith("kafka://"):
             raise ValueError(f"broker must look like kafka://host:port, got {self.broker!r}")

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "TopicSpec", "REQUESTS", "THROTTLE", "ALERTS", "FEEDBACK", "DLQ", "ALL_TOPICS",
-    "existing_partitions", "wait_for_topics",
+    "TopicSpec",
+    "REQUESTS",
+    "THROTTLE",
+    "ALERTS",
+    "FEEDBACK",
+    "DLQ",
+    "ALL_TOPICS",
+    "existing_partitions",
+    "wait_for_topics",
 ]
 
 

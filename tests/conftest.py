@@ -24,9 +24,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_event(
-    i: int, *, account: str = "acct-1", ts: float = 1_800_000_000.0, **extra: object
-) -> dict[str, object]:
+def make_event(i: int, *, account: str = "acct-1", ts: float = 1_800_000_000.0, **extra: object) -> dict[str, object]:
     """A valid request event; tests override fields with ``extra``."""
     event: dict[str, object] = {
         "event_id": f"{account}-{i}",

@@ -12,10 +12,25 @@ CFG = load_scoring().window
 T0 = 1_800_000_000.0  # a bucket boundary for 60-second buckets
 
 
-def request(cot: float = 0.0, template: tuple[int, ...] = (1, 2, 3, 4), category: int = 0,
-            single_turn: bool = True, n_tools: int = 0, max_tokens: int = 0) -> RequestFeatures:
-    return RequestFeatures(cot=cot, families=0, category=category, template=template, ratio=5.0,
-                           n_tools=n_tools, thinking=False, single_turn=single_turn, max_tokens=max_tokens)
+def request(
+    cot: float = 0.0,
+    template: tuple[int, ...] = (1, 2, 3, 4),
+    category: int = 0,
+    single_turn: bool = True,
+    n_tools: int = 0,
+    max_tokens: int = 0,
+) -> RequestFeatures:
+    return RequestFeatures(
+        cot=cot,
+        families=0,
+        category=category,
+        template=template,
+        ratio=5.0,
+        n_tools=n_tools,
+        thinking=False,
+        single_turn=single_turn,
+        max_tokens=max_tokens,
+    )
 
 
 def fresh() -> AccountState:
@@ -96,8 +111,15 @@ def test_account_state_gap_regularity_tells_a_metronome_from_a_person() -> None:
 def test_account_state_round_trips_through_bytes() -> None:
     s = fresh()
     for i in range(300):
-        s.add(request(cot=0.8, category=i % 3, template=(i % 5, 10, 20, 30)), T0 + i * 7.3, CFG,
-              output_tokens=500, ip=f"198.51.100.{i % 20}", user_agent="sdk/1.0", new_model=i % 2 == 0)
+        s.add(
+            request(cot=0.8, category=i % 3, template=(i % 5, 10, 20, 30)),
+            T0 + i * 7.3,
+            CFG,
+            output_tokens=500,
+            ip=f"198.51.100.{i % 20}",
+            user_agent="sdk/1.0",
+            new_model=i % 2 == 0,
+        )
     s.action_level, s.action_expires, s.drift_ts = 2, T0 + 900, T0 + 50
     restored = AccountState.unpack(s.pack(), CFG)
     assert restored == s
@@ -116,6 +138,11 @@ def test_account_state_refuses_unreadable_bytes(data: bytes | None) -> None:
 def test_account_state_packs_into_under_a_kilobyte_whatever_it_has_seen() -> None:
     s = fresh()
     for i in range(5000):
-        s.add(request(template=(i, i + 1, i + 2, i + 3), category=i % 8), T0 + i, CFG,
-              ip=f"203.0.113.{i % 256}", user_agent=f"ua-{i}")
+        s.add(
+            request(template=(i, i + 1, i + 2, i + 3), category=i % 8),
+            T0 + i,
+            CFG,
+            ip=f"203.0.113.{i % 256}",
+            user_agent=f"ua-{i}",
+        )
     assert len(s.pack()) == len(fresh().pack()) < 1024

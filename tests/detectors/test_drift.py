@@ -14,8 +14,9 @@ CFG = load_scoring().drift
 
 
 def river_flags(stream: list[float]) -> list[int]:
-    ph = drift.PageHinkley(min_instances=CFG.min_instances, delta=CFG.delta, threshold=CFG.threshold,
-                           alpha=CFG.alpha, mode="up")
+    ph = drift.PageHinkley(
+        min_instances=CFG.min_instances, delta=CFG.delta, threshold=CFG.threshold, alpha=CFG.alpha, mode="up"
+    )
     flags = []
     for i, x in enumerate(stream):
         ph.update(x)

@@ -1,53 +1,95 @@
-"""Specification of the engine: the same events always give the same decisions."""
+"""Specification of the engine: deterministic, state lives in the store, models checkpoint."""
 
 from __future__ import annotations
 
+import pickle
+import random
+
 from detectors.engine import Engine, MemoryStore
+from sim import personas as P
 from tests.conftest import make_event
 
-T0 = 1_800_000_000.0
+DAY = 86_400.0
+T0 = 1_800_000_000.0 - 1_800_000_000.0 % DAY
 
 
-def burst(account: str, n: int, gap: float, start: float = T0) -> list[dict[str, object]]:
-    return [make_event(i, account=account, ts=start + i * gap) for i in range(n)]
+def traffic(seed: int = 5) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    streams = [P.chat_user(f"chat-{i}", rng, T0, days=1) for i in range(20)]
+    streams.append(P.cot_harvester("bot", rng, T0 + 3600, hours=2))
+    return list(P.merged(streams))
 
 
-def test_engine_throttles_a_fast_account_and_leaves_a_slow_one_alone() -> None:
-    engine = Engine(MemoryStore())
-    events = sorted(burst("fast", 700, 0.05) + burst("slow", 30, 20.0), key=lambda e: e["ts"])  # type: ignore
-    decisions = [d for e in events for d in engine.process(e)]
-    assert [(d.subject_id, d.action) for d in decisions] == [
-        ("fast", "challenge"),
-        ("fast", "limit"),
-        ("fast", "block"),
-    ]
-    assert all(d.reason == ("RATE_HIGH",) for d in decisions)
+def run(engine: Engine, events: list[dict[str, object]], flush_every: int = 0) -> list[tuple[str, str, str]]:
+    out = []
+    for i, e in enumerate(events, 1):
+        out += [(d.subject_id, d.action, d.decision_id) for d in engine.process(e)]
+        if flush_every and i % flush_every == 0:
+            engine.flush()
+    return out
 
 
 def test_engine_replay_is_deterministic() -> None:
-    events = burst("a", 300, 0.1) + burst("b", 300, 0.15)
-    events.sort(key=lambda e: e["ts"])  # type: ignore
-    first, second = (
-        [d for e in events for d in engine.process(e)]
-        for engine in (Engine(MemoryStore()), Engine(MemoryStore()))
-    )
-    assert first and first == second  # same actions, times and decision ids
+    events = traffic()
+    first, second = run(Engine(MemoryStore()), events), run(Engine(MemoryStore()), events)
+    assert first and first == second  # same subjects, actions and decision ids
 
 
-def test_engine_state_lives_in_the_store() -> None:
+def test_engine_gives_the_same_decisions_whether_or_not_state_is_flushed() -> None:
+    events = traffic()
+    assert run(Engine(MemoryStore()), events) == run(Engine(MemoryStore()), events, flush_every=97)
+
+
+def test_engine_state_survives_a_restart_through_the_store() -> None:
+    events = [make_event(i, account="a", ts=T0 + i, prompt="Explain step by step: task") for i in range(40)]
     store = MemoryStore()
-    events = burst("a", 130, 0.1)
-    for e in events[:100]:
-        Engine(store).process(e)  # a new engine (a restarted worker) with the same store
-    actions = [d.action for e in events[100:] for d in Engine(store).process(e)]
-    assert actions == ["limit"]  # 130/min crossed only because the first 100 were remembered
+    first = Engine(store)
+    run(first, events[:20])
+    first.flush()
+    restarted = Engine(store)  # a new process with the same table
+    restarted.restore(first.checkpoint())
+    run(restarted, events[20:])
+    restarted.flush()
+    state = restarted._state("a", {}, T0 + 40)
+    assert state.counters[0] == 40  # all requests remembered
 
 
-def test_memory_store_evicts_idle_accounts() -> None:
+def test_engine_checkpoint_refuses_another_river_version() -> None:
+    engine = Engine(MemoryStore())
+    run(engine, traffic())
+    blob = pickle.loads(engine.checkpoint())
+    blob["river"] = "0.0.1"
+    fresh = Engine(MemoryStore())
+    assert fresh.restore(pickle.dumps(blob)) is False
+    assert fresh.anomaly == {}
+    assert Engine(MemoryStore()).restore(engine.checkpoint()) is True
+
+
+def test_engine_evicts_idle_accounts_by_event_time() -> None:
     store = MemoryStore()
     engine = Engine(store)
     for i in range(10):
         engine.process(make_event(i, account=f"idle-{i}", ts=T0))
-    engine.process(make_event(0, account="active", ts=T0 + 90_000))
-    assert store.evict_idle(before=T0 + 90_000 - engine.rule.idle_horizon_seconds) == 10
+    engine.process(make_event(0, account="active", ts=T0 + 3 * DAY))
+    engine.flush()
+    assert store.evict_idle(before=T0 + 3 * DAY - engine.cfg.window.idle_horizon_seconds) == 10
     assert len(store) == 1
+
+
+def test_engine_learns_from_verdicts_and_their_weight_grows() -> None:
+    engine = Engine(MemoryStore())
+    x_bad = {"cot_rate": 0.9, "template_top": 0.9, "volume": 0.2, "single_turn": 1.0}
+    x_good = {"cot_rate": 0.9, "template_top": 0.1, "volume": 0.2, "single_turn": 0.2}
+    assert engine.supervised.confidence == 0.0
+    for _ in range(100):
+        engine.learn_verdict(x_bad, True)
+        engine.learn_verdict(x_good, False)
+    assert engine.supervised.confidence > 0.7
+    assert engine.supervised.score_one(x_bad) > 0.8 > 0.2 > engine.supervised.score_one(x_good)
+
+
+def test_engine_keeps_a_bounded_model_registry_under_a_flood_of_model_names() -> None:
+    engine = Engine(MemoryStore())
+    for i in range(5000):
+        engine.process(make_event(i, account="a", ts=T0 + i, model=f"junk-{i}"))
+    assert len(engine.models.first_seen) <= 1024

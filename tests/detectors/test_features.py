@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from detectors.features import (
+    CATEGORIES,
+    FAMILIES,
+    extract,
+    load_phrasebook,
+    skeleton_words,
+    template_fingerprint,
+)
 from sim import realdata
-from detectors.features import CATEGORIES, FAMILIES, extract, load_phrasebook, skeleton_words, template_fingerprint
 
 BOOK = load_phrasebook()
 
@@ -47,8 +54,13 @@ def test_phrase_families_are_recognised(prompt: str, family: str) -> None:
 
 @pytest.mark.parametrize(
     "prompt",
-    ["What is the capital of France?", "Write a poem about autumn.", "Fix this bug: TypeError in line 3",
-     "Who are you?", "Can you act on this quickly?"],
+    [
+        "What is the capital of France?",
+        "Write a poem about autumn.",
+        "Fix this bug: TypeError in line 3",
+        "Who are you?",
+        "Can you act on this quickly?",
+    ],
 )
 def test_ordinary_prompts_hit_no_extraction_family(prompt: str) -> None:
     assert family_hits(prompt) <= {"role"}
@@ -83,11 +95,17 @@ def test_capability_category(event: dict[str, object], category: str) -> None:
 
 
 def test_one_template_with_different_content_shares_its_fingerprint() -> None:
-    template = ("You are an expert data analyst combining statistical rigor with deep domain knowledge. "
-                "Your goal is to deliver data-driven insights grounded in real data and supported by "
-                "complete and transparent reasoning. Question: {}")
-    questions = ["How did sales in 2023 compare to 2022 in Ohio?", "Which churn factor matters most?",
-                 "Estimate the elasticity of demand for product 7.", "Is there seasonality in visits?"]
+    template = (
+        "You are an expert data analyst combining statistical rigor with deep domain knowledge. "
+        "Your goal is to deliver data-driven insights grounded in real data and supported by "
+        "complete and transparent reasoning. Question: {}"
+    )
+    questions = [
+        "How did sales in 2023 compare to 2022 in Ohio?",
+        "Which churn factor matters most?",
+        "Estimate the elasticity of demand for product 7.",
+        "Is there seasonality in visits?",
+    ]
     prints = [set(features(template.format(q)).template) for q in questions]
     assert set.intersection(*prints)  # at least one hash in every request: the account's top template
     assert all(len(prints[0] & p) >= 2 for p in prints[1:])
@@ -100,8 +118,9 @@ def test_unrelated_prompts_do_not_share_fingerprints() -> None:
 
 
 def test_skeleton_masks_numbers_quotes_and_code() -> None:
-    assert skeleton_words('Sum 17 and 25 in "my file.txt" with ```print(1)```') == \
-        skeleton_words('Sum 3 and 99 in "other.csv" with ```x = 2```')
+    assert skeleton_words('Sum 17 and 25 in "my file.txt" with ```print(1)```') == skeleton_words(
+        'Sum 3 and 99 in "other.csv" with ```x = 2```'
+    )
     assert template_fingerprint([]) == ()
 
 

@@ -13,8 +13,17 @@ T0 = 1_800_000_000.0
 
 
 def _decide(state: AccountState, level: int, now: float, event_id: str = "e1") -> Decision | None:
-    return decide(state, subject_id="a", level=level, score=0.9, now=now, trigger_event_id=event_id,
-                  cfg=POLICY, reasons=("COT_AT_SCALE",), evidence={})
+    return decide(
+        state,
+        subject_id="a",
+        level=level,
+        score=0.9,
+        now=now,
+        trigger_event_id=event_id,
+        cfg=POLICY,
+        reasons=("COT_AT_SCALE",),
+        evidence={},
+    )
 
 
 def fresh() -> AccountState:
@@ -29,8 +38,10 @@ def test_policy_escalates_and_does_not_repeat_the_same_level() -> None:
     assert _decide(state, 1, T0 + 1) is None  # no flapping at the same level
     second = _decide(state, 2, T0 + 2)
     assert second is not None and second.action == "limit"
-    assert second.limit == {"requests_per_minute": POLICY.limit_requests_per_minute,
-                            "tokens_per_minute": POLICY.limit_tokens_per_minute}
+    assert second.limit == {
+        "requests_per_minute": POLICY.limit_requests_per_minute,
+        "tokens_per_minute": POLICY.limit_tokens_per_minute,
+    }
     assert _decide(state, 1, T0 + 3) is None  # no step down while the limit is in force
 
 
@@ -56,13 +67,25 @@ def test_policy_caps_contracted_enterprise_accounts_at_challenge() -> None:
 
 def test_policy_reason_codes_follow_the_largest_contributions() -> None:
     assert reason_codes({"drift": 1.5, "volume": 0.2, "cot_x_volume": 3.0, "focus": -0.1}) == (
-        "COT_AT_SCALE", "DRIFT_TO_EXTRACTION", "HIGH_VOLUME")
+        "COT_AT_SCALE",
+        "DRIFT_TO_EXTRACTION",
+        "HIGH_VOLUME",
+    )
 
 
 def test_policy_decision_ids_depend_only_on_subject_action_and_trigger() -> None:
     assert decision_id("account:a", "limit", "e1") == decision_id("account:a", "limit", "e1")
-    assert len({decision_id("account:a", "limit", "e1"), decision_id("account:b", "limit", "e1"),
-                decision_id("account:a", "block", "e1"), decision_id("account:a", "limit", "e2")}) == 4
+    assert (
+        len(
+            {
+                decision_id("account:a", "limit", "e1"),
+                decision_id("account:b", "limit", "e1"),
+                decision_id("account:a", "block", "e1"),
+                decision_id("account:a", "limit", "e2"),
+            }
+        )
+        == 4
+    )
 
 
 def test_policy_decision_record_carries_the_contract_fields() -> None:
