@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 import pickle
 from collections import OrderedDict
-from typing import Any
-
 from importlib.metadata import version
+from typing import Any
 
 from detectors.account_state import AccountState, Counters
 from detectors.config import ScoringConfig, load_scoring

@@ -68,8 +68,10 @@ def main() -> int:
         )
         wait_for_topics(bootstrap, {REQUESTS.name, THROTTLE.name}, timeout=120)
         records = traffic()
-        print(f"[3/4] sending {len(records)} request events (20 people, a researcher, a coding agent, "
-              "1 harvester, 1 broken record) …")
+        print(
+            f"[3/4] sending {len(records)} request events (20 people, a researcher, a coding agent, "
+            "1 harvester, 1 broken record) …"
+        )
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         for i, (key, value) in enumerate(records, 1):
             producer.send(REQUESTS.name, key=key, value=value)
@@ -92,8 +94,10 @@ def main() -> int:
                 flush=True,
             )
         consumer.close()
-        print("done: the people, the researcher and the agent got no enforcing decision; the broken record "
-              "is on llm.requests.dlq.")
+        print(
+            "done: the people, the researcher and the agent got no enforcing decision; the broken record "
+            "is on llm.requests.dlq."
+        )
         return 0
     finally:
         if worker is not None:

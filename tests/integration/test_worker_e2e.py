@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.topics import ALL_TOPICS, wait_for_topics
 from sim import personas as P
+from stream.topics import ALL_TOPICS, wait_for_topics
 from tests.conftest import make_event
 from tests.detectors.test_events import INVALID
 from tests.integration.conftest import WorkerProcess, produce, read_until
@@ -30,8 +30,7 @@ def unique(name: str) -> str:
 def events(account: str, n: int, start: float, gap: float = 0.1, first: int = 0) -> list[tuple[bytes, bytes]]:
     """Plain, calm requests."""
     return [
-        (account.encode(), orjson.dumps(make_event(first + i, account=account, ts=start + i * gap)))
-        for i in range(n)
+        (account.encode(), orjson.dumps(make_event(first + i, account=account, ts=start + i * gap))) for i in range(n)
     ]
 
 
