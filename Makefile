@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: demo help setup test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down replay-sample clean
+.PHONY: bench demo help setup test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down replay-sample clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -23,7 +23,8 @@ test: setup  ## run all tests (unit, doctests, end to end on a real broker the t
 	$(BIN)/python -m pytest -q -p no:warnings
 
 lint: setup  ## ruff
-	$(BIN)/ruff check detectors stream tests
+	$(BIN)/ruff check detectors stream sim bench tests
+	$(BIN)/ruff format --check detectors stream sim bench tests
 
 typecheck: setup  ## mypy --strict on the packages
 	$(BIN)/mypy
@@ -50,3 +51,6 @@ clean:  ## remove the venv and local run state (not the jar cache)
 
 demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, clean up
 	$(BIN)/python -m stream.demo
+
+bench: setup  ## benchmarks: detector core throughput and bytes per account (figures in README)
+	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000

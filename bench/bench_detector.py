@@ -25,6 +25,7 @@ import orjson
 
 from detectors.engine import Engine, MemoryStore
 from detectors.events import decode_event
+from detectors.features import extract, load_phrasebook
 from sim.personas import COT_TEMPLATES, benign_pool, distill_pool
 from stream.runtime import tune_gc
 
@@ -76,6 +77,20 @@ def run(events: list[bytes]) -> tuple[float, Engine]:
     return time.perf_counter() - started, engine
 
 
+def stages(events: list[bytes]) -> dict[str, float]:
+    """µs per event of each stage, cumulative: decode; + features; + state, scoring and policy."""
+    book = load_phrasebook()
+    tune_gc()
+    started = time.perf_counter()
+    decoded = [decode_event(raw) for raw in events]
+    decode_us = (time.perf_counter() - started) / len(events) * 1e6
+    started = time.perf_counter()
+    for event in decoded:
+        extract(event, book)
+    features_us = (time.perf_counter() - started) / len(events) * 1e6
+    return {"decode_us": round(decode_us, 1), "features_us": round(features_us, 1)}
+
+
 def bytes_per_account(n_accounts: int, events_per_account: int = 5) -> tuple[float, float]:
     """(packed bytes, total heap bytes) per tracked account, with ``n_accounts`` tracked."""
     rng = random.Random(2)
@@ -111,18 +126,25 @@ def main() -> None:
     words = sum(len(orjson.loads(e)["prompt"].split()) for e in events[:2000]) / 2000
     seconds, engine = run(events)
     rate = len(events) / seconds
+    split = stages(events)
+    split["state_scoring_policy_us"] = round(1e6 / rate - split["decode_us"] - split["features_us"], 1)
     packed, heap = bytes_per_account(args.accounts)
     result = {
         "events": len(events), "mean_prompt_words": round(words), "seconds": round(seconds, 2),
         "events_per_second": round(rate), "us_per_event": round(1e6 / rate, 1),
         "accounts_tracked_for_memory": args.accounts, "packed_bytes_per_account": round(packed),
         "heap_bytes_per_account": round(heap),
+        **split,
     }  # fmt: skip
     print(json.dumps(result))
     print(
         f"detector core: {rate:,.0f} events/s on one core ({1e6 / rate:.1f} µs/event, "
         f"prompts ~{words:.0f} words); memory at {args.accounts:,} accounts: {packed:.0f} B packed state, "
         f"{heap:.0f} B on the heap per account (state + keys + store)"
+    )
+    print(
+        f"per event: decode {split['decode_us']} µs, features from prompt text {split['features_us']} µs, "
+        f"state + scoring + policy {split['state_scoring_policy_us']} µs"
     )
     if args.profile:
         profiler = cProfile.Profile()

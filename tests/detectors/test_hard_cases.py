@@ -7,58 +7,26 @@ the ones the weights were explored with (seed 1 in development), and two seeds r
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from typing import Any
 
 import pytest
 
-from detectors.engine import Engine, MemoryStore
 from detectors.types import Decision
-from sim import personas as P
+from sim.hard_cases import ATTACKERS, SWITCH, build, run
 
-DAY = 86_400.0
-T0 = 1_800_000_000.0 - 1_800_000_000.0 % DAY  # midnight UTC
-SWITCH = T0 + DAY  # when the drifting account turns
-LAUNCH = T0 + DAY + 10 * 3600  # a new model is released
 ENFORCING = {"limit", "block"}
-
-ATTACKERS = ("harvester", "rotator", "mimic", "drifter")
 BENIGN_SINGLES = ("harness", "agent", "researcher", "library")
-
-
-def build(seed: int) -> tuple[dict[str, list[dict[str, Any]]], list[Decision]]:
-    rng = random.Random(seed)
-    streams: dict[str, list[dict[str, Any]]] = {}
-    for i in range(120):
-        streams[f"chat-{i}"] = P.chat_user(f"chat-{i}", rng, T0)
-    for i in range(30):  # everyone tries the new model on its first day
-        streams[f"launch-{i}"] = P.launch_day_user(f"launch-{i}", rng, T0, launch=LAUNCH)
-    streams["harvester"] = P.cot_harvester("harvester", rng, T0 + 30_000)
-    streams["rotator"] = P.rotating_template_harvester("rotator", rng, T0 + 40_000)
-    streams["mimic"] = P.human_timing_mimic("mimic", rng, T0)
-    streams["drifter"] = P.drifting_account("drifter", rng, T0, switch_after=SWITCH - T0)
-    streams["harness"] = P.enterprise_eval_harness("harness", rng, T0 + 50_000)
-    streams["agent"] = P.coding_agent("agent", rng, T0)
-    streams["researcher"] = P.cot_researcher("researcher", rng, T0)
-    streams["library"] = P.prompt_library_user("library", rng, T0)
-    engine = Engine(MemoryStore())
-    decisions = [d for e in P.merged(list(streams.values())) for d in engine.process(e)]
-    return streams, decisions
 
 
 @pytest.fixture(scope="module", params=[11, 12], ids=["seed11", "seed12"])
 def scenario(
     request: pytest.FixtureRequest,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[Decision]]]:
-    streams, decisions = build(request.param)
-    by_account: dict[str, list[Decision]] = defaultdict(list)
-    for d in decisions:
-        by_account[d.subject_id].append(d)
-    return streams, by_account
+    streams = build(request.param)
+    return streams, run(streams)
 
 
-@pytest.mark.parametrize("account", ATTACKERS)
+@pytest.mark.parametrize("account", list(ATTACKERS))
 def test_attacker_is_limited_or_blocked(scenario: Any, account: str) -> None:
     _, decisions = scenario
     assert {d.action for d in decisions[account]} & ENFORCING, decisions[account]
