@@ -23,8 +23,8 @@ test: setup  ## run all tests (unit, doctests, end to end on a real broker the t
 	$(BIN)/python -m pytest -q -p no:warnings
 
 lint: setup  ## ruff
-	$(BIN)/ruff check detectors stream sim bench tests
-	$(BIN)/ruff format --check detectors stream sim bench tests
+	$(BIN)/ruff check detectors stream sim bench gateway tests
+	$(BIN)/ruff format --check detectors stream sim bench gateway tests
 
 typecheck: setup  ## mypy --strict on the packages
 	$(BIN)/mypy

@@ -106,6 +106,7 @@ class PolicyConfig:
     block: float
     min_requests_to_enforce: float
     ttl_seconds: float
+    renew_when_remaining: float
     limit_requests_per_minute: int
     limit_tokens_per_minute: int
     max_action: MappingProxyType[str, int]  # account type -> highest ACTIONS index allowed

@@ -17,7 +17,7 @@ from detectors.account_state import AccountState, Counters
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook
-from detectors.policy import decide, level_for_score, reason_codes
+from detectors.policy import decide, level_for_score, needs_decision, reason_codes
 from detectors.scoring import (
     CohortAnomaly,
     Explanation,
@@ -164,8 +164,7 @@ class Engine:
         score, parts, inputs = self._fused(x, cohort, learn=True)
         requests = state.counters[Counters.REQUESTS]
         level = level_for_score(score, requests, cohort, self.cfg.policy)
-        in_force = state.action_level if state.action_expires > now else 0
-        if level <= in_force:
+        if not needs_decision(state, level, now, self.cfg.policy):
             return None  # nothing new to say: skip building the explanation
         norms = self.norms[cohort]
         explanation = [

@@ -10,7 +10,7 @@ from detectors.account_state import AccountState
 from detectors.config import PolicyConfig
 from detectors.types import ACTIONS, Decision
 
-__all__ = ["REASON_CODES", "decide", "decision_id", "level_for_score", "reason_codes"]
+__all__ = ["REASON_CODES", "decide", "decision_id", "level_for_score", "needs_decision", "reason_codes"]
 
 #: Stable reason codes for fusion inputs: what gateways, dashboards and analysts key on.
 REASON_CODES = MappingProxyType({
@@ -70,6 +70,25 @@ def decision_id(subject_key: str, action: str, trigger_event_id: str) -> str:
     return digest.hexdigest()
 
 
+def needs_decision(state: AccountState, level: int, now: float, cfg: PolicyConfig) -> bool:
+    """Whether ``level`` warrants publishing: an escalation, or a renewal near expiry.
+
+    >>> from detectors.config import load_scoring
+    >>> cfg = load_scoring().policy
+    >>> s = AccountState(); s.action_level, s.action_expires = 2, 1000.0 + cfg.ttl_seconds
+    >>> needs_decision(s, 2, 1000.0, cfg), needs_decision(s, 3, 1000.0, cfg), needs_decision(s, 1, 1000.0, cfg)
+    (False, True, False)
+    >>> needs_decision(s, 2, 1000.0 + cfg.ttl_seconds * (1 - cfg.renew_when_remaining) + 1, cfg)
+    True
+    """
+    if state.action_expires <= now:
+        state.action_level = 0
+    if level > state.action_level:
+        return True
+    remaining = state.action_expires - now
+    return level > 0 and level == state.action_level and remaining < cfg.ttl_seconds * cfg.renew_when_remaining
+
+
 def decide(
     state: AccountState,
     *,
@@ -82,14 +101,13 @@ def decide(
     reasons: tuple[str, ...],
     evidence: dict[str, Any],
 ) -> Decision | None:
-    """Escalate only: a decision is issued when ``level`` rises above the action in force.
+    """A decision when ``level`` rises above the action in force (escalation), or when it holds at that
+    level and the decision is in the last part of its TTL (renewal: a persistent offender has no gap).
 
-    The action in force lapses at its expiry, so a subject that calms down starts from the bottom
-    again; one that stays at the same level keeps its decision until then (no flapping).
+    Never a step down while a decision is in force (no flapping); the action lapses at its expiry, so a
+    subject that calms down starts from the bottom again.
     """
-    if state.action_expires <= now:
-        state.action_level = 0
-    if level <= state.action_level:
+    if not needs_decision(state, level, now, cfg):
         return None
     action = ACTIONS[level]
     expires = now + cfg.ttl_seconds

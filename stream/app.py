@@ -7,6 +7,8 @@ between Kafka and the engine, keeps the engine's state in a changelogged table, 
 from __future__ import annotations
 
 import logging
+import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from detectors.events import InvalidEvent, decode_event
 from detectors.types import Decision
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
+from stream.signing import signature_headers
 from stream.topics import ALERTS, ALL_TOPICS, DLQ, FEEDBACK, REQUESTS, THROTTLE, TopicSpec
 
 __all__ = ["TableStore", "alert_record", "create_app", "dlq_headers", "parse_verdict"]
@@ -117,10 +120,25 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
             log.warning("model checkpoint %s is from another River version; starting fresh", checkpoint)
     latest_ts = 0.0  # newest event time seen: the clock idle eviction is measured against
 
+    active = app.Table(
+        "active-decisions",  # account key -> expiry of the decision in force, for lifting it on time
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        use_partitioner=True,
+    )
+    secret = settings.signing_secret.encode()
+
+    async def send_throttle(key: bytes, value: bytes | None) -> None:
+        headers = signature_headers(key, value, settings.signing_key_id, secret)
+        fut = await throttle.send(key=key, value=value, headers=headers)
+        await fut  # delivered before the source offset can be committed
+
     async def publish(decision: Decision) -> None:
         record = decision.to_record(mode=settings.mode)
-        fut = await throttle.send(key=decision.key.encode(), value=orjson.dumps(record))
-        await fut  # delivered before the source offset can be committed
+        key = decision.key.encode()
+        await send_throttle(key, orjson.dumps(record))
+        active[key] = struct.pack("<d", decision.expires_at)
         if decision.action in ("limit", "block"):
             await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, settings.mode)))
         metrics.decisions.labels(action=decision.action).inc()
@@ -169,6 +187,16 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                 continue
             engine.learn_verdict(*verdict)
             metrics.feedback_verdicts.labels(verdict="confirmed" if verdict[1] else "false_positive").inc()
+
+    @app.timer(interval=settings.lift_seconds)  # type: ignore[untyped-decorator]
+    async def lift_expired() -> None:
+        """Publish a tombstone for every decision whose TTL has passed (wall clock ≈ event time live)."""
+        now = time.time()
+        expired = [k for k, v in list(active.items()) if struct.unpack("<d", v)[0] <= now]
+        for key in expired:
+            await send_throttle(key, None)
+            del active[key]
+            metrics.decisions_lifted.inc()
 
     @app.timer(interval=settings.housekeeping_seconds)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:

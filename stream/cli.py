@@ -35,6 +35,7 @@ def _worker(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         mode=args.mode,
         rules=args.rules,
+        lift_seconds=args.lift_seconds,
     )
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
     w.add_argument("--mode", choices=("enforce", "shadow"), default=defaults.mode)
     w.add_argument("--rules", default=defaults.rules, help="scoring rules TOML (default: detectors/rules/scoring.toml)")
+    w.add_argument(
+        "--lift-seconds",
+        type=float,
+        default=defaults.lift_seconds,
+        help="how often expired decisions are lifted (default %(default)s)",
+    )
     w.add_argument("--loglevel", default="warning")
     w.set_defaults(func=_worker)
 

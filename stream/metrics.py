@@ -32,6 +32,7 @@ class WorkerMetrics:
     tracked_accounts: Gauge
     evicted_accounts: Counter
     feedback_verdicts: Counter
+    decisions_lifted: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> WorkerMetrics:
@@ -46,6 +47,7 @@ class WorkerMetrics:
                 "tracked_accounts", "Accounts with state held by this process.", namespace=_NS, registry=registry
             ),
             evicted_accounts=counter("evicted_accounts", "Accounts forgotten after the idle horizon (event time)."),
+            decisions_lifted=counter("decisions_lifted", "Decisions lifted by a tombstone when their TTL passed."),
             feedback_verdicts=counter(
                 "feedback_verdicts", "Triage verdicts read from distillguard.feedback, by verdict.", "verdict"
             ),

@@ -23,6 +23,10 @@ class WorkerSettings:
     batch_size: int = 5000
     batch_seconds: float = 0.5
     housekeeping_seconds: float = 60.0  # idle-account eviction and model checkpoints
+    lift_seconds: float = 5.0  # how often expired decisions are lifted with a tombstone
+    # Throttle records are HMAC-signed; gateways trust DISTILLGUARD_VERIFY_KEYS="id:secret,...".
+    signing_key_id: str = os.environ.get("DISTILLGUARD_SIGNING_KEY_ID", "dev")
+    signing_secret: str = os.environ.get("DISTILLGUARD_SIGNING_SECRET", "dev-secret-change-me")
 
     def __post_init__(self) -> None:
         if self.mode not in ("enforce", "shadow"):

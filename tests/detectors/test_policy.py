@@ -49,9 +49,21 @@ def test_policy_decision_expires_after_its_ttl_and_can_be_issued_again() -> None
     state = fresh()
     d = _decide(state, 3, T0)
     assert d is not None and d.expires_at == T0 + POLICY.ttl_seconds
-    assert _decide(state, 3, T0 + POLICY.ttl_seconds - 1) is None
-    again = _decide(state, 3, T0 + POLICY.ttl_seconds, event_id="e2")
+    assert _decide(fresh(), 0, T0 + POLICY.ttl_seconds) is None
+    state.action_expires = T0 + 1  # pretend it lapsed without renewal
+    again = _decide(state, 3, T0 + 1, event_id="e2")
     assert again is not None and again.action == "block" and again.decision_id != d.decision_id
+
+
+def test_policy_renews_a_decision_that_is_still_warranted_before_it_expires() -> None:
+    state = fresh()
+    first = _decide(state, 2, T0)
+    assert first is not None
+    assert _decide(state, 2, T0 + POLICY.ttl_seconds * 0.4) is None  # plenty of time left
+    late = T0 + POLICY.ttl_seconds * (1 - POLICY.renew_when_remaining) + 1
+    renewal = _decide(state, 2, late, event_id="e9")
+    assert renewal is not None and renewal.action == "limit" and renewal.expires_at == late + POLICY.ttl_seconds
+    assert _decide(state, 0, late + 10) is None  # calm: no renewal, it will lapse
 
 
 def test_policy_needs_evidence_before_enforcing() -> None:

@@ -29,6 +29,7 @@ class WorkerProcess:
     metrics_port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
@@ -50,6 +51,7 @@ class WorkerProcess:
                 str(self.metrics_port),
                 "--loglevel",
                 "info",
+                *self.extra,
             ],
             cwd=REPO,
             stdout=log,

@@ -1,0 +1,1 @@
+"""The gateway side: a client library for the throttle topic and a reference HTTP gateway."""

@@ -1,0 +1,228 @@
+"""A reference LLM API gateway: fronts a stub model, publishes request events, enforces decisions.
+
+    python -m gateway.server --broker 127.0.0.1:9092 --port 8080 [--fail-mode open|closed]
+
+``POST /v1/messages`` with header ``X-Account-Id`` (and optionally ``X-Account-Type``) and a JSON body
+``{"model", "prompt", "system", "max_tokens", "n_tools", "n_messages", "conversation_id"}``:
+
+- block → 429 with ``Retry-After`` (seconds until the decision expires);
+- limit → a token bucket per account (requests/min and tokens/min from the decision) → 429 when empty;
+- challenge → 403 ``{"error": "verification_required"}``;
+- a decision in ``shadow`` mode is logged and not enforced;
+- when the decision stream is unavailable (not yet caught up, or disconnected), ``--fail-mode open``
+  (default) serves the request and ``closed`` answers 503.
+
+Every request, served or refused (with its status), is published to ``llm.requests`` in the documented
+contract (prompt text included, as the detector reads it in memory; the gateway itself never logs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from gateway.client import ThrottleTable, Verdict
+from stream.signing import parse_keys
+
+__all__ = ["GatewayConfig", "TokenBucket", "create_app", "stub_model"]
+
+log = logging.getLogger("distillguard.gateway")
+
+
+@dataclass
+class TokenBucket:
+    """Requests and tokens per minute for one limited account (refilled continuously).
+
+    >>> b = TokenBucket(requests_per_minute=2, tokens_per_minute=1000, now=0.0)
+    >>> b.take(100, now=0.0), b.take(100, now=0.0), b.take(100, now=0.0), b.take(100, now=30.0)
+    (True, True, False, True)
+    """
+
+    requests_per_minute: int
+    tokens_per_minute: int
+    now: float
+    requests: float = field(init=False)
+    tokens: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests, self.tokens = float(self.requests_per_minute), float(self.tokens_per_minute)
+
+    def take(self, tokens: int, now: float) -> bool:
+        elapsed, self.now = max(0.0, now - self.now), now
+        self.requests = min(self.requests_per_minute, self.requests + elapsed * self.requests_per_minute / 60)
+        self.tokens = min(self.tokens_per_minute, self.tokens + elapsed * self.tokens_per_minute / 60)
+        if self.requests < 1 or self.tokens < tokens:
+            return False
+        self.requests -= 1
+        self.tokens -= tokens
+        return True
+
+
+def stub_model(prompt: str, max_tokens: int) -> int:
+    """Output tokens the stub upstream 'generates': deterministic in the prompt, at most ``max_tokens``."""
+    return min(max_tokens, 200 + zlib.crc32(prompt.encode()) % 1800)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    broker: str = "127.0.0.1:9092"
+    fail_mode: str = "open"  # what to do while the decision stream is unavailable: open | closed
+    verify_keys: str = "dev:dev-secret-change-me"
+
+    def __post_init__(self) -> None:
+        if self.fail_mode not in ("open", "closed"):
+            raise ValueError(f"fail_mode must be 'open' or 'closed', got {self.fail_mode!r}")
+
+
+def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> web.Application:
+    registry = CollectorRegistry()
+    responses = Counter("gateway_responses", "Responses by HTTP status and enforcement reason.",
+                        ["status", "reason"], namespace="distillguard", registry=registry)  # fmt: skip
+    rejected = Gauge("gateway_rejected_signatures", "Throttle records refused for a bad or missing signature.",
+                     namespace="distillguard", registry=registry)  # fmt: skip
+    lag = Gauge("gateway_decision_lag_records", "Throttle records not yet applied by this gateway.",
+                namespace="distillguard", registry=registry)  # fmt: skip
+    served_tokens = Counter("gateway_output_tokens", "Output tokens served to clients.",
+                            namespace="distillguard", registry=registry)  # fmt: skip
+
+    table = ThrottleTable(cfg.broker, parse_keys(cfg.verify_keys), clock=clock)
+    buckets: dict[str, tuple[str, TokenBucket]] = {}  # account -> (decision id, bucket)
+    app = web.Application()
+    app["table"] = table
+
+    def enforce(account: str, verdict: Verdict | None, want_tokens: int) -> web.Response | None:
+        """A refusal for this request, or None to serve it."""
+        if verdict is None or verdict.mode == "shadow":
+            if verdict is not None:
+                log.info("shadow %s for account %s (decision %s)", verdict.action, account, verdict.decision_id)
+            return None
+        retry_after = str(max(1, int(verdict.expires_at - clock())))
+        if verdict.action == "block":
+            return _refuse(429, "blocked", verdict, {"Retry-After": retry_after})
+        if verdict.action == "challenge":
+            return _refuse(403, "verification_required", verdict, {})
+        if verdict.action == "limit":
+            held = buckets.get(account)
+            if held is None or held[0] != verdict.decision_id:
+                held = buckets[account] = (
+                    verdict.decision_id,
+                    TokenBucket(verdict.requests_per_minute, verdict.tokens_per_minute, now=clock()),
+                )
+            if not held[1].take(want_tokens, clock()):
+                return _refuse(429, "rate_limited", verdict, {"Retry-After": "60"})
+        return None
+
+    async def messages(request: web.Request) -> web.Response:
+        account = request.headers.get("X-Account-Id", "")
+        try:
+            body = await request.json(loads=orjson.loads)
+        except ValueError:
+            body = None
+        if not account or not isinstance(body, dict) or not isinstance(body.get("prompt", ""), str):
+            responses.labels(status="400", reason="bad_request").inc()
+            return web.json_response({"error": "X-Account-Id header and a JSON body are required"}, status=400)
+        if not table.caught_up.is_set() or not table.connected:
+            if cfg.fail_mode == "closed":
+                responses.labels(status="503", reason="decisions_unavailable").inc()
+                return web.json_response({"error": "decision stream unavailable"}, status=503)
+        prompt, max_tokens = body.get("prompt", ""), int(body.get("max_tokens") or 1024)
+        refusal = enforce(account, table.check(account), max_tokens)
+        output_tokens = 0 if refusal is not None else stub_model(prompt, max_tokens)
+        status = refusal.status if refusal is not None else 200
+        # Refused requests are published too: an account hammering a 429 is evidence that it persists.
+        event = _event(request, account, body, output_tokens, status, clock())
+        await app["producer"].send_and_wait("llm.requests", key=account.encode(), value=orjson.dumps(event))
+        if refusal is not None:
+            responses.labels(status=str(status), reason=refusal.reason or "").inc()
+            return refusal
+        responses.labels(status="200", reason="served").inc()
+        served_tokens.inc(output_tokens)
+        return web.json_response({"id": event["event_id"], "output_tokens": output_tokens, "text": "stub"})
+
+    async def metrics(_: web.Request) -> web.Response:
+        rejected.set(table.rejected)
+        lag.set(table.lag)
+        return web.Response(body=generate_latest(registry), content_type="text/plain")
+
+    async def health(_: web.Request) -> web.Response:
+        ready = table.caught_up.is_set() and table.connected
+        return web.json_response({"decisions_ready": ready, "lag": table.lag}, status=200 if ready else 503)
+
+    async def on_startup(app: web.Application) -> None:
+        app["producer"] = AIOKafkaProducer(bootstrap_servers=cfg.broker, acks="all")
+        await app["producer"].start()
+        await table.start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await table.stop()
+        await app["producer"].stop()
+
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", health)
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def _refuse(status: int, reason: str, verdict: Verdict, headers: dict[str, str]) -> web.Response:
+    body = {"error": reason, "decision_id": verdict.decision_id, "expires_at": verdict.expires_at}
+    return web.json_response(body, status=status, headers=headers, reason=reason.replace("_", " ").title())
+
+
+def _event(
+    request: web.Request, account: str, body: dict[str, Any], output_tokens: int, status: int, now: float
+) -> dict[str, Any]:
+    """The request event in the contract of ``schemas/request-event.schema.json``."""
+    prompt = body.get("prompt", "")
+    event: dict[str, Any] = {
+        "event_id": uuid.uuid4().hex,
+        "ts": now,
+        "account_id": account,
+        "model": str(body.get("model") or "frontier-1"),
+        "input_tokens": max(1, len(prompt) // 4),
+        "output_tokens": output_tokens,
+        "endpoint": "/v1/messages",
+        "status": status,
+        "ip": request.remote or "",
+        "user_agent": request.headers.get("User-Agent", ""),
+        "prompt": prompt[:16_000],
+    }
+    for field_name in ("system", "max_tokens", "n_tools", "n_messages", "conversation_id", "temperature"):
+        if body.get(field_name) is not None:
+            event[field_name] = body[field_name]
+    if account_type := request.headers.get("X-Account-Type"):
+        event["account_type"] = account_type
+    return event
+
+
+def main() -> None:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--broker", default=os.environ.get("DISTILLGUARD_BROKER_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--fail-mode", choices=("open", "closed"), default="open")
+    args = parser.parse_args()
+    cfg = GatewayConfig(
+        broker=args.broker,
+        fail_mode=args.fail_mode,
+        verify_keys=os.environ.get("DISTILLGUARD_VERIFY_KEYS", GatewayConfig.verify_keys),
+    )
+    logging.basicConfig(level=logging.INFO)
+    web.run_app(create_app(cfg), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()
