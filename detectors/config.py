@@ -110,6 +110,7 @@ class PolicyConfig:
     limit_requests_per_minute: int
     limit_tokens_per_minute: int
     max_action: MappingProxyType[str, int]  # account type -> highest ACTIONS index allowed
+    action_mode: MappingProxyType[str, str]  # action -> enforce | shadow | off (absent: enforce)
 
     def __post_init__(self) -> None:
         if not 0 < self.challenge <= self.limit <= self.block <= 1:
@@ -147,7 +148,7 @@ def _section(cls: type[T], doc: dict[str, Any], name: str, path: Path, **extra: 
         raise ValueError(f"{path}: section [{name}] is missing")
     wanted = {f.name for f in fields(cls)} - set(extra)  # type: ignore[arg-type]
     missing = wanted - set(table)
-    unknown = set(table) - wanted - {"max_action"}
+    unknown = set(table) - wanted - {"max_action", "action_mode"}
     if missing or unknown:
         raise ValueError(f"{path}: [{name}] missing {sorted(missing)} / unknown {sorted(unknown)}")
     try:
@@ -166,6 +167,9 @@ def load_scoring(path: Path | str | None = None) -> ScoringConfig:
     caps = doc.get("policy", {}).get("max_action", {})
     if bad := {k: v for k, v in caps.items() if v not in ACTIONS}:
         raise ValueError(f"{path}: [policy.max_action] values must be one of {ACTIONS}, got {bad}")
+    modes = doc.get("policy", {}).get("action_mode", {})
+    if bad := {k: v for k, v in modes.items() if k not in ACTIONS or v not in ("enforce", "shadow", "off")}:
+        raise ValueError(f"{path}: [policy.action_mode] maps an action to enforce|shadow|off, got {bad}")
     return ScoringConfig(
         rule_id=str(doc.get("rule", {}).get("id", path.stem)),
         window=_section(WindowConfig, doc, "window", path),
@@ -180,5 +184,6 @@ def load_scoring(path: Path | str | None = None) -> ScoringConfig:
             "policy",
             path,
             max_action=MappingProxyType({k: ACTIONS.index(v) for k, v in caps.items()}),
+            action_mode=MappingProxyType(dict(modes)),
         ),
     )

@@ -129,6 +129,8 @@ class Engine:
         self.supervised = SupervisedModel(self.cfg.supervised)
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
         self._ticks = 0
+        #: Subjects exempt from automatic decisions ("account:<id>", "org:<id>"); state is still kept.
+        self.allowlist: set[str] = set()
         self._challenge_logit = _logit(self.cfg.policy.challenge)
 
     def process(self, event: RequestEvent) -> list[Decision]:
@@ -150,8 +152,19 @@ class Engine:
         if ts - state.last_scored < cfg.window.tick_seconds or state.counters[0] < cfg.window.min_requests_to_score:
             return []
         state.last_scored = ts
+        if self.allowlist and self.is_allowlisted(account_id, event.get("org_id")):
+            return []
         decision = self._score(account_id, state, event.get("account_type") or "standard", ts, event["event_id"])
         return [decision] if decision is not None else []
+
+    def is_allowlisted(self, account_id: str, org_id: str | None = None) -> bool:
+        """True when the account, or its organisation, is on the operators' allowlist.
+
+        >>> e = Engine(MemoryStore()); e.allowlist.add("org:acme")
+        >>> e.is_allowlisted("a1", "acme"), e.is_allowlisted("a1", "other")
+        (True, False)
+        """
+        return f"account:{account_id}" in self.allowlist or (org_id is not None and f"org:{org_id}" in self.allowlist)
 
     def score(self, account_id: str, account_type: str, now: float) -> tuple[float, dict[str, float]]:
         """The fused score and its parts for an account as of ``now`` (for explanations and tests)."""

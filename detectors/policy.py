@@ -10,7 +10,15 @@ from detectors.account_state import AccountState
 from detectors.config import PolicyConfig
 from detectors.types import ACTIONS, Decision
 
-__all__ = ["REASON_CODES", "decide", "decision_id", "level_for_score", "needs_decision", "reason_codes"]
+__all__ = [
+    "REASON_CODES",
+    "decide",
+    "decision_id",
+    "level_for_score",
+    "needs_decision",
+    "reason_codes",
+    "record_mode",
+]
 
 #: Stable reason codes for fusion inputs: what gateways, dashboards and analysts key on.
 REASON_CODES = MappingProxyType({
@@ -47,7 +55,21 @@ def level_for_score(score: float, requests: float, account_type: str, cfg: Polic
     level = 3 if score >= cfg.block else 2 if score >= cfg.limit else 1 if score >= cfg.challenge else 0
     if level >= 2 and requests < cfg.min_requests_to_enforce:
         level = 1
-    return min(level, cfg.max_action.get(account_type, 3))
+    level = min(level, cfg.max_action.get(account_type, 3))
+    while level > 0 and cfg.action_mode.get(ACTIONS[level]) == "off":  # a switched-off rung steps down
+        level -= 1
+    return level
+
+
+def record_mode(action: str, global_mode: str, cfg: PolicyConfig) -> str:
+    """``shadow`` when the whole detector or this action is in shadow mode, else ``enforce``.
+
+    >>> from detectors.config import load_scoring
+    >>> cfg = load_scoring().policy
+    >>> record_mode("block", "enforce", cfg), record_mode("block", "shadow", cfg)
+    ('enforce', 'shadow')
+    """
+    return "shadow" if global_mode == "shadow" or cfg.action_mode.get(action) == "shadow" else "enforce"
 
 
 def reason_codes(parts: dict[str, float], top: int = 3) -> tuple[str, ...]:

@@ -55,6 +55,7 @@ class Decision:
             "score": round(self.score, 4),
             "mode": mode,
             "origin": origin,
+            "evidence_id": self.decision_id,  # the alert on distillguard.alerts with the full explanation
             "evidence": self.evidence,
         }
         if self.limit is not None:

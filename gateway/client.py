@@ -8,21 +8,17 @@ account is the state), verifies each record's HMAC and reconnects by itself afte
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream.compacted import CompactedReader
 from stream.signing import verify
 
 __all__ = ["Verdict", "ThrottleTable"]
-
-log = logging.getLogger("distillguard.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +72,13 @@ class ThrottleTable:
         topic: str = "distillguard.throttle",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.bootstrap = bootstrap
         self.keys = dict(keys)
-        self.topic = topic
         self.clock = clock
         self.table: dict[str, Verdict] = {}
         self.rejected = 0  # records refused for a missing or bad signature
         self.invalid = 0  # signed records whose value is off-contract
         self.applied = 0
-        self.caught_up = asyncio.Event()
-        self.connected = False
-        self._end_offsets: dict[TopicPartition, int] = {}
-        self._positions: dict[TopicPartition, int] = {}
-        self._task: asyncio.Task[None] | None = None
+        self.reader = CompactedReader(bootstrap, topic, self.apply)
 
     # -- the hot path ----------------------------------------------------------------------------
 
@@ -98,11 +88,6 @@ class ThrottleTable:
         if verdict is None or verdict.expires_at <= self.clock():
             return None
         return verdict
-
-    @property
-    def lag(self) -> int:
-        """Records on the topic not yet applied (end offset − position, summed over partitions)."""
-        return sum(max(0, end - self._positions.get(tp, 0)) for tp, end in self._end_offsets.items())
 
     # -- keeping it current ------------------------------------------------------------------------
 
@@ -122,56 +107,17 @@ class ThrottleTable:
                 return
         self.applied += 1
 
+    @property
+    def lag(self) -> int:
+        return self.reader.lag
+
+    @property
+    def ready(self) -> bool:
+        """Connected and caught up: decisions can be trusted (else the gateway's fail mode applies)."""
+        return self.reader.ready
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="throttle-table")
+        await self.reader.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            # Without a group id, aiokafka assigns every partition of the subscribed topic itself and
-            # starts from the beginning: the whole compacted state is read on every (re)connect.
-            consumer = AIOKafkaConsumer(
-                self.topic,
-                bootstrap_servers=self.bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
-            try:
-                await consumer.start()
-                while not consumer.assignment():  # the worker creates the topic; wait for it
-                    self._apply_batches(await consumer.getmany(timeout_ms=500))
-                self.connected = True
-                await self._consume(consumer, sorted(consumer.assignment()))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker outage or the like: reconnect and catch up from the start
-                log.warning("throttle table lost its connection (%s); reconnecting", exc)
-            finally:
-                self.connected = False
-                await consumer.stop()
-            await asyncio.sleep(1.0)
-
-    def _apply_batches(self, batches: Mapping[TopicPartition, Any]) -> None:
-        for tp, records in batches.items():
-            for r in records:
-                self.apply(r.key, r.value, r.headers)
-                self._positions[tp] = r.offset + 1
-
-    async def _consume(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
-        self._end_offsets = await consumer.end_offsets(tps)
-        refreshed = time.monotonic()
-        while True:
-            self._apply_batches(await consumer.getmany(timeout_ms=500, max_records=10_000))
-            if time.monotonic() - refreshed > 1.0:
-                self._end_offsets = await consumer.end_offsets(tps)
-                refreshed = time.monotonic()
-            if not self.caught_up.is_set() and self.lag == 0:
-                self.caught_up.set()
+        await self.reader.stop()

@@ -132,7 +132,7 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         if not account or not isinstance(body, dict) or not isinstance(body.get("prompt", ""), str):
             responses.labels(status="400", reason="bad_request").inc()
             return web.json_response({"error": "X-Account-Id header and a JSON body are required"}, status=400)
-        if not table.caught_up.is_set() or not table.connected:
+        if not table.ready:
             if cfg.fail_mode == "closed":
                 responses.labels(status="503", reason="decisions_unavailable").inc()
                 return web.json_response({"error": "decision stream unavailable"}, status=503)
@@ -156,8 +156,7 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         return web.Response(body=generate_latest(registry), content_type="text/plain")
 
     async def health(_: web.Request) -> web.Response:
-        ready = table.caught_up.is_set() and table.connected
-        return web.json_response({"decisions_ready": ready, "lag": table.lag}, status=200 if ready else 503)
+        return web.json_response({"decisions_ready": table.ready, "lag": table.lag}, status=200 if table.ready else 503)
 
     async def on_startup(app: web.Application) -> None:
         app["producer"] = AIOKafkaProducer(bootstrap_servers=cfg.broker, acks="all")

@@ -19,11 +19,13 @@ from detectors.account_state import AccountState
 from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.events import InvalidEvent, decode_event
+from detectors.policy import record_mode
 from detectors.types import Decision
+from stream.compacted import CompactedReader
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
 from stream.signing import signature_headers
-from stream.topics import ALERTS, ALL_TOPICS, DLQ, FEEDBACK, REQUESTS, THROTTLE, TopicSpec
+from stream.topics import ALERTS, ALL_TOPICS, ALLOWLIST, DLQ, FEEDBACK, REQUESTS, THROTTLE, TopicSpec
 
 __all__ = ["TableStore", "alert_record", "create_app", "dlq_headers", "parse_verdict"]
 
@@ -135,12 +137,12 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         await fut  # delivered before the source offset can be committed
 
     async def publish(decision: Decision) -> None:
-        record = decision.to_record(mode=settings.mode)
+        record = decision.to_record(mode=record_mode(decision.action, settings.mode, cfg.policy))
         key = decision.key.encode()
         await send_throttle(key, orjson.dumps(record))
         active[key] = struct.pack("<d", decision.expires_at)
         if decision.action in ("limit", "block"):
-            await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, settings.mode)))
+            await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, record["mode"])))
         metrics.decisions.labels(action=decision.action).inc()
 
     async def dead_letter(event: Any, reason: str, detail: str) -> None:
@@ -176,6 +178,22 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
             metrics.tracked_accounts.set(len(store))
 
+    def on_allowlist(key: bytes | None, value: bytes | None, headers: Any) -> None:
+        if key is None:
+            return
+        subject = key.decode(errors="replace")
+        if value is None:
+            engine.allowlist.discard(subject)
+        else:
+            engine.allowlist.add(subject)
+
+    allowlist_reader = CompactedReader(settings.broker.removeprefix("kafka://"), ALLOWLIST.name, on_allowlist)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_allowlist() -> None:
+        """Every worker reads the whole allowlist (not a consumer group's share of it)."""
+        await allowlist_reader.start()
+
     @app.agent(feedback, name="learn")
     async def learn(stream: Any) -> None:
         """Triage verdicts teach the supervised model (same event loop: one writer per model)."""
@@ -192,7 +210,10 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
     async def lift_expired() -> None:
         """Publish a tombstone for every decision whose TTL has passed (wall clock ≈ event time live)."""
         now = time.time()
-        expired = [k for k, v in list(active.items()) if struct.unpack("<d", v)[0] <= now]
+        expired = [
+            k for k, v in list(active.items())
+            if struct.unpack("<d", v)[0] <= now or k.decode() in engine.allowlist  # allowlisted: lift now
+        ]  # fmt: skip
         for key in expired:
             await send_throttle(key, None)
             del active[key]

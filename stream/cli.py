@@ -65,6 +65,44 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _allowlist(args: argparse.Namespace) -> int:
+    """Add, remove or list allowlist entries on the compacted topic; workers pick them up live."""
+    import getpass
+    import time
+
+    import orjson
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from stream.topics import ALLOWLIST
+
+    bootstrap = args.broker.removeprefix("kafka://")
+    if args.action == "list":
+        consumer = KafkaConsumer(ALLOWLIST.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, consumer_timeout_ms=3000)  # fmt: skip
+        entries: dict[str, bytes | None] = {}
+        for record in consumer:
+            entries[record.key.decode()] = record.value
+        consumer.close()
+        for subject, value in sorted(entries.items()):
+            if value is not None:
+                print(subject, value.decode())
+        return 0
+    subjects = [f"account:{a}" for a in args.account] + [f"org:{o}" for o in args.org]
+    if not subjects:
+        print("distillguard allowlist: name at least one --account or --org", file=sys.stderr)
+        return 2
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for subject in subjects:
+        value = None
+        if args.action == "add":
+            value = orjson.dumps({"reason": args.reason, "by": args.by or getpass.getuser(), "at": time.time()})
+        producer.send(ALLOWLIST.name, key=subject.encode(), value=value)
+        print(f"{args.action} {subject}")
+    producer.flush()
+    producer.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stream.settings import WorkerSettings
 
@@ -98,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rules", default=None, help="scoring rules TOML (default: detectors/rules/scoring.toml)")
     r.add_argument("--mode", choices=("enforce", "shadow"), default="enforce")
     r.set_defaults(func=_replay)
+
+    a = sub.add_parser("allowlist", help="exempt accounts or orgs from automatic decisions (no restart needed)")
+    a.add_argument("action", choices=("add", "remove", "list"))
+    a.add_argument("--account", action="append", default=[], help="account id (repeatable)")
+    a.add_argument("--org", action="append", default=[], help="organisation id (repeatable)")
+    a.add_argument("--reason", default="", help="why (kept with the entry)")
+    a.add_argument("--by", default="", help="who (default: the OS user)")
+    a.add_argument("--broker", default=defaults.broker)
+    a.set_defaults(func=_allowlist)
     return parser
 
 

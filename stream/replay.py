@@ -15,6 +15,7 @@ import orjson
 from detectors.config import ScoringConfig, load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.events import InvalidEvent, decode_event
+from detectors.policy import record_mode
 from stream.app import alert_record
 from stream.runtime import tune_gc
 
@@ -80,9 +81,10 @@ def replay(
             continue
         for decision in engine.process(event):
             summary.decisions[decision.action] += 1
-            out.write(orjson.dumps(decision.to_record(mode=mode)) + b"\n")
+            record = decision.to_record(mode=record_mode(decision.action, mode, cfg.policy))
+            out.write(orjson.dumps(record) + b"\n")
             if alerts is not None and decision.action in ("limit", "block"):
-                alerts.write(orjson.dumps(alert_record(decision, mode)) + b"\n")
+                alerts.write(orjson.dumps(alert_record(decision, record["mode"])) + b"\n")
         last_ts = max(last_ts, float(event["ts"]))
         if summary.events % _FLUSH_EVERY == 0:
             engine.flush()

@@ -59,7 +59,14 @@ DLQ = TopicSpec(
     config={"retention.ms": str(3 * _DAY_MS)},
 )
 
-ALL_TOPICS = (REQUESTS, THROTTLE, ALERTS, FEEDBACK, DLQ)
+ALLOWLIST = TopicSpec(
+    "distillguard.allowlist",
+    "subjects operators exempt from automatic decisions, key = account:<id> or org:<id>; null removes",
+    partitions=1,
+    config={"cleanup.policy": "compact"},
+)
+
+ALL_TOPICS = (REQUESTS, THROTTLE, ALERTS, FEEDBACK, DLQ, ALLOWLIST)
 
 
 def existing_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) -> int | None:

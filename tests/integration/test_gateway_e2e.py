@@ -57,7 +57,7 @@ async def scenario(bootstrap: str, run_id: str) -> dict[str, Any]:
     benign = P.benign_pool()
     out: dict[str, Any] = {"served_before": 0, "served_after": 0, "first_decision_at": None, "statuses": []}
     try:
-        await asyncio.wait_for(table.caught_up.wait(), timeout=60)
+        await asyncio.wait_for(table.reader.caught_up.wait(), timeout=60)
         rejected_before = table.rejected  # older records on a reused broker may predate signing
         async with aiohttp.ClientSession() as session:
             started = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -43,7 +44,7 @@ def harvester(account: str, n: int, start: float, first: int = 0) -> list[tuple[
 
 
 def decisions_for(records: list[Any], account: str) -> list[dict[str, Any]]:
-    return [orjson.loads(r.value) for r in records if r.key == f"account:{account}".encode()]
+    return [orjson.loads(r.value) for r in records if r.key == f"account:{account}".encode() and r.value is not None]
 
 
 def test_worker_creates_its_topics_with_explicit_configs(worker: WorkerProcess) -> None:
@@ -135,3 +136,37 @@ def test_worker_recovers_account_state_after_a_restart(worker: WorkerProcess) ->
     actions = [d["action"] for d in decisions_for(after, steady)]
     assert actions[0] == "challenge" and actions[1] in ("limit", "block"), worker.log()
     assert decisions_for(after, steady)[1]["evidence"]["requests"] >= 30
+
+
+def allowlist(bootstrap: str, *args: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    subprocess.run([sys.executable, "-m", "stream.cli", "allowlist", *args, "--broker", bootstrap, "--by", "test"],
+                   cwd=REPO, check=True, capture_output=True)  # fmt: skip
+
+
+def test_allowlist_exempts_accounts_and_lifts_decisions_in_force_without_a_restart(worker: WorkerProcess) -> None:
+    worker.wait_ready()
+    wait_for_topics(worker.bootstrap, {"llm.requests", "distillguard.allowlist"})
+    exempt, caught = unique("eval-partner"), unique("harvester")
+    allowlist(worker.bootstrap, "add", "--account", exempt, "--reason", "contracted evaluation")
+    time.sleep(3)  # the worker follows the allowlist topic live
+    produce(worker.bootstrap, "llm.requests", harvester(exempt, 120, T0) + harvester(caught, 120, T0))
+
+    def enforced(records: list[Any]) -> bool:
+        return any(r.value and orjson.loads(r.value)["action"] in ("limit", "block")
+                   for r in records if r.key == f"account:{caught}".encode())  # fmt: skip
+
+    throttle = read_until(worker.bootstrap, "distillguard.throttle", enforced)
+    assert enforced(throttle), worker.log()
+    assert decisions_for(throttle, exempt) == []
+
+    # Allowlisting an account with a decision in force lifts it: a tombstone follows.
+    allowlist(worker.bootstrap, "add", "--account", caught, "--reason", "false positive")
+    key = f"account:{caught}".encode()
+    lifted = read_until(worker.bootstrap, "distillguard.throttle",
+                        lambda rs: any(r.key == key and r.value is None for r in rs), timeout=30)  # fmt: skip
+    assert any(r.key == key and r.value is None for r in lifted)
