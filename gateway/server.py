@@ -19,6 +19,7 @@ contract (prompt text included, as the detector reads it in memory; the gateway 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import time
 import uuid
@@ -95,6 +96,8 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
                 namespace="distillguard", registry=registry)  # fmt: skip
     served_tokens = Counter("gateway_output_tokens", "Output tokens served to clients.",
                             namespace="distillguard", registry=registry)  # fmt: skip
+    unpublished = Counter("gateway_unpublished_events", "Request events not published because Kafka was unreachable.",
+                          namespace="distillguard", registry=registry)  # fmt: skip
 
     table = ThrottleTable(cfg.broker, parse_keys(cfg.verify_keys), clock=clock)
     buckets: dict[str, tuple[str, TokenBucket]] = {}  # account -> (decision id, bucket)
@@ -142,13 +145,34 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         status = refusal.status if refusal is not None else 200
         # Refused requests are published too: an account hammering a 429 is evidence that it persists.
         event = _event(request, account, body, output_tokens, status, clock())
-        await app["producer"].send_and_wait("llm.requests", key=account.encode(), value=orjson.dumps(event))
+        await publish(event)
         if refusal is not None:
             responses.labels(status=str(status), reason=refusal.reason or "").inc()
             return refusal
         responses.labels(status="200", reason="served").inc()
         served_tokens.inc(output_tokens)
         return web.json_response({"id": event["event_id"], "output_tokens": output_tokens, "text": "stub"})
+
+    async def publish(event: dict[str, Any]) -> None:
+        """Send the request event; while Kafka is unreachable the request is still answered (counted)."""
+        producer = app.get("producer")
+        try:
+            if producer is None:
+                raise ConnectionError("producer not connected")
+            await producer.send_and_wait("llm.requests", key=event["account_id"].encode(), value=orjson.dumps(event))
+        except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the API call
+            unpublished.inc()
+            log.warning("request event not published: %s", type(exc).__name__)
+
+    async def authz(request: web.Request) -> web.Response:
+        """Envoy ext_authz (HTTP service): 200 allows, 429/403 deny; see deploy/envoy/."""
+        account = request.headers.get("X-Account-Id", "")
+        if not account:
+            return web.json_response({"error": "X-Account-Id header is required"}, status=400)
+        if not table.ready and cfg.fail_mode == "closed":
+            return web.json_response({"error": "decision stream unavailable"}, status=503)
+        refusal = enforce(account, table.check(account), int(request.headers.get("X-Max-Tokens", "1024")))
+        return refusal if refusal is not None else web.Response(status=200)
 
     async def metrics(_: web.Request) -> web.Response:
         rejected.set(table.rejected)
@@ -158,16 +182,30 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"decisions_ready": table.ready, "lag": table.lag}, status=200 if table.ready else 503)
 
+    async def connect_producer() -> None:
+        while True:  # retried in the background: the gateway serves (fail-open) while Kafka is down
+            producer = AIOKafkaProducer(bootstrap_servers=cfg.broker, acks="all")
+            try:
+                await producer.start()
+                app["producer"] = producer
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cannot reach Kafka at %s (%s); retrying", cfg.broker, type(exc).__name__)
+                await producer.stop()
+                await asyncio.sleep(2.0)
+
     async def on_startup(app: web.Application) -> None:
-        app["producer"] = AIOKafkaProducer(bootstrap_servers=cfg.broker, acks="all")
-        await app["producer"].start()
+        app["connect"] = asyncio.create_task(connect_producer())
         await table.start()
 
     async def on_cleanup(app: web.Application) -> None:
+        app["connect"].cancel()
         await table.stop()
-        await app["producer"].stop()
+        if producer := app.get("producer"):
+            await producer.stop()
 
     app.router.add_post("/v1/messages", messages)
+    app.router.add_get("/authz/{tail:.*}", authz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", health)
     app.on_startup.append(on_startup)

@@ -82,7 +82,12 @@ class CompactedReader:
                 log.warning("lost %s (%s); reconnecting", self.topic, exc)
             finally:
                 self.connected = False
-                await consumer.stop()
+                # stop() can wait forever on a dead broker (and ignore cancellation): give it 5 s, then
+                # abandon it and build a fresh consumer.
+                stopping = asyncio.ensure_future(consumer.stop())
+                done, _ = await asyncio.wait({stopping}, timeout=5)
+                if not done:
+                    log.info("consumer of %s did not stop within 5 s; abandoning it", self.topic)
             self.reconnects += 1
             await asyncio.sleep(self.reconnect_seconds)
 
