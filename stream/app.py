@@ -52,6 +52,13 @@ class TableStore:
     def __len__(self) -> int:
         return len(self.table)
 
+    def evict_idle(self, before: float) -> int:
+        """Delete accounts whose newest request is older than ``before`` (a tombstone each in the changelog)."""
+        idle = [k for k, v in list(self.table.items()) if AccountState.last_seen(v) < before]
+        for key in idle:
+            del self.table[key]
+        return len(idle)
+
 
 def dlq_headers(reason: str, detail: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
     """Headers of a DLQ record, named like Kafka Connect's ``__connect.errors.*`` context headers."""
@@ -178,6 +185,12 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
             metrics.tracked_accounts.set(len(store))
 
+    async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        """Partitions are moving: unpacked states may go stale, so re-read them from the table."""
+        engine.forget_cache()
+
+    app.on_partitions_revoked.connect(on_partitions_revoked)  # type: ignore[arg-type]
+
     def on_allowlist(key: bytes | None, value: bytes | None, headers: Any) -> None:
         if key is None:
             return
@@ -223,11 +236,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
     async def housekeeping() -> None:
         """Evict idle accounts (by event time) and checkpoint the models."""
         if latest_ts:
-            cutoff = latest_ts - cfg.window.idle_horizon_seconds
-            idle = [k for k, v in list(states.items()) if AccountState.last_seen(v) < cutoff]
-            for key in idle:
-                del states[key]
-            metrics.evicted_accounts.inc(len(idle))
+            metrics.evicted_accounts.inc(engine.evict_idle(latest_ts - cfg.window.idle_horizon_seconds))
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = checkpoint.with_suffix(".tmp")
         tmp.write_bytes(engine.checkpoint())

@@ -71,9 +71,8 @@ def test_engine_evicts_idle_accounts_by_event_time() -> None:
     for i in range(10):
         engine.process(make_event(i, account=f"idle-{i}", ts=T0))
     engine.process(make_event(0, account="active", ts=T0 + 3 * DAY))
-    engine.flush()
-    assert store.evict_idle(before=T0 + 3 * DAY - engine.cfg.window.idle_horizon_seconds) == 10
-    assert len(store) == 1
+    assert engine.evict_idle(before=T0 + 3 * DAY - engine.cfg.window.idle_horizon_seconds) == 10
+    assert len(store) == 1 and list(engine.cache) == ["active"]
 
 
 def test_engine_learns_from_verdicts_and_their_weight_grows() -> None:
