@@ -172,54 +172,36 @@ def chat_user(account: str, rng: random.Random, start: float, days: float = 2.0,
     return events
 
 
+def _harvest(
+    account: str, rng: random.Random, start: float, hours: float, gap: float, wrapper: Callable[[], str], **extra: Any
+) -> list[Event]:
+    """A harvester's loop: wrapped distillation content, single-turn, maximal max_tokens, steady gaps."""
+    pool = distill_pool()
+    events, t, i = [], start, 0
+    while t < start + hours * 3600:
+        prompt = wrapper().format(content=rng.choice(pool))
+        output_tokens = rng.randint(1500, 4000)
+        events.append(_event(account, i, t, rng, prompt=prompt, max_tokens=8192, output_tokens=output_tokens, **extra))
+        t += rng.uniform(0.5 * gap, 1.5 * gap)
+        i += 1
+    return events
+
+
 def cot_harvester(
     account: str, rng: random.Random, start: float, hours: float = 6.0, gap: float = 3.0, template: int = 0
 ) -> list[Event]:
     """Campaign A style: one CoT template, harvested content, single-turn, maximal max_tokens, fast."""
-    pool, wrapper = distill_pool(), COT_TEMPLATES[template]
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
-        events.append(
-            _event(
-                account,
-                i,
-                t,
-                rng,
-                prompt=wrapper.format(content=rng.choice(pool)),
-                max_tokens=8192,
-                output_tokens=rng.randint(1500, 4000),
-                user_agent="python-httpx/0.27",
-                account_type="startup",
-            )
-        )
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
-    return events
+    wrapper = COT_TEMPLATES[template]
+    return _harvest(account, rng, start, hours, gap, lambda: wrapper,
+                    user_agent="python-httpx/0.27", account_type="startup")  # fmt: skip
 
 
 def rotating_template_harvester(
     account: str, rng: random.Random, start: float, hours: float = 6.0, gap: float = 3.0
 ) -> list[Event]:
     """Rotates through twenty CoT wrappers, so no single template dominates; all ask for reasoning."""
-    pool = distill_pool()
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
-        wrapper = rng.choice(ROTATING_TEMPLATES)
-        events.append(
-            _event(
-                account,
-                i,
-                t,
-                rng,
-                prompt=wrapper.format(content=rng.choice(pool)),
-                max_tokens=8192,
-                output_tokens=rng.randint(1500, 4000),
-                user_agent="python-requests/2.32",
-            )
-        )
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
-    return events
+    return _harvest(account, rng, start, hours, gap, lambda: rng.choice(ROTATING_TEMPLATES),
+                    user_agent="python-requests/2.32")  # fmt: skip
 
 
 def human_timing_mimic(account: str, rng: random.Random, start: float, days: float = 2.0) -> list[Event]:

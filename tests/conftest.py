@@ -24,6 +24,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair() -> int:
+    """A free port whose successor is free too: a broker and its controller (kafka.sh uses port + 1)."""
+    while True:
+        port = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+
+
 def make_event(i: int, *, account: str = "acct-1", ts: float = 1_800_000_000.0, **extra: object) -> dict[str, object]:
     """A valid request event; tests override fields with ``extra``."""
     event: dict[str, object] = {
@@ -45,15 +57,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if existing:
         yield existing
         return
-    # Two adjacent free ports: broker and controller.
-    port = free_port()
-    while True:
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-            break
-        except OSError:
-            port = free_port()
+    port = free_port_pair()
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(tmp_path_factory.mktemp("kafka"))}
     up = subprocess.run([str(KAFKA_SH), "up"], env=env, capture_output=True, text=True, timeout=600)
     if up.returncode != 0:

@@ -86,15 +86,21 @@ class WorkerProcess:
     _ready_seen: int = 0
 
 
-@pytest.fixture
-def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    w = WorkerProcess(
-        bootstrap=kafka_bootstrap,
+def new_worker(bootstrap: str, tmp_path: Path, *extra: str) -> WorkerProcess:
+    """A worker with its own consumer group, data dir and metrics port (not started)."""
+    return WorkerProcess(
+        bootstrap=bootstrap,
         data_dir=tmp_path / "worker",
         app_id=f"dg-test-{uuid.uuid4().hex[:8]}",
         metrics_port=free_port(),
         log_path=tmp_path / "worker.log",
+        extra=extra,
     )
+
+
+@pytest.fixture
+def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    w = new_worker(kafka_bootstrap, tmp_path)
     w.start()
     try:
         yield w

@@ -19,7 +19,7 @@ from gateway.server import GatewayConfig, create_app
 from sim import personas as P
 from stream.topics import THROTTLE, wait_for_topics
 from tests.conftest import free_port
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import new_worker
 
 pytestmark = pytest.mark.integration
 
@@ -95,14 +95,7 @@ async def scenario(bootstrap: str, run_id: str) -> dict[str, Any]:
 def test_gateway_throttles_a_harvester_serves_people_and_lifts_after_ttl(
     kafka_bootstrap: str, tmp_path: Path, short_ttl_rules: Path
 ) -> None:
-    worker = WorkerProcess(
-        bootstrap=kafka_bootstrap,
-        data_dir=tmp_path / "worker",
-        app_id=f"dg-gw-{uuid.uuid4().hex[:8]}",
-        metrics_port=free_port(),
-        log_path=tmp_path / "worker.log",
-        extra=("--rules", str(short_ttl_rules), "--lift-seconds", "1"),
-    )
+    worker = new_worker(kafka_bootstrap, tmp_path, "--rules", str(short_ttl_rules), "--lift-seconds", "1")
     worker.start()
     try:
         worker.wait_ready()

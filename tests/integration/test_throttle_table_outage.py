@@ -14,7 +14,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from gateway.client import ThrottleTable
 from stream.signing import signature_headers
-from tests.conftest import KAFKA_SH, free_port
+from tests.conftest import KAFKA_SH, free_port_pair
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +45,7 @@ async def wait_for(predicate: object, timeout: float) -> bool:
 
 
 def test_throttle_table_survives_a_broker_restart(tmp_path: Path) -> None:
-    port = free_port()
-    while True:  # the controller takes port + 1
-        try:
-            import socket
-
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-            break
-        except OSError:
-            port = free_port()
+    port = free_port_pair()
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(tmp_path / "kafka"), "KAFKA_HEAP": "384m"}
 
     def kafka(cmd: str) -> None:
