@@ -205,15 +205,15 @@ class AccountState:
         return self.counters[counter] / n if n > 0 else 0.0
 
     def requests_last_hour(self, now: float, cfg: WindowConfig) -> int:
-        return sum(self._ring_window(self.ring_requests, now, cfg))
+        return sum(self.ring_window(self.ring_requests, now, cfg))
 
     def tokens_last_hour(self, now: float, cfg: WindowConfig) -> int:
-        return sum(self._ring_window(self.ring_tokens, now, cfg))
+        return sum(self.ring_window(self.ring_tokens, now, cfg))
 
     def burst_per_bucket(self, now: float, cfg: WindowConfig) -> int:
-        return max(self._ring_window(self.ring_requests, now, cfg), default=0)
+        return max(self.ring_window(self.ring_requests, now, cfg), default=0)
 
-    def _ring_window(self, ring: array[int], now: float, cfg: WindowConfig) -> array[int] | list[int]:
+    def ring_window(self, ring: array[int], now: float, cfg: WindowConfig) -> array[int] | list[int]:
         """Buckets of the hour ending at ``now``: the whole ring when ``now`` is in the head bucket."""
         index = int(now // cfg.bucket_seconds)
         if self.head < 0 or index - self.head >= cfg.buckets:

@@ -189,8 +189,9 @@ class Engine:
         if not needs_decision(state, level, now, self.cfg.policy):
             return None  # nothing new to say: skip building the explanation
         norms = self.norms[cohort]
-        explanation = [
-            Explanation(name, inputs.get(name, 0.0), part, norms.typical(name)).as_dict()
+        weights = self.cfg.weights
+        explanation = [  # value = part / weight: exact for product terms too, which are not in ``inputs``
+            Explanation(name, part / weights[name], part, norms.typical(name)).as_dict()
             for name, part in sorted(parts.items(), key=lambda p: p[1], reverse=True)[:_TOP_EXPLANATIONS]
         ]
         return decide(

@@ -51,7 +51,7 @@ def account_vector(state: AccountState, now: float, cfg: ScoringConfig) -> dict[
     cats = [v for v in state.categories if v > 0]
     total = sum(cats)
     entropy = -sum([v / total * math.log(v / total) for v in cats]) if total > 0 else 0.0
-    ring = state._ring_window(state.ring_requests, now, w)
+    ring = state.ring_window(state.ring_requests, now, w)
     requests_hour = sum(ring)
     age = now - (state.created_ts or state.first_ts)
     return {

@@ -138,6 +138,15 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
     )
     secret = settings.signing_secret.encode()
 
+    async def warm_partitioner() -> None:
+        """``use_partitioner`` tables choose a changelog partition synchronously from the producer's
+        metadata, which aiokafka loads lazily: load it before the first write, or that write fails with
+        a TypeError inside aiokafka (seen in `make demo`). Cheap once loaded."""
+        producer: Any = app.producer
+        aiokafka_producer = producer._ensure_producer()  # the aiokafka producer under Faust's
+        for table in (states, active):
+            await aiokafka_producer.partitions_for(table.changelog_topic.get_topic_name())
+
     async def send_throttle(key: bytes, value: bytes | None) -> None:
         headers = signature_headers(key, value, settings.signing_key_id, secret)
         fut = await throttle.send(key=key, value=value, headers=headers)
@@ -164,6 +173,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         nonlocal latest_ts
         for t in topics.values():
             await t.maybe_declare()
+        await warm_partitioner()
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             for event in batch:
                 metrics.events_consumed.inc()
@@ -222,6 +232,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
     @app.timer(interval=settings.lift_seconds)  # type: ignore[untyped-decorator]
     async def lift_expired() -> None:
         """Publish a tombstone for every decision whose TTL has passed (wall clock ≈ event time live)."""
+        await warm_partitioner()
         now = time.time()
         expired = [
             k for k, v in list(active.items())
@@ -235,6 +246,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
     @app.timer(interval=settings.housekeeping_seconds)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:
         """Evict idle accounts (by event time) and checkpoint the models."""
+        await warm_partitioner()
         if latest_ts:
             metrics.evicted_accounts.inc(engine.evict_idle(latest_ts - cfg.window.idle_horizon_seconds))
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

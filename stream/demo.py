@@ -87,12 +87,11 @@ def main() -> int:
             consumer_timeout_ms=20_000,
         )
         for message in consumer:
-            d = orjson.loads(message.value)
-            print(
-                f"      {d['subject']['id']:<14} {d['action']:<10} {d['score']:>6.2f}  "
-                f"{','.join(d['reason'])} {d.get('evidence', {})}",
-                flush=True,
-            )
+            d = orjson.loads(message.value) if message.value else None
+            if d is None:
+                continue  # a tombstone: a decision lifted
+            print(f"      {d['subject']['id']:<14} {d['action']:<10} {d['score']:>6.2f}  {', '.join(d['reason'])}",
+                  flush=True)  # fmt: skip
         consumer.close()
         print(
             "done: the people, the researcher and the agent got no enforcing decision; the broken record "

@@ -106,6 +106,8 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
         yield w
     finally:
         w.stop()
+    # An agent that raised leaves a worker that looks alive and processes nothing: fail loudly.
+    assert "Traceback" not in w.log_path.read_text(errors="replace"), w.log()
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
