@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import pickle
 from collections import OrderedDict
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -138,6 +139,8 @@ class Engine:
         self.supervised = SupervisedModel(self.cfg.supervised)
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
         self._ticks = 0
+        #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
+        self.on_score: Callable[[dict[str, float]], object] | None = None
         #: Subjects exempt from automatic decisions ("account:<id>", "org:<id>"); state is still kept.
         self.allowlist: set[str] = set()
         self._challenge_logit = _logit(self.cfg.policy.challenge)
@@ -184,6 +187,8 @@ class Engine:
     def _score(self, account_id: str, state: AccountState, cohort: str, now: float, trigger: str) -> Decision | None:
         x = account_vector(state, now, self.cfg)
         score, parts, inputs = self._fused(x, cohort, learn=True)
+        if self.on_score is not None:
+            self.on_score({"fused": score, "anomaly": inputs.get("anomaly", 0.0), "supervised": inputs["p_supervised"]})
         requests = state.counters[Counters.REQUESTS]
         level = level_for_score(score, requests, cohort, self.cfg.policy)
         if not needs_decision(state, level, now, self.cfg.policy):
@@ -224,7 +229,8 @@ class Engine:
             self._ticks += 1
             if self._ticks % self.cfg.anomaly.learn_every == 0:
                 model.learn_one(x)
-        inputs = {**x, "supervised": (self.supervised.score_one(x) - 0.5) * 2.0 * self.supervised.confidence}
+        p_supervised = self.supervised.score_one(x)
+        inputs = {**x, "supervised": (p_supervised - 0.5) * 2.0 * self.supervised.confidence}
         score, parts = fuse(inputs, self.cfg.weights)
         # The trees can add at most weights["anomaly"] to the logit: ask them only when that could
         # lift the account to "challenge" (HST is the most expensive step of a tick).
@@ -234,6 +240,7 @@ class Engine:
             if a > 0:
                 parts["anomaly"] = w_anomaly * a
                 score = 1.0 / (1.0 + math.exp(-(_logit(score) + w_anomaly * a)))
+        inputs["p_supervised"] = p_supervised  # for metrics; not a fusion input (no weight)
         return score, parts, inputs
 
     def learn_verdict(self, features: dict[str, float], confirmed: bool) -> None:

@@ -62,6 +62,8 @@ class ThrottleTable:
         Trusted signing keys, id -> secret; records signed otherwise (or not at all) are refused.
     clock
         Wall clock for expiry, injectable for tests.
+    on_reject
+        Called for every refused record, e.g. a Prometheus counter's ``inc``.
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class ThrottleTable:
         *,
         topic: str = "distillguard.throttle",
         clock: Callable[[], float] = time.time,
+        on_reject: Callable[[], object] | None = None,
     ) -> None:
         self.keys = dict(keys)
+        self.on_reject = on_reject  # e.g. a Prometheus counter's inc
         self.clock = clock
         self.table: dict[str, Verdict] = {}
         self.rejected = 0  # records refused for a missing or bad signature
@@ -95,6 +99,8 @@ class ThrottleTable:
         """Fold one record in: verify, then set or (null value) lift."""
         if key is None or not verify(key, value, headers, self.keys):
             self.rejected += 1
+            if self.on_reject is not None:
+                self.on_reject()
             return
         subject = key.decode(errors="replace")
         if value is None:

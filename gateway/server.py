@@ -90,8 +90,8 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
     registry = CollectorRegistry()
     responses = Counter("gateway_responses", "Responses by HTTP status and enforcement reason.",
                         ["status", "reason"], namespace="distillguard", registry=registry)  # fmt: skip
-    rejected = Gauge("gateway_rejected_signatures", "Throttle records refused for a bad or missing signature.",
-                     namespace="distillguard", registry=registry)  # fmt: skip
+    rejected = Counter("gateway_rejected_signatures", "Throttle records refused for a bad or missing signature.",
+                       namespace="distillguard", registry=registry)  # fmt: skip
     lag = Gauge("gateway_decision_lag_records", "Throttle records not yet applied by this gateway.",
                 namespace="distillguard", registry=registry)  # fmt: skip
     served_tokens = Counter("gateway_output_tokens", "Output tokens served to clients.",
@@ -99,7 +99,7 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
     unpublished = Counter("gateway_unpublished_events", "Request events not published because Kafka was unreachable.",
                           namespace="distillguard", registry=registry)  # fmt: skip
 
-    table = ThrottleTable(cfg.broker, parse_keys(cfg.verify_keys), clock=clock)
+    table = ThrottleTable(cfg.broker, parse_keys(cfg.verify_keys), clock=clock, on_reject=rejected.inc)
     buckets: dict[str, tuple[str, TokenBucket]] = {}  # account -> (decision id, bucket)
     app = web.Application()
     app["table"] = table
@@ -175,7 +175,6 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         return refusal if refusal is not None else web.Response(status=200)
 
     async def metrics(_: web.Request) -> web.Response:
-        rejected.set(table.rejected)
         lag.set(table.lag)
         return web.Response(body=generate_latest(registry), content_type="text/plain")
 

@@ -20,7 +20,7 @@ from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.events import InvalidEvent, decode_event
 from detectors.policy import record_mode
-from detectors.types import Decision
+from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
@@ -30,6 +30,8 @@ from stream.topics import ALERTS, ALL_TOPICS, ALLOWLIST, DLQ, FEEDBACK, REQUESTS
 __all__ = ["TableStore", "alert_record", "create_app", "dlq_headers", "parse_verdict"]
 
 log = logging.getLogger("distillguard.worker")
+
+_ACTIVE = "<dB"  # active-decisions table value: expiry (event time) and action level
 
 
 class TableStore:
@@ -83,7 +85,8 @@ def alert_record(decision: Decision, mode: str) -> dict[str, Any]:
 
 def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> faust.App:
     """Build the Faust app; nothing connects until a worker starts it."""
-    metrics = metrics or WorkerMetrics.create()
+    cfg = load_scoring(settings.rules)
+    metrics = metrics or WorkerMetrics.create(cfg.policy)
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -119,8 +122,13 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         use_partitioner=True,  # changelog partition = the key's partition, as on llm.requests
     )
     store = TableStore(states)
-    cfg = load_scoring(settings.rules)
     engine = Engine(store, cfg)
+
+    def observe_scores(scores: dict[str, float]) -> None:
+        for detector, value in scores.items():
+            metrics.scores.labels(detector=detector).observe(value)
+
+    engine.on_score = observe_scores
     checkpoint = Path(settings.data_dir) / "models.ckpt"
     if checkpoint.exists():
         if engine.restore(checkpoint.read_bytes()):
@@ -156,10 +164,12 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         record = decision.to_record(mode=record_mode(decision.action, settings.mode, cfg.policy))
         key = decision.key.encode()
         await send_throttle(key, orjson.dumps(record))
-        active[key] = struct.pack("<d", decision.expires_at)
+        active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action))
         if decision.action in ("limit", "block"):
             await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, record["mode"])))
-        metrics.decisions.labels(action=decision.action).inc()
+        for code in decision.reason:
+            metrics.decisions.labels(action=decision.action, reason=code).inc()
+        metrics.decision_latency_seconds.observe(max(0.0, time.time() - decision.issued_at))
 
     async def dead_letter(event: Any, reason: str, detail: str) -> None:
         msg = event.message
@@ -175,6 +185,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
             await t.maybe_declare()
         await warm_partitioner()
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            started = time.perf_counter()
             for event in batch:
                 metrics.events_consumed.inc()
                 raw = event.value
@@ -193,7 +204,8 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                     await publish(decision)
                 latest_ts = max(latest_ts, decoded["ts"])
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
-            metrics.tracked_accounts.set(len(store))
+            metrics.processing_seconds.observe((time.perf_counter() - started) / len(batch))
+            metrics.last_event_timestamp.set(time.time())
 
     async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         """Partitions are moving: unpacked states may go stale, so re-read them from the table."""
@@ -227,6 +239,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                 log.warning("ignored a feedback record that is not a verdict with features")
                 continue
             engine.learn_verdict(*verdict)
+            metrics.model_updated_timestamp.labels(model="supervised").set(time.time())
             metrics.feedback_verdicts.labels(verdict="confirmed" if verdict[1] else "false_positive").inc()
 
     @app.timer(interval=settings.lift_seconds)  # type: ignore[untyped-decorator]
@@ -234,14 +247,17 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         """Publish a tombstone for every decision whose TTL has passed (wall clock ≈ event time live)."""
         await warm_partitioner()
         now = time.time()
-        expired = [
-            k for k, v in list(active.items())
-            if struct.unpack("<d", v)[0] <= now or k.decode() in engine.allowlist  # allowlisted: lift now
-        ]  # fmt: skip
-        for key in expired:
-            await send_throttle(key, None)
-            del active[key]
-            metrics.decisions_lifted.inc()
+        in_force = {k: struct.unpack(_ACTIVE, v) for k, v in list(active.items())}
+        for key, (expires, _) in in_force.items():
+            if expires <= now or key.decode() in engine.allowlist:  # allowlisted: lift now
+                await send_throttle(key, None)
+                del active[key]
+                metrics.decisions_lifted.inc()
+        for level, action in enumerate(ACTIONS[1:], start=1):
+            count = sum(1 for k, (e, lvl) in in_force.items() if lvl == level and e > now and k in active)
+            metrics.active_throttles.labels(action=action).set(count)
+        for partition, lag in consumer_lag(app, REQUESTS.name).items():
+            metrics.consumer_lag.labels(partition=str(partition)).set(lag)
 
     @app.timer(interval=settings.housekeeping_seconds)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:
@@ -249,12 +265,27 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         await warm_partitioner()
         if latest_ts:
             metrics.evicted_accounts.inc(engine.evict_idle(latest_ts - cfg.window.idle_horizon_seconds))
+        metrics.tracked_accounts.set(len(store))
+        metrics.state_bytes.set(sum(len(v) for v in list(states.values())))
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = checkpoint.with_suffix(".tmp")
         tmp.write_bytes(engine.checkpoint())
         tmp.replace(checkpoint)
+        for model in ("anomaly", "checkpoint"):
+            metrics.model_updated_timestamp.labels(model=model).set(time.time())
 
     return app
+
+
+def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
+    """End offset minus committed offset per assigned partition of ``topic`` (Faust's sensor has none)."""
+    consumer: Any = app.consumer
+    lag = {}
+    for tp in consumer.assignment():
+        if tp.topic == topic:
+            committed = consumer._committed_offset.get(tp) or 0  # Faust keeps the last commit here
+            lag[tp.partition] = max(0, int(consumer.highwater(tp) or 0) - committed)
+    return lag
 
 
 def parse_verdict(raw: Any) -> tuple[dict[str, float], bool] | None:

@@ -1,17 +1,37 @@
-"""Prometheus metrics of the worker: namespace ``distillguard``, no per-account labels."""
+"""Prometheus metrics of the worker: namespace ``distillguard``, base units, no per-account labels.
+
+Every label has a small, fixed set of values (reason codes, actions, detectors, partitions), exported
+as zeros from the start so that ``rate()`` and the alert rules in ``deploy/prometheus`` see them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from detectors.config import PolicyConfig
 from detectors.events import REASONS
+from detectors.policy import REASON_CODES
 from detectors.types import ACTIONS
 
-__all__ = ["WorkerMetrics"]
+__all__ = ["DETECTORS", "WorkerMetrics", "score_buckets"]
 
 _NS = "distillguard"
+#: Score sources with a histogram each: the fused score and the two learned inputs to it.
+DETECTORS = ("fused", "anomaly", "supervised")
+_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds; p99 target 2 s
+_PROCESSING_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025)  # seconds per event
+
+
+def score_buckets(policy: PolicyConfig) -> tuple[float, ...]:
+    """Histogram edges that include the decision thresholds, so dashboards read "share above limit".
+
+    >>> from detectors.config import load_scoring
+    >>> score_buckets(load_scoring().policy)
+    (0.1, 0.25, 0.5, 0.75, 0.92, 1.0)
+    """
+    return tuple(sorted({0.1, 0.25, policy.challenge, policy.limit, policy.block, 1.0}))
 
 
 @dataclass
@@ -19,8 +39,9 @@ class WorkerMetrics:
     """The worker's metrics, registered on ``registry`` (tests pass a fresh ``CollectorRegistry()``).
 
     >>> from prometheus_client import CollectorRegistry
+    >>> from detectors.config import load_scoring
     >>> registry = CollectorRegistry()
-    >>> m = WorkerMetrics.create(registry)
+    >>> m = WorkerMetrics.create(load_scoring().policy, registry)
     >>> m.dlq_records.labels(reason="not_json").inc()
     >>> registry.get_sample_value("distillguard_dlq_records_total", {"reason": "not_json"})
     1.0
@@ -29,34 +50,87 @@ class WorkerMetrics:
     events_consumed: Counter
     dlq_records: Counter
     decisions: Counter
-    tracked_accounts: Gauge
-    evicted_accounts: Counter
-    feedback_verdicts: Counter
     decisions_lifted: Counter
+    active_throttles: Gauge
+    scores: Histogram
+    processing_seconds: Histogram
+    decision_latency_seconds: Histogram
+    consumer_lag: Gauge
+    last_event_timestamp: Gauge
+    tracked_accounts: Gauge
+    state_bytes: Gauge
+    evicted_accounts: Counter
+    model_updated_timestamp: Gauge
+    feedback_verdicts: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry = REGISTRY) -> WorkerMetrics:
+    def create(cls, policy: PolicyConfig, registry: CollectorRegistry = REGISTRY) -> WorkerMetrics:
         def counter(name: str, doc: str, *labels: str) -> Counter:
             return Counter(name, doc, labels, namespace=_NS, registry=registry)
 
-        metrics = cls(
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, namespace=_NS, registry=registry)
+
+        m = cls(
             events_consumed=counter("events_consumed", "Request events read from llm.requests, valid or not."),
             dlq_records=counter("dlq_records", "Events sent to llm.requests.dlq, by reason code.", "reason"),
-            decisions=counter("decisions", "Throttle decisions published, by action.", "action"),
-            tracked_accounts=Gauge(
-                "tracked_accounts", "Accounts with state held by this process.", namespace=_NS, registry=registry
+            decisions=counter(
+                "decisions", "Throttle decisions published, by action and by each reason code.", "action", "reason"
             ),
+            decisions_lifted=counter(
+                "decisions_lifted", "Decisions lifted by a tombstone (TTL passed or allowlisted)."
+            ),
+            active_throttles=gauge(
+                "active_throttles", "Decisions in force on this worker's partitions, by action.", "action"
+            ),  # fmt: skip
+            scores=Histogram(
+                "score",
+                "Scores of accounts at each scoring tick, by detector; edges include the thresholds.",
+                ["detector"],
+                namespace=_NS,
+                registry=registry,
+                buckets=score_buckets(policy),
+            ),  # fmt: skip
+            processing_seconds=Histogram(
+                "event_processing_seconds",
+                "Detector time per event (decode, features, state, scoring, policy).",
+                namespace=_NS,
+                registry=registry,
+                buckets=_PROCESSING_BUCKETS,
+            ),  # fmt: skip
+            decision_latency_seconds=Histogram(
+                "decision_latency_seconds",
+                "From the event time of the deciding event to the decision published.",
+                namespace=_NS,
+                registry=registry,
+                buckets=_LATENCY_BUCKETS,
+            ),  # fmt: skip
+            consumer_lag=gauge(
+                "consumer_lag_records", "llm.requests records not yet committed, by partition.", "partition"
+            ),  # fmt: skip
+            last_event_timestamp=gauge(
+                "last_event_processed_timestamp_seconds", "Wall-clock time when this worker last processed an event."
+            ),  # fmt: skip
+            tracked_accounts=gauge("tracked_accounts", "Accounts with state held by this process."),
+            state_bytes=gauge("state_bytes", "Bytes of packed account state held by this process."),
             evicted_accounts=counter("evicted_accounts", "Accounts forgotten after the idle horizon (event time)."),
-            decisions_lifted=counter("decisions_lifted", "Decisions lifted by a tombstone when their TTL passed."),
+            model_updated_timestamp=gauge(
+                "model_updated_timestamp_seconds", "When each model last learned or was checkpointed.", "model"
+            ),  # fmt: skip
             feedback_verdicts=counter(
                 "feedback_verdicts", "Triage verdicts read from distillguard.feedback, by verdict.", "verdict"
             ),
         )
-        # Export every bounded label value from the start, so that rate() and alerts see zeros.
         for reason in (*REASONS, "detector_error"):
-            metrics.dlq_records.labels(reason=reason)
-        for action in ACTIONS:
-            metrics.decisions.labels(action=action)
+            m.dlq_records.labels(reason=reason)
+        for action in ACTIONS[1:]:
+            m.active_throttles.labels(action=action)
+            for code in REASON_CODES.values():
+                m.decisions.labels(action=action, reason=code)
+        for detector in DETECTORS:
+            m.scores.labels(detector=detector)
+        for model in ("anomaly", "supervised", "checkpoint"):
+            m.model_updated_timestamp.labels(model=model)
         for verdict in ("confirmed", "false_positive", "invalid"):
-            metrics.feedback_verdicts.labels(verdict=verdict)
-        return metrics
+            m.feedback_verdicts.labels(verdict=verdict)
+        return m
