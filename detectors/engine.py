@@ -17,7 +17,7 @@ from typing import Any
 from detectors.account_state import AccountState, Counters
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
-from detectors.features import PhraseBook, extract, load_phrasebook
+from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
 from detectors.policy import decide, level_for_score, needs_decision, reason_codes
 from detectors.scoring import (
     CohortAnomaly,
@@ -38,6 +38,21 @@ _LAUNCH_GRACE = 3600.0  # models seen in the first hour of a stream are not "new
 _TOP_EXPLANATIONS = 5
 #: Unpacked states kept for hot accounts: ~4 KB each unpacked vs ~0.9 KB packed, so 20,000 cost ~80 MB.
 _CACHE_SIZE = 20_000
+
+
+def window_summary(state: AccountState, now: float, cfg: ScoringConfig) -> dict[str, float]:
+    """Raw (unscaled) figures of an account's window for the people who triage its alert."""
+    w = cfg.window
+    return {
+        "requests_last_hour": state.requests_last_hour(now, w),
+        "output_tokens_last_hour": state.tokens_last_hour(now, w),
+        "cot_rate": round(state.share(Counters.COT), 3),
+        "top_template_share": round(state.template_top_share(), 3),
+        "distinct_templates": round(state.distinct_templates(), 1),
+        "distinct_ips": round(state.distinct_ips(), 1),
+        "active_hours_24h": state.active_hours(now),
+        "gap_cv": round(state.gap_cv(), 3),
+    }
 
 
 def _logit(p: float) -> float:
@@ -166,7 +181,7 @@ class Engine:
         state.last_scored = ts
         if self.allowlist and self.is_allowlisted(account_id, event.get("org_id")):
             return []
-        decision = self._score(account_id, state, event.get("account_type") or "standard", ts, event["event_id"])
+        decision = self._score(account_id, state, event.get("account_type") or "standard", ts, event)
         return [decision] if decision is not None else []
 
     def is_allowlisted(self, account_id: str, org_id: str | None = None) -> bool:
@@ -184,7 +199,9 @@ class Engine:
         score, parts, _ = self._fused(account_vector(state, now, self.cfg), account_type, learn=False)
         return score, parts
 
-    def _score(self, account_id: str, state: AccountState, cohort: str, now: float, trigger: str) -> Decision | None:
+    def _score(
+        self, account_id: str, state: AccountState, cohort: str, now: float, trigger: RequestEvent
+    ) -> Decision | None:
         x = account_vector(state, now, self.cfg)
         score, parts, inputs = self._fused(x, cohort, learn=True)
         if self.on_score is not None:
@@ -205,7 +222,7 @@ class Engine:
             level=level,
             score=score,
             now=now,
-            trigger_event_id=trigger,
+            trigger_event_id=trigger["event_id"],
             cfg=self.cfg.policy,
             reasons=reason_codes(parts),
             evidence={
@@ -213,6 +230,9 @@ class Engine:
                 "cohort": cohort,
                 "explanation": explanation,
                 "features": {k: round(v, 4) for k, v in x.items()},
+                "window": window_summary(state, now, self.cfg),
+                # The deciding request's template frame: content words masked. Never the prompt itself.
+                "template_sample": masked_sample(trigger, self.book),
             },
         )
 

@@ -27,6 +27,7 @@ __all__ = [
     "RequestFeatures",
     "extract",
     "load_phrasebook",
+    "masked_sample",
     "skeleton_words",
     "template_fingerprint",
 ]
@@ -86,6 +87,7 @@ class PhraseBook:
     category_order: tuple[int, ...]  # category indices in priority order
     head_chars: int
     tail_chars: int
+    frame_words: frozenset[bytes] = frozenset()  # words shown in alert samples; the rest is masked
 
     def hits(self, text: str) -> tuple[int, int]:
         """(family bitmask, category bitmask) of the lowercased head and tail of ``text``."""
@@ -131,6 +133,9 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
         for pattern in doc["categories"]["patterns"][name]:
             add(pattern, ("category", CATEGORIES.index(name)))
     matcher.Compile()
+    frame = {w.encode() for w in doc["meta"].get("frame_words", [])}
+    for name in FAMILIES:  # the literal words of every family pattern: "step", "reasoning", "rubric", …
+        frame |= {w.encode() for p in doc["families"][name]["patterns"] for w in re.findall(r"[a-z]{2,}", p)}
     return PhraseBook(
         matcher=matcher,
         labels=tuple(labels),
@@ -138,7 +143,21 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
         category_order=tuple(order),
         head_chars=int(doc["meta"]["scan_head_chars"]),
         tail_chars=int(doc["meta"]["scan_tail_chars"]),
+        frame_words=frozenset(frame),
     )
+
+
+def masked_sample(event: RequestEvent, book: PhraseBook, max_chars: int = 240) -> str:
+    """A request's template frame for alerts: its skeleton with every word outside the frame
+    vocabulary masked as "·", so people see the template, never the content.
+
+    >>> masked_sample({"prompt": "You are an expert historian. Why did Rome fall? Explain step by step."},
+    ...               load_phrasebook())
+    'you are an expert · · did · · explain step by step'
+    """
+    text = "\n".join(t for t in (event.get("system"), event.get("prompt")) if t)
+    words = [w if w in book.frame_words else b"\xc2\xb7" for w in skeleton_words(text)]
+    return b" ".join(words).decode("utf-8", "replace")[:max_chars]
 
 
 def skeleton_words(text: str) -> list[bytes]:

@@ -131,6 +131,7 @@ def decide(
     """
     if not needs_decision(state, level, now, cfg):
         return None
+    renewal = level == state.action_level
     action = ACTIONS[level]
     expires = now + cfg.ttl_seconds
     state.action_level = level
@@ -152,4 +153,5 @@ def decide(
         reason=reasons,
         limit=limit,
         evidence=evidence,
+        renewal=renewal,
     )

@@ -36,6 +36,7 @@ class Decision:
     limit: dict[str, int] | None = None
     cluster_id: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    renewal: bool = False  # same action re-issued with a later expiry (alerts are not repeated for it)
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ import faust
 import orjson
 
 from detectors.account_state import AccountState
+from detectors.alerts import alert_record, should_alert
 from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.events import InvalidEvent, decode_event
@@ -27,7 +28,7 @@ from stream.settings import WorkerSettings
 from stream.signing import signature_headers
 from stream.topics import ALERTS, ALL_TOPICS, ALLOWLIST, DLQ, FEEDBACK, REQUESTS, THROTTLE, TopicSpec
 
-__all__ = ["TableStore", "alert_record", "create_app", "dlq_headers", "parse_verdict"]
+__all__ = ["TableStore", "create_app", "dlq_headers", "parse_verdict"]
 
 log = logging.getLogger("distillguard.worker")
 
@@ -71,16 +72,6 @@ def dlq_headers(reason: str, detail: str, topic: str, partition: int, offset: in
         ("dlq.source.partition", str(partition).encode()),
         ("dlq.source.offset", str(offset).encode()),
     ]
-
-
-def alert_record(decision: Decision, mode: str) -> dict[str, Any]:
-    """The alert for an enforcing decision (issue 7 widens it with the full explanation)."""
-    return {
-        "alert_id": decision.decision_id,
-        "dedup_key": decision.key,
-        "decision": decision.to_record(mode=mode),
-        "severity": "high" if decision.action == "block" else "medium",
-    }
 
 
 def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> faust.App:
@@ -165,7 +156,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         key = decision.key.encode()
         await send_throttle(key, orjson.dumps(record))
         active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action))
-        if decision.action in ("limit", "block"):
+        if should_alert(decision):
             await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, record["mode"])))
         for code in decision.reason:
             metrics.decisions.labels(action=decision.action, reason=code).inc()

@@ -12,11 +12,11 @@ from typing import IO
 
 import orjson
 
+from detectors.alerts import alert_record, should_alert
 from detectors.config import ScoringConfig, load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.events import InvalidEvent, decode_event
 from detectors.policy import record_mode
-from stream.app import alert_record
 from stream.runtime import tune_gc
 
 __all__ = ["ReplaySummary", "replay", "read_lines"]
@@ -83,7 +83,7 @@ def replay(
             summary.decisions[decision.action] += 1
             record = decision.to_record(mode=record_mode(decision.action, mode, cfg.policy))
             out.write(orjson.dumps(record) + b"\n")
-            if alerts is not None and decision.action in ("limit", "block"):
+            if alerts is not None and should_alert(decision):
                 alerts.write(orjson.dumps(alert_record(decision, record["mode"])) + b"\n")
         last_ts = max(last_ts, float(event["ts"]))
         if summary.events % _FLUSH_EVERY == 0:
