@@ -157,7 +157,9 @@ class Engine:
         #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
         self.on_score: Callable[[dict[str, float]], object] | None = None
         #: Subjects exempt from automatic decisions ("account:<id>", "org:<id>"); state is still kept.
-        self.allowlist: set[str] = set()
+        #: subject -> until (event time; ``inf`` for permanent). A dismissed alert allowlists its
+        #: subject until the decision would have expired, so the decision is not renewed.
+        self.allowlist: dict[str, float] = {}
         self._challenge_logit = _logit(self.cfg.policy.challenge)
 
     def process(self, event: RequestEvent) -> list[Decision]:
@@ -179,19 +181,22 @@ class Engine:
         if ts - state.last_scored < cfg.window.tick_seconds or state.counters[0] < cfg.window.min_requests_to_score:
             return []
         state.last_scored = ts
-        if self.allowlist and self.is_allowlisted(account_id, event.get("org_id")):
+        if self.allowlist and self.is_allowlisted(account_id, event.get("org_id"), ts):
             return []
         decision = self._score(account_id, state, event.get("account_type") or "standard", ts, event)
         return [decision] if decision is not None else []
 
-    def is_allowlisted(self, account_id: str, org_id: str | None = None) -> bool:
-        """True when the account, or its organisation, is on the operators' allowlist.
+    def is_allowlisted(self, account_id: str, org_id: str | None = None, now: float = 0.0) -> bool:
+        """True when the account, or its organisation, is on the operators' allowlist at ``now``.
 
-        >>> e = Engine(MemoryStore()); e.allowlist.add("org:acme")
-        >>> e.is_allowlisted("a1", "acme"), e.is_allowlisted("a1", "other")
-        (True, False)
+        >>> e = Engine(MemoryStore()); e.allowlist["org:acme"] = math.inf; e.allowlist["account:b"] = 100.0
+        >>> e.is_allowlisted("a1", "acme"), e.is_allowlisted("a1", "other"), e.is_allowlisted("b", None, 99.0)
+        (True, False, True)
+        >>> e.is_allowlisted("b", None, 100.0)
+        False
         """
-        return f"account:{account_id}" in self.allowlist or (org_id is not None and f"org:{org_id}" in self.allowlist)
+        until = max(self.allowlist.get(f"account:{account_id}", 0.0), self.allowlist.get(f"org:{org_id}", 0.0))
+        return until > now
 
     def score(self, account_id: str, account_type: str, now: float) -> tuple[float, dict[str, float]]:
         """The fused score and its parts for an account as of ``now`` (for explanations and tests)."""

@@ -7,6 +7,7 @@ between Kafka and the engine, keeps the engine's state in a changelogged table, 
 from __future__ import annotations
 
 import logging
+import math
 import struct
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiohttp import web
 
 from detectors.account_state import AccountState
 from detectors.alerts import alert_record, should_alert
@@ -27,6 +29,8 @@ from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
 from stream.signing import signature_headers
 from stream.topics import ALERTS, ALL_TOPICS, ALLOWLIST, DLQ, FEEDBACK, REQUESTS, THROTTLE, TopicSpec
+from stream.triage import Triage
+from stream.triage_web import triage_app
 
 __all__ = ["TableStore", "create_app", "dlq_headers", "parse_verdict"]
 
@@ -209,9 +213,9 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
             return
         subject = key.decode(errors="replace")
         if value is None:
-            engine.allowlist.discard(subject)
+            engine.allowlist.pop(subject, None)
         else:
-            engine.allowlist.add(subject)
+            engine.allowlist[subject] = allowlist_until(value)
 
     allowlist_reader = CompactedReader(settings.broker.removeprefix("kafka://"), ALLOWLIST.name, on_allowlist)
 
@@ -219,6 +223,15 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
     async def follow_allowlist() -> None:
         """Every worker reads the whole allowlist (not a consumer group's share of it)."""
         await allowlist_reader.start()
+
+    if settings.triage_port:
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def serve_triage() -> None:
+            """The triage page on 127.0.0.1:<triage_port> (put it behind your SSO proxy)."""
+            runner = web.AppRunner(triage_app(Triage(settings.broker.removeprefix("kafka://"))))
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", settings.triage_port).start()
 
     @app.agent(feedback, name="learn")
     async def learn(stream: Any) -> None:
@@ -240,7 +253,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         now = time.time()
         in_force = {k: struct.unpack(_ACTIVE, v) for k, v in list(active.items())}
         for key, (expires, _) in in_force.items():
-            if expires <= now or key.decode() in engine.allowlist:  # allowlisted: lift now
+            if expires <= now or engine.allowlist.get(key.decode(), 0.0) > now:  # allowlisted: lift now
                 await send_throttle(key, None)
                 del active[key]
                 metrics.decisions_lifted.inc()
@@ -277,6 +290,19 @@ def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
             committed = consumer._committed_offset.get(tp) or 0  # Faust keeps the last commit here
             lag[tp.partition] = max(0, int(consumer.highwater(tp) or 0) - committed)
     return lag
+
+
+def allowlist_until(value: bytes) -> float:
+    """Until when an allowlist entry holds: its ``until`` (a dismissal) or forever.
+
+    >>> allowlist_until(b'{"reason": "partner"}'), allowlist_until(b'{"until": 1800000000.0}')
+    (inf, 1800000000.0)
+    """
+    try:
+        until = orjson.loads(value).get("until")
+    except (orjson.JSONDecodeError, AttributeError):
+        return math.inf
+    return float(until) if isinstance(until, (int, float)) else math.inf
 
 
 def parse_verdict(raw: Any) -> tuple[dict[str, float], bool] | None:

@@ -33,6 +33,7 @@ def _worker(args: argparse.Namespace) -> int:
         replication=args.replication,
         data_dir=args.data_dir,
         metrics_port=args.metrics_port,
+        triage_port=args.triage_port,
         mode=args.mode,
         rules=args.rules,
         lift_seconds=args.lift_seconds,
@@ -103,6 +104,38 @@ def _allowlist(args: argparse.Namespace) -> int:
     return 0
 
 
+def _triage(args: argparse.Namespace) -> int:
+    """list / show / confirm / dismiss / allowlist / log: the on-call view of distillguard.alerts."""
+    import getpass
+    import json
+    import time
+
+    from stream.triage import Triage
+
+    triage = Triage(args.broker.removeprefix("kafka://"))
+    if args.action == "list":
+        for a in triage.alerts(limit=args.limit):
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(a.get("raised_at", 0)))
+            print(f"{a['alert_id']}  {a['severity']:<8} {a['subject']['id']:<24} {a['decision']['action']:<6} "
+                  f"{a['risk_score']:.2f}  {when}  {a['status']:<14} {', '.join(a['reasons'])}")  # fmt: skip
+        return 0
+    if args.action == "log":
+        for v in triage.log():
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["at"]))
+            print(f"{when}  {v['by']:<12} {v['action']:<9} {v['alert_id']}  {v['subject']['id']}  {v.get('note', '')}")
+        return 0
+    if not args.alert_id:
+        print(f"distillguard triage {args.action}: which alert? (see 'distillguard triage list')", file=sys.stderr)
+        return 2
+    if args.action == "show":
+        print(json.dumps(triage.alert(args.alert_id), indent=2))
+        return 0
+    action = "allowlist" if args.action == "dismiss" and args.allowlist else args.action
+    verdict = triage.act(args.alert_id, action, by=args.by or getpass.getuser(), note=args.note)
+    print(f"{verdict['verdict']}: alert {args.alert_id} ({verdict['subject']['id']}) by {verdict['by']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stream.settings import WorkerSettings
 
@@ -117,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--replication", type=int, default=defaults.replication, help="replication factor of topics")
     w.add_argument("--data-dir", default=defaults.data_dir, help="Faust data directory")
     w.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
+    w.add_argument("--triage-port", type=int, default=defaults.triage_port, help="0 disables the triage page")
     w.add_argument("--mode", choices=("enforce", "shadow"), default=defaults.mode)
     w.add_argument("--rules", default=defaults.rules, help="scoring rules TOML (default: detectors/rules/scoring.toml)")
     w.add_argument(
@@ -145,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--by", default="", help="who (default: the OS user)")
     a.add_argument("--broker", default=defaults.broker)
     a.set_defaults(func=_allowlist)
+
+    t = sub.add_parser("triage", help="on-call triage of alerts: list, show, confirm, dismiss, allowlist, log")
+    t.add_argument("action", choices=("list", "show", "confirm", "dismiss", "allowlist", "log"))
+    t.add_argument("alert_id", nargs="?", default="")
+    t.add_argument("--by", default="", help="who you are (default: the OS user); recorded with the verdict")
+    t.add_argument("--note", default="")
+    t.add_argument("--allowlist", action="store_true", help="with dismiss: allowlist the subject for good")
+    t.add_argument("--limit", type=int, default=50)
+    t.add_argument("--broker", default=defaults.broker)
+    t.set_defaults(func=_triage)
     return parser
 
 

@@ -18,6 +18,7 @@ class WorkerSettings:
     replication: int = int(os.environ.get("DISTILLGUARD_REPLICATION", "1"))
     data_dir: str = os.environ.get("DISTILLGUARD_DATA_DIR", ".run/worker")
     metrics_port: int = int(os.environ.get("DISTILLGUARD_METRICS_PORT", "9310"))
+    triage_port: int = int(os.environ.get("DISTILLGUARD_TRIAGE_PORT", "9311"))  # 0: no triage page
     mode: str = os.environ.get("DISTILLGUARD_MODE", "enforce")
     rules: str | None = os.environ.get("DISTILLGUARD_RULES")
     batch_size: int = 5000

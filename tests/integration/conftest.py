@@ -30,6 +30,7 @@ class WorkerProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     extra: tuple[str, ...] = ()
+    triage_port: int = 0
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
@@ -49,6 +50,8 @@ class WorkerProcess:
                 "4",
                 "--metrics-port",
                 str(self.metrics_port),
+                "--triage-port",
+                str(self.triage_port),
                 "--loglevel",
                 "info",
                 *self.extra,
@@ -95,6 +98,7 @@ def new_worker(bootstrap: str, tmp_path: Path, *extra: str) -> WorkerProcess:
         metrics_port=free_port(),
         log_path=tmp_path / "worker.log",
         extra=extra,
+        triage_port=free_port(),
     )
 
 

@@ -1,0 +1,117 @@
+"""Triage: read alerts, record analysts' verdicts, lift and allowlist — shared by the CLI and the web page.
+
+Every verdict is a record on ``distillguard.feedback`` (who, when, what, on which alert, with the
+decision's feature vector so the supervised model can learn from it). That topic is the audit log:
+it is kept for a year and survives any restart. A dismissal also writes an allowlist entry until the
+decision would have expired — every worker lifts the decision within seconds and does not renew it —
+or, with ``allowlist=True``, for good.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+
+from stream.topics import ALERTS, ALLOWLIST, FEEDBACK
+
+__all__ = ["Triage", "VERDICTS"]
+
+_ALERT_KEYS = {"alert_id", "subject", "severity", "risk_score", "reasons", "decision", "top_features"}
+
+#: Analyst actions and the verdict each records.
+VERDICTS = {"confirm": "confirmed", "dismiss": "false_positive", "allowlist": "false_positive"}
+
+
+def _read_all(bootstrap: str, topic: str, timeout_ms: int = 1500) -> list[Any]:
+    """Every record of ``topic`` from the beginning (small topics: alerts, feedback)."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        consumer_timeout_ms=timeout_ms,
+    )  # fmt: skip
+    try:
+        return [r for r in consumer if r.value is not None]
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Triage:
+    """Triage operations against one Kafka cluster (``host:port``)."""
+
+    bootstrap: str
+
+    def alerts(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Most recently published first, each with ``status`` (open | confirmed | false_positive) and
+        ``verdict_by`` from the verdicts. Records that are not alerts of this format are skipped."""
+        verdicts = {v["alert_id"]: v for v in self.log()}
+        alerts = []
+        for r in reversed(_read_all(self.bootstrap, ALERTS.name)):
+            try:
+                alert = orjson.loads(r.value)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(alert, dict) or not _ALERT_KEYS <= alert.keys():
+                continue  # an older or foreign record on the topic
+            verdict = verdicts.get(alert["alert_id"])
+            alert["status"] = verdict["verdict"] if verdict else "open"
+            alert["verdict_by"] = verdict["by"] if verdict else None
+            alerts.append(alert)
+            if len(alerts) >= limit:
+                break
+        return alerts
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        for alert in self.alerts(limit=100_000):
+            if alert["alert_id"] == alert_id:
+                return alert
+        raise KeyError(f"no alert {alert_id!r} on {ALERTS.name}")
+
+    def log(self) -> list[dict[str, Any]]:
+        """Every recorded triage action, oldest first (the audit log)."""
+        records = []
+        for r in _read_all(self.bootstrap, FEEDBACK.name):
+            try:
+                record = orjson.loads(r.value)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "alert_id" in record:
+                records.append(record)
+        return records
+
+    def act(self, alert_id: str, action: str, *, by: str, note: str = "") -> dict[str, Any]:
+        """Record ``action`` (confirm | dismiss | allowlist) on an alert; returns the verdict written."""
+        if action not in VERDICTS:
+            raise ValueError(f"action must be one of {sorted(VERDICTS)}, got {action!r}")
+        if not by:
+            raise ValueError("say who you are (by=...): every triage action is recorded with its author")
+        alert = self.alert(alert_id)
+        decision = alert["decision"]
+        now = time.time()
+        verdict = {
+            "alert_id": alert_id,
+            "decision_id": decision["decision_id"],
+            "subject": alert["subject"],
+            "action": action,
+            "verdict": VERDICTS[action],
+            "features": decision.get("evidence", {}).get("features", {}),
+            "by": by,
+            "at": now,
+            "note": note,
+        }
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        try:
+            subject_key = f"{alert['subject']['type']}:{alert['subject']['id']}".encode()
+            producer.send(FEEDBACK.name, key=subject_key, value=orjson.dumps(verdict))
+            if action in ("dismiss", "allowlist"):
+                entry: dict[str, Any] = {"reason": f"{action} of alert {alert_id}: {note}".strip(), "by": by, "at": now}
+                if action == "dismiss":
+                    entry["until"] = max(float(decision["expires_at"]), now + 3600)
+                producer.send(ALLOWLIST.name, key=subject_key, value=orjson.dumps(entry))
+            producer.flush()
+        finally:
+            producer.close()
+        return verdict

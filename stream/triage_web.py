@@ -1,0 +1,114 @@
+"""A small triage page, served by the worker (``--triage-port``): alerts, their evidence, and buttons
+to confirm, dismiss or allowlist. Plain HTML forms, no JavaScript; every action goes through
+:class:`stream.triage.Triage`, so it is recorded on ``distillguard.feedback`` like the CLI's."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from typing import Any
+
+from aiohttp import web
+
+from stream.triage import VERDICTS, Triage
+
+__all__ = ["triage_app"]
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
+table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .35rem .5rem; }
+tr + tr { border-top: 1px solid #ddd; } .critical { color: #b00020; font-weight: 600; } .high { color: #b35c00; }
+.status-open { font-weight: 600; } form { display: inline; } code { background: #f4f4f4; padding: 0 .2rem; }
+td:last-child { white-space: nowrap; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _page(title: str, body: str) -> web.Response:
+    doc = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+           f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>{body}</body></html>")  # fmt: skip
+    return web.Response(text=doc, content_type="text/html")
+
+
+def _actions(alert_id: str) -> str:
+    buttons = []
+    for action in VERDICTS:
+        buttons.append(
+            f"<form method='post' action='/alerts/{_e(alert_id)}/{action}'>"
+            f"<input type='hidden' name='by' value=''>"
+            f"<button type='submit' class='{action}' name='action' value='{action}'>{action}</button></form>"
+        )
+    return " ".join(buttons)
+
+
+def triage_app(triage: Triage) -> web.Application:
+    """The page's aiohttp application; Kafka calls run in a thread (kafka-python is blocking)."""
+
+    async def index(request: web.Request) -> web.Response:
+        alerts = await asyncio.to_thread(triage.alerts)
+        rows = []
+        for a in alerts:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(a.get("raised_at", 0)))
+            status = a["status"] + (f" by {a['verdict_by']}" if a.get("verdict_by") else "")
+            rows.append(
+                f"<tr data-alert='{_e(a['alert_id'])}'><td class='{_e(a['severity'])}'>{_e(a['severity'])}</td>"
+                f"<td><a href='/alerts/{_e(a['alert_id'])}'>{_e(a['subject']['id'])}</a></td>"
+                f"<td>{_e(a['decision']['action'])}</td><td>{a['risk_score']:.2f}</td>"
+                f"<td>{_e(', '.join(a['reasons']))}</td><td>{when}</td>"
+                f"<td class='status-{_e(a['status'])}'>{_e(status)}</td>"
+                f"<td>{_actions(a['alert_id']) if a['status'] == 'open' else ''}</td></tr>"
+            )
+        table = ("<table><tr><th>severity</th><th>subject</th><th>action</th><th>risk</th><th>reasons</th>"
+                 "<th>raised (UTC)</th><th>status</th><th></th></tr>" + "".join(rows) + "</table>")  # fmt: skip
+        analyst = _e(request.query.get("by", ""))
+        intro = (f"<p>{len(alerts)} alerts. Acting as <code id='analyst'>{analyst or 'nobody'}</code> "
+                 "(add <code>?by=yourname</code> to the address).</p>")  # fmt: skip
+        body = intro + table
+        if analyst:
+            body = body.replace("name='by' value=''", f"name='by' value='{analyst}'")
+        return _page("distillguard triage", body)
+
+    async def detail(request: web.Request) -> web.Response:
+        try:
+            alert = await asyncio.to_thread(triage.alert, request.match_info["alert_id"])
+        except KeyError:
+            raise web.HTTPNotFound(text="no such alert") from None
+        features = "".join(
+            f"<tr><td>{_e(f['feature'])}</td><td>{f['value']}</td><td>{f['typical']}</td><td>{f['contribution']}</td></tr>"
+            for f in alert["top_features"]
+        )
+        window = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in alert["evidence_window"].items())
+        samples = "".join(f"<li><code>{_e(s)}</code></li>" for s in alert["template_samples"])
+        body = (
+            f"<p>{_e(alert['severity'])} · {_e(alert['decision']['action'])} · risk {alert['risk_score']:.2f} · "
+            f"status {_e(alert['status'])}</p><h2>Top features against the cohort</h2>"
+            f"<table><tr><th>feature</th><th>value</th><th>typical</th><th>contribution</th></tr>{features}</table>"
+            f"<h2>Evidence window</h2><table>{window}</table>"
+            f"<h2>Template frames (content masked)</h2><ul>{samples}</ul>"
+            f"<p>{_actions(alert['alert_id'])}</p>"
+        )
+        return _page(f"alert for {alert['subject']['id']}", body)
+
+    async def act(request: web.Request) -> web.Response:
+        form = await request.post()
+        by = str(form.get("by") or request.query.get("by") or "")
+        try:
+            await asyncio.to_thread(
+                triage.act, request.match_info["alert_id"], request.match_info["action"], by=by,
+                note=str(form.get("note") or ""),
+            )  # fmt: skip
+        except KeyError:
+            raise web.HTTPNotFound(text="no such alert") from None
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        raise web.HTTPSeeOther(location=f"/?by={by}")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/alerts/{alert_id}", detail)
+    app.router.add_post("/alerts/{alert_id}/{action}", act)
+    return app

@@ -1,0 +1,80 @@
+"""On-call triage for real: alerts on the broker, the worker's triage page in headless Chromium, a click
+that dismisses an alert, and the verdict and allowlist entry it must leave on Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from detectors.alerts import alert_record, should_alert
+from sim.hard_cases import build, run
+from stream.topics import ALERTS, wait_for_topics
+from tests.conftest import REPO
+from tests.integration.browser import Browser
+from tests.integration.conftest import WorkerProcess, read_until
+
+pytestmark = pytest.mark.integration
+
+
+def publish_alerts(bootstrap: str, suffix: str) -> list[dict[str, object]]:
+    """Real alerts from the hard-case scenario, renamed so that this run's are its own."""
+    decisions = [d for ds in run(build(41)).values() for d in ds if should_alert(d)][:3]
+    alerts = []
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for d in decisions:
+        alert = alert_record(d, "enforce")
+        alert["alert_id"] = alert["decision"]["evidence_id"] = f"{d.decision_id}-{suffix}"
+        alert["decision"]["decision_id"] = alert["alert_id"]
+        alert["subject"]["id"] = f"{d.subject_id}-{suffix}"
+        producer.send(ALERTS.name, key=f"account:{alert['subject']['id']}".encode(), value=orjson.dumps(alert))
+        alerts.append(alert)
+    producer.flush()
+    producer.close()
+    return alerts
+
+
+def test_analyst_dismisses_an_alert_in_the_browser_and_it_is_recorded(worker: WorkerProcess, tmp_path: Path) -> None:
+    worker.wait_ready()
+    wait_for_topics(worker.bootstrap, {ALERTS.name, "distillguard.feedback", "distillguard.allowlist"})
+    suffix = uuid.uuid4().hex[:6]
+    alerts = publish_alerts(worker.bootstrap, suffix)
+    target = alerts[0]
+
+    async def session() -> tuple[str, str]:
+        async with Browser(tmp_path / "chromium") as browser:
+            await browser.goto(f"http://127.0.0.1:{worker.triage_port}/?by=alice")
+            row = f"tr[data-alert='{target['alert_id']}']"
+            await browser.wait_for(f'document.querySelector("{row}") !== null')
+            assert await browser.evaluate(f'document.querySelector("{row} td.status-open") !== null')
+            await browser.evaluate(f'document.querySelector("{row} button.dismiss").click()')
+            await browser.wait_for(f"(document.querySelector(\"{row}\")?.innerText || '').includes('false_positive')")
+            await browser.screenshot(tmp_path / "triage.png")
+            text = await browser.evaluate(f'document.querySelector("{row}").innerText')
+            detail = f"http://127.0.0.1:{worker.triage_port}/alerts/{target['alert_id']}"
+            await browser.goto(detail)
+            return str(text), str(await browser.evaluate("document.body.innerText"))
+
+    row_text, detail_text = asyncio.run(session())
+    assert "false_positive by alice" in row_text
+    assert "Template frames (content masked)" in detail_text and "Top features against the cohort" in detail_text
+
+    key = f"account:{target['subject']['id']}".encode()  # type: ignore[index]
+    verdicts = read_until(worker.bootstrap, "distillguard.feedback", lambda rs: any(r.key == key for r in rs))
+    verdict = next(orjson.loads(r.value) for r in verdicts if r.key == key)
+    assert (verdict["verdict"], verdict["by"], verdict["alert_id"]) == ("false_positive", "alice", target["alert_id"])
+    assert verdict["features"], "the verdict must carry the features the model learns from"
+    allow = read_until(worker.bootstrap, "distillguard.allowlist", lambda rs: any(r.key == key for r in rs))
+    entry = next(orjson.loads(r.value) for r in allow if r.key == key)
+    assert entry["by"] == "alice" and entry["until"] >= target["decision"]["expires_at"]  # type: ignore[index]
+
+    # The same audit log, through the CLI.
+    log = subprocess.run([sys.executable, "-m", "stream.cli", "triage", "log", "--broker", worker.bootstrap],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert f"alice        dismiss   {target['alert_id']}" in log
