@@ -11,12 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sim import personas as P
 from stream.topics import ALL_TOPICS, wait_for_topics
 from tests.conftest import make_event
 from tests.detectors.test_events import INVALID
 from tests.integration.conftest import WorkerProcess, produce, read_until
+from tests.promtool import check_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -106,16 +108,14 @@ def test_worker_publishes_a_throttle_decision_and_dead_letters_bad_input(worker:
         assert int(headers["dlq.source.offset"]) >= 0 and int(headers["dlq.source.partition"]) >= 0
 
     # The metric counts every DLQ record this worker wrote; on a reused broker it also re-read older runs.
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
-    counted = {
-        line.split('"')[1]: float(line.split()[-1])
-        for line in metrics.splitlines()
-        if line.startswith("distillguard_dlq_records_total{")
-    }
+    exposition = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read()
+    assert check_metrics(exposition) == ""  # the live worker's metrics, as promtool sees them
+    samples = [s for f in text_string_to_metric_families(exposition.decode()) for s in f.samples]
+    counted = {s.labels["reason"]: s.value for s in samples if s.name == "distillguard_dlq_records_total"}
     for reason, n in Counter(reason for _, _, reason in INVALID).items():
         assert counted[reason] >= n, (reason, counted)
-    action = strongest["action"]
-    assert float(metrics.split(f'distillguard_decisions_total{{action="{action}"}} ')[1].split()[0]) >= 1
+    decided = [s for s in samples if s.name == "distillguard_decisions_total" and s.value > 0]
+    assert any(s.labels["action"] == strongest["action"] and s.labels["reason"] in strongest["reason"] for s in decided)
 
 
 def test_worker_recovers_account_state_after_a_restart(worker: WorkerProcess) -> None:
