@@ -5,19 +5,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: bench demo help setup test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down replay-sample clean
+.PHONY: bench demo help setup system-deps test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(BIN)/distillguard: pyproject.toml
+$(BIN)/distillguard: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-setup: $(BIN)/distillguard  ## create .venv with the package and dev tools, fetch Kafka's jars
+setup: system-deps $(BIN)/distillguard  ## create .venv with the package and dev tools, fetch Kafka's jars
 	$(KAFKA) fetch
+
+system-deps:  ## install missing Debian packages (JDK, Maven, promtool, amtool, chromium)
+	bash deploy/system-deps.sh
 
 test: setup  ## run all tests (unit, doctests, end to end on a real broker the tests start and stop)
 	$(BIN)/python -m pytest -q -p no:warnings
