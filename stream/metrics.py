@@ -71,6 +71,9 @@ class WorkerMetrics:
         def gauge(name: str, doc: str, *labels: str) -> Gauge:
             return Gauge(name, doc, labels, namespace=_NS, registry=registry)
 
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+            return Histogram(name, doc, labels, namespace=_NS, registry=registry, buckets=buckets)
+
         m = cls(
             events_consumed=counter("events_consumed", "Request events read from llm.requests, valid or not."),
             dlq_records=counter("dlq_records", "Events sent to llm.requests.dlq, by reason code.", "reason"),
@@ -83,27 +86,21 @@ class WorkerMetrics:
             active_throttles=gauge(
                 "active_throttles", "Decisions in force on this worker's partitions, by action.", "action"
             ),  # fmt: skip
-            scores=Histogram(
+            scores=histogram(
                 "score",
                 "Scores of accounts at each scoring tick, by detector; edges include the thresholds.",
-                ["detector"],
-                namespace=_NS,
-                registry=registry,
-                buckets=score_buckets(policy),
+                score_buckets(policy),
+                "detector",
             ),  # fmt: skip
-            processing_seconds=Histogram(
+            processing_seconds=histogram(
                 "event_processing_seconds",
                 "Detector time per event (decode, features, state, scoring, policy).",
-                namespace=_NS,
-                registry=registry,
-                buckets=_PROCESSING_BUCKETS,
+                _PROCESSING_BUCKETS,
             ),  # fmt: skip
-            decision_latency_seconds=Histogram(
+            decision_latency_seconds=histogram(
                 "decision_latency_seconds",
                 "From the event time of the deciding event to the decision published.",
-                namespace=_NS,
-                registry=registry,
-                buckets=_LATENCY_BUCKETS,
+                _LATENCY_BUCKETS,
             ),  # fmt: skip
             consumer_lag=gauge(
                 "consumer_lag_records", "llm.requests records not yet committed, by partition.", "partition"
