@@ -251,7 +251,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         """Publish a tombstone for every decision whose TTL has passed (wall clock ≈ event time live)."""
         await warm_partitioner()
         now = time.time()
-        in_force = {k: struct.unpack(_ACTIVE, v) for k, v in list(active.items())}
+        in_force = {k: active_entry(v) for k, v in list(active.items())}
         for key, (expires, _) in in_force.items():
             if expires <= now or engine.allowlist.get(key.decode(), 0.0) > now:  # allowlisted: lift now
                 await send_throttle(key, None)
@@ -290,6 +290,18 @@ def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
             committed = consumer._committed_offset.get(tp) or 0  # Faust keeps the last commit here
             lag[tp.partition] = max(0, int(consumer.highwater(tp) or 0) - committed)
     return lag
+
+
+def active_entry(value: bytes) -> tuple[float, int]:
+    """(expiry, action level) of an active-decisions value; unreadable values count as expired.
+
+    >>> active_entry(struct.pack(_ACTIVE, 12.5, 3)), active_entry(b"junk")
+    ((12.5, 3), (0.0, 0))
+    """
+    if len(value) != struct.calcsize(_ACTIVE):
+        return 0.0, 0
+    expires, level = struct.unpack(_ACTIVE, value)
+    return float(expires), int(level)
 
 
 def allowlist_until(value: bytes) -> float:
