@@ -15,6 +15,15 @@ from importlib.metadata import version
 from typing import Any
 
 from detectors.account_state import AccountState, Counters
+from detectors.clusters import (
+    CLUSTER_REASON_CODES,
+    ClusterConfig,
+    Linker,
+    cluster_targets,
+    cluster_vector,
+    load_clusters,
+    score_cluster,
+)
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
@@ -141,6 +150,7 @@ class Engine:
         cfg: ScoringConfig | None = None,
         book: PhraseBook | None = None,
         *,
+        clusters: ClusterConfig | None = None,
         cache_size: int = _CACHE_SIZE,
     ) -> None:
         self.store = store
@@ -153,6 +163,9 @@ class Engine:
         self.norms: dict[str, PopulationNorms] = {}
         self.supervised = SupervisedModel(self.cfg.supervised)
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
+        self.clusters_cfg = clusters or load_clusters()
+        self.linker = Linker(self.clusters_cfg)
+        self._cluster_tick = 0.0
         self._ticks = 0
         #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
         self.on_score: Callable[[dict[str, float]], object] | None = None
@@ -178,13 +191,54 @@ class Engine:
         )  # fmt: skip
         if page_hinkley_update(state.drift, features.cot, cfg.drift):
             state.drift_ts = ts
-        if ts - state.last_scored < cfg.window.tick_seconds or state.counters[0] < cfg.window.min_requests_to_score:
-            return []
-        state.last_scored = ts
-        if self.allowlist and self.is_allowlisted(account_id, event.get("org_id"), ts):
-            return []
-        decision = self._score(account_id, state, event.get("account_type") or "standard", ts, event)
-        return [decision] if decision is not None else []
+        cohort = event.get("account_type") or "standard"
+        self.linker.observe(account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort)
+        decisions = []
+        if ts - state.last_scored >= cfg.window.tick_seconds and state.counters[0] >= cfg.window.min_requests_to_score:
+            state.last_scored = ts
+            if not (self.allowlist and self.is_allowlisted(account_id, event.get("org_id"), ts)):
+                decision = self._score(account_id, state, cohort, ts, event)
+                if decision is not None:
+                    decisions.append(decision)
+        if ts - self._cluster_tick >= self.clusters_cfg.tick_seconds:
+            self._cluster_tick = ts
+            decisions += self._score_clusters(ts)
+        return decisions
+
+    def _score_clusters(self, now: float) -> list[Decision]:
+        """Score every cluster and fan a cluster decision out to its members (the gateway looks up
+        accounts only); an account linked to a throttled cluster later is throttled at the next tick."""
+        ccfg, policy = self.clusters_cfg, self.cfg.policy
+        decisions = []
+        for cluster_id, (members, hubs) in self.linker.clusters(now).items():
+            if len(members) < ccfg.min_members:
+                continue
+            states = [self._state(m, {}, now) for m in members]
+            strong = sum(1 for m in members if any(self.linker.weight(m, "@" + h, now) > 0 for h in hubs))
+            x = cluster_vector(states, strong, now, self.cfg.window)
+            score, parts = score_cluster(x, ccfg.weights)
+            evidence_requests = sum(s.counters[Counters.REQUESTS] for s in states)
+            ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)
+            reasons = tuple(CLUSTER_REASON_CODES[name] for name, part in ranked[:3] if part > 0)
+            evidence = {
+                "cluster": {"id": cluster_id, "members": len(members), "shared_infrastructure": hubs[:5]},
+                "features": {k: round(v, 4) for k, v in x.items()},
+                "explanation": [
+                    {"feature": n, "value": round(x[n], 3), "contribution": round(p, 3)} for n, p in ranked[:5]
+                ],
+                "requests": round(evidence_requests, 1),
+            }
+            for member, state in zip(members, states, strict=True):
+                if self.allowlist and self.is_allowlisted(member, None, now):
+                    continue
+                account_type = self.linker.account_types.get(member, "standard")
+                level = level_for_score(score, evidence_requests, account_type, policy)
+                decision = decide(state, subject_id=member, level=level, score=score, now=now,
+                                  trigger_event_id=f"{cluster_id}@{int(now)}", cfg=policy, reasons=reasons,
+                                  evidence=evidence, cluster_id=cluster_id)  # fmt: skip
+                if decision is not None:
+                    decisions.append(decision)
+        return decisions
 
     def is_allowlisted(self, account_id: str, org_id: str | None = None, now: float = 0.0) -> bool:
         """True when the account, or its organisation, is on the operators' allowlist at ``now``.

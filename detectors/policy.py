@@ -122,6 +122,7 @@ def decide(
     cfg: PolicyConfig,
     reasons: tuple[str, ...],
     evidence: dict[str, Any],
+    cluster_id: str | None = None,
 ) -> Decision | None:
     """A decision when ``level`` rises above the action in force (escalation), or when it holds at that
     level and the decision is in the last part of its TTL (renewal: a persistent offender has no gap).
@@ -154,4 +155,5 @@ def decide(
         limit=limit,
         evidence=evidence,
         renewal=renewal,
+        cluster_id=cluster_id,
     )

@@ -29,6 +29,7 @@ __all__ = [
     "human_timing_mimic",
     "human_times",
     "launch_day_user",
+    "low_and_slow",
     "prompt_library_user",
     "rotating_template_harvester",
 ]
@@ -204,6 +205,25 @@ def rotating_template_harvester(
                     user_agent="python-requests/2.32")  # fmt: skip
 
 
+def low_and_slow(
+    account: str,
+    rng: random.Random,
+    start: float,
+    days: float = 1.0,
+    per_day: float = 30,
+    template: int = 0,
+    model: str = "frontier-1",
+    **extra: Any,
+) -> list[Event]:
+    """One account of a hydra pool: a CoT template at ~30 requests a day, round the clock — under every
+    per-account threshold; ``extra`` fields (a shared payment fingerprint, a proxy IP) come from the pool."""
+    pool, wrapper = distill_pool(), COT_TEMPLATES[template]
+    times = sorted(start + rng.uniform(0, days * 86_400) for _ in range(int(per_day * days)))
+    return [_event(account, i, t, rng, prompt=wrapper.format(content=rng.choice(pool)), model=model,
+                   max_tokens=8192, output_tokens=rng.randint(1500, 4000), **extra)
+            for i, t in enumerate(times)]  # fmt: skip
+
+
 def human_timing_mimic(account: str, rng: random.Random, start: float, days: float = 2.0) -> list[Event]:
     """A harvester that imitates people: diurnal sessions with exponential gaps, but the CoT template."""
     pool, wrapper = distill_pool(), COT_TEMPLATES[1]
@@ -338,6 +358,7 @@ PERSONAS: dict[str, Callable[..., list[Event]]] = {
     "cot_harvester": cot_harvester,
     "rotating_template_harvester": rotating_template_harvester,
     "human_timing_mimic": human_timing_mimic,
+    "low_and_slow": low_and_slow,
     "drifting_account": drifting_account,
     "enterprise_eval_harness": enterprise_eval_harness,
     "coding_agent": coding_agent,

@@ -1,0 +1,256 @@
+"""Hydra clusters: link accounts that share infrastructure or act on the same targets together.
+
+Two kinds of link, both decaying (half-life in ``rules/clusters.toml``):
+
+- **strong**: an account and a strong target it used (payment, device or TLS fingerprint) are joined
+  directly — a bipartite edge, so a card shared by 500 accounts costs 500 edges, not 125,000;
+- **soft**, SynchroTrap-style: two accounts that hit the same soft target (template fingerprint, IP /24,
+  ASN, user agent) within ``window_seconds`` of each other gain ``1 / log2(1 + accounts on the target)``
+  (FRAUDAR-style discount); a target used by more than ``max_accounts_per_target`` accounts (a big NAT, a
+  common SDK, a viral prompt) links nobody.
+
+Clusters are the connected components over strong edges and soft edges at or above ``link_threshold``:
+one weak co-occurrence never joins an account to a cluster. Every structure is an LRU with a cap, so an
+account-id flood cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+import tomllib
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detectors.account_state import AccountState, Counters
+from detectors.config import RULES_DIR
+from detectors.features import RequestFeatures
+from detectors.types import RequestEvent
+
+__all__ = [
+    "CLUSTER_REASON_CODES",
+    "ClusterConfig",
+    "Linker",
+    "cluster_targets",
+    "cluster_vector",
+    "load_clusters",
+    "score_cluster",
+]
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    strong_targets: tuple[str, ...]
+    strong_weight: float
+    soft_targets: tuple[str, ...]
+    window_seconds: float
+    max_accounts_per_target: int
+    link_threshold: float
+    half_life_seconds: float
+    recent_per_target: int
+    max_targets: int
+    max_links: int
+    tick_seconds: float
+    min_members: int
+    weights: dict[str, float]
+
+
+def load_clusters(path: Path | str | None = None) -> ClusterConfig:
+    """Load ``rules/clusters.toml``; a missing key raises ``ValueError`` naming file and key.
+
+    >>> load_clusters().link_threshold > 1.0
+    True
+    """
+    path = Path(path) if path is not None else RULES_DIR / "clusters.toml"
+    doc = tomllib.loads(path.read_text())
+    try:
+        link, scoring = doc["linking"], dict(doc["scoring"])
+        return ClusterConfig(
+            strong_targets=tuple(link["strong_targets"]), strong_weight=float(link["strong_weight"]),
+            soft_targets=tuple(link["soft_targets"]), window_seconds=float(link["window_seconds"]),
+            max_accounts_per_target=int(link["max_accounts_per_target"]),
+            link_threshold=float(link["link_threshold"]), half_life_seconds=float(link["half_life_seconds"]),
+            recent_per_target=int(link["recent_per_target"]), max_targets=int(link["max_targets"]),
+            max_links=int(link["max_links"]), tick_seconds=float(scoring.pop("tick_seconds")),
+            min_members=int(scoring.pop("min_members")), weights={k: float(v) for k, v in scoring.items()},
+        )  # fmt: skip
+    except KeyError as exc:
+        raise ValueError(f"{path}: missing {exc}; see detectors/rules/clusters.toml") from None
+
+
+def cluster_targets(event: RequestEvent, features: RequestFeatures, cfg: ClusterConfig) -> list[tuple[str, bool]]:
+    """The (target, strong?) pairs an event touches, e.g. ``("payment_fingerprint:pf-1", True)``.
+
+    >>> cfg = load_clusters()
+    >>> from detectors.features import extract, load_phrasebook
+    >>> e = {"prompt": "hi", "input_tokens": 1, "output_tokens": 1, "ip": "203.0.113.9", "payment_fingerprint": "pf"}
+    >>> sorted(cluster_targets(e, extract(e, load_phrasebook()), cfg))[:2]
+    [('ip24:203.0.113', False), ('payment_fingerprint:pf', True)]
+    """
+    targets = [(f"{name}:{event[name]}", True) for name in cfg.strong_targets if event.get(name)]
+    for name in cfg.soft_targets:
+        if name == "template":
+            if features.template:
+                targets.append((f"template:{features.template[0]}", False))
+        elif name == "ip24":
+            ip = event.get("ip") or ""
+            if ip.count(".") == 3:
+                targets.append((f"ip24:{ip.rsplit('.', 1)[0]}", False))
+        elif event.get(name) is not None:
+            targets.append((f"{name}:{event[name]}", False))
+    return targets
+
+
+class _Target:
+    __slots__ = ("recent", "accounts", "popular")
+
+    def __init__(self) -> None:
+        self.recent: deque[tuple[float, str]] = deque()
+        self.accounts: set[str] = set()
+        self.popular = False
+
+
+class Linker:
+    """Streaming account linking with bounded memory; :meth:`clusters` gives the current components.
+
+    >>> cfg = load_clusters()
+    >>> linker = Linker(cfg)
+    >>> for i in range(6):
+    ...     linker.observe(f"a{i}", 100.0 + i, [("payment_fingerprint:pf-shared", True)])
+    >>> linker.observe("loner", 100.0, [("ip24:198.51.100", False)])
+    >>> [(members, hubs) for members, hubs in linker.clusters(200.0).values()]
+    [(['a0', 'a1', 'a2', 'a3', 'a4', 'a5'], ['payment_fingerprint:pf-shared'])]
+    """
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.targets: OrderedDict[str, _Target] = OrderedDict()
+        # (node, node) -> [weight at last_ts, last_ts, strong?]; nodes are accounts or "@target" hubs
+        self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        self.account_types: OrderedDict[str, str] = OrderedDict()
+
+    def observe(self, account: str, ts: float, targets: list[tuple[str, bool]], account_type: str = "standard") -> None:
+        cfg = self.cfg
+        self.account_types[account] = account_type
+        self.account_types.move_to_end(account)
+        if len(self.account_types) > cfg.max_targets:
+            self.account_types.popitem(last=False)
+        for key, strong in targets:
+            target = self._target(key)
+            if account not in target.accounts and not target.popular:
+                target.accounts.add(account)
+                if len(target.accounts) > (cfg.max_accounts_per_target * (50 if strong else 1)):
+                    target.popular, target.accounts = True, set()  # shared by too many: links nobody
+            if target.popular:
+                continue
+            if strong:
+                self._add_link(account, "@" + key, cfg.strong_weight, ts, strong=True, cap=True)
+                continue
+            weight = 1.0 / math.log2(1 + len(target.accounts))
+            recent = target.recent
+            while recent and ts - recent[0][0] > cfg.window_seconds:
+                recent.popleft()
+            for _, other in recent:
+                if other != account:
+                    self._add_link(account, other, weight, ts, strong=False, cap=False)
+            recent.append((ts, account))
+            if len(recent) > cfg.recent_per_target:
+                recent.popleft()
+
+    def _target(self, key: str) -> _Target:
+        target = self.targets.get(key)
+        if target is None:
+            target = self.targets[key] = _Target()
+            if len(self.targets) > self.cfg.max_targets:
+                self.targets.popitem(last=False)
+        else:
+            self.targets.move_to_end(key)
+        return target
+
+    def _add_link(self, a: str, b: str, weight: float, ts: float, *, strong: bool, cap: bool) -> None:
+        pair = (a, b) if a < b else (b, a)
+        link = self.links.get(pair)
+        if link is None:
+            self.links[pair] = [weight, ts, strong]
+            if len(self.links) > self.cfg.max_links:
+                self.links.popitem(last=False)
+            return
+        decayed = link[0] * 0.5 ** (max(0.0, ts - link[1]) / self.cfg.half_life_seconds)
+        link[0] = min(weight, decayed + weight) if cap else decayed + weight
+        link[1] = max(link[1], ts)
+        link[2] = link[2] or strong
+        self.links.move_to_end(pair)
+
+    def weight(self, a: str, b: str, now: float) -> float:
+        link = self.links.get((a, b) if a < b else (b, a))
+        if link is None:
+            return 0.0
+        return float(link[0] * 0.5 ** (max(0.0, now - link[1]) / self.cfg.half_life_seconds))
+
+    def clusters(self, now: float) -> dict[str, tuple[list[str], list[str]]]:
+        """cluster id -> (member accounts, shared strong targets), for components of two accounts or more."""
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        half_life, threshold = self.cfg.half_life_seconds, self.cfg.link_threshold
+        for (a, b), (w, last, _) in self.links.items():
+            if w * 0.5 ** (max(0.0, now - last) / half_life) >= threshold:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+        groups: dict[str, tuple[list[str], list[str]]] = {}
+        for node in list(parent):
+            members, hubs = groups.setdefault(find(node), ([], []))
+            (hubs if node.startswith("@") else members).append(node.lstrip("@"))
+        return {_cluster_id(root): (sorted(m), sorted(h)) for root, (m, h) in groups.items() if len(m) >= 2}
+
+
+def _cluster_id(root: str) -> str:
+    return "cl-" + hashlib.blake2b(root.encode(), digest_size=6).hexdigest()
+
+
+#: Stable reason codes for cluster decisions, by cluster feature.
+CLUSTER_REASON_CODES = {
+    "members": "CLUSTER_SIZE",
+    "requests": "CLUSTER_VOLUME",
+    "cot_rate": "CLUSTER_COT_ELICITATION",
+    "template_concentration": "CLUSTER_SHARED_TEMPLATE",
+    "evenness": "CLUSTER_LOAD_BALANCING",
+    "strong_share": "CLUSTER_SHARED_INFRASTRUCTURE",
+    "new_model": "CLUSTER_NEW_MODEL_PIVOT",
+}
+
+
+def cluster_vector(states: list[AccountState], strong: int, now: float, window_cfg: Any) -> dict[str, float]:
+    """Aggregate features of a cluster's members, all in [0, 1]."""
+    active = [s for s in states if now - s.last_ts < 3600]
+    requests = [s.requests_last_hour(now, window_cfg) for s in active]
+    total = sum(s.counters[Counters.REQUESTS] for s in states) or 1.0
+    tops = [max(s.hh.items(), key=lambda kv: kv[1][0] - kv[1][1])[0] for s in states if s.hh]
+    top_share = Counter(tops).most_common(1)[0][1] / len(states) if tops else 0.0
+    mean = statistics.fmean(requests) if requests else 0.0
+    cv = statistics.pstdev(requests) / mean if mean > 0 and len(requests) > 1 else 1.0
+    return {
+        "members": min(1.0, math.log1p(len(active)) / math.log1p(1000)),
+        "requests": min(1.0, math.log1p(sum(requests)) / math.log1p(36000)),
+        "cot_rate": sum(s.counters[Counters.COT] for s in states) / total,
+        "template_concentration": top_share,
+        "evenness": max(0.0, 1.0 - min(1.0, cv)),
+        "strong_share": strong / len(states) if states else 0.0,
+        "new_model": sum(s.counters[Counters.NEW_MODEL] for s in states) / total,
+    }
+
+
+def score_cluster(x: dict[str, float], weights: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """sigmoid(bias + Σ weight·feature) and each feature's contribution."""
+    parts = {k: weights[k] * v for k, v in x.items() if k in weights and v}
+    z = weights.get("bias", 0.0) + sum(parts.values())
+    return 1.0 / (1.0 + math.exp(-z)), parts

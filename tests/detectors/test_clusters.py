@@ -1,0 +1,123 @@
+"""Hydra clusters: pools under every per-account threshold are caught as clusters; shared NATs and
+proxies with ordinary customers are not; one weak link sweeps nobody in; memory stays bounded."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+from detectors.clusters import Linker, load_clusters
+from detectors.engine import Engine, MemoryStore
+from detectors.types import Decision
+from sim import personas as P
+
+DAY = 86_400.0
+T0 = 1_800_000_000.0 - 1_800_000_000.0 % DAY
+ENFORCING = {"limit", "block"}
+
+
+def run(streams: list[list[dict[str, Any]]]) -> dict[str, list[Decision]]:
+    engine = Engine(MemoryStore())
+    by_account: dict[str, list[Decision]] = defaultdict(list)
+    for event in P.merged(streams):
+        for d in engine.process(event):
+            by_account[d.subject_id].append(d)
+    return by_account
+
+
+def enforced(decisions: dict[str, list[Decision]], accounts: list[str]) -> list[str]:
+    return [a for a in accounts if any(d.action in ENFORCING for d in decisions.get(a, []))]
+
+
+def pool(rng: random.Random, name: str, n: int, cards: int, **kwargs: Any) -> list[list[dict[str, Any]]]:
+    """n accounts of a hydra pool sharing `cards` payment fingerprints, each on its own residential IP."""
+    streams = []
+    for i in range(n):
+        ip = f"100.{rng.randrange(64, 128)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        start = T0 + rng.uniform(0, 3600)
+        streams.append(P.low_and_slow(f"{name}-{i}", rng, start, payment_fingerprint=f"{name}-card-{i % cards}",
+                                      ip=ip, **kwargs))  # fmt: skip
+    return streams
+
+
+def people(rng: random.Random, name: str, n: int, **extra: Any) -> list[list[dict[str, Any]]]:
+    streams = [P.chat_user(f"{name}-{i}", rng, T0, days=1.0, per_day=25) for i in range(n)]
+    for stream in streams:
+        for event in stream:
+            event.update(extra)
+    return streams
+
+
+def test_low_and_slow_pool_is_caught_as_clusters_though_no_account_is_alone() -> None:
+    rng = random.Random(1)
+    hydra = pool(rng, "hydra", 500, cards=10)  # 500 accounts × 30 CoT-template requests a day
+    decisions = run(hydra + people(rng, "person", 100))
+    members = [f"hydra-{i}" for i in range(500)]
+    caught = enforced(decisions, members)
+    assert len(caught) >= 0.95 * len(members)
+    # Every decision on a pool member came from its cluster: alone, each stays under the threshold.
+    assert all(d.cluster_id for a in members for d in decisions.get(a, []))
+    reasons = {r for a in caught for d in decisions[a] for r in d.reason}
+    assert "CLUSTER_SHARED_INFRASTRUCTURE" in reasons or "CLUSTER_SHARED_TEMPLATE" in reasons
+    assert enforced(decisions, [f"person-{i}" for i in range(100)]) == []
+
+
+def test_university_nat_with_hundreds_of_students_is_not_a_cluster() -> None:
+    rng = random.Random(2)
+    students = people(rng, "student", 300, ip="192.0.2.10", user_agent="Mozilla/5.0 campus")
+    decisions = run(students)
+    assert not any(d.cluster_id for ds in decisions.values() for d in ds)
+    assert enforced(decisions, [f"student-{i}" for i in range(300)]) == []
+
+
+def test_proxy_reseller_campaign_is_throttled_and_its_ordinary_customers_are_not() -> None:
+    rng = random.Random(3)
+    proxy_ips = [f"203.0.113.{i}" for i in range(1, 6)]
+    campaign = pool(rng, "resold", 40, cards=4)
+    for stream in campaign:  # the campaign goes through the reseller's proxies
+        for event in stream:
+            event["ip"] = rng.choice(proxy_ips)
+    customers = people(rng, "customer", 200)
+    for stream in customers:
+        for event in stream:
+            event["ip"] = rng.choice(proxy_ips)
+    decisions = run(campaign + customers)
+    assert len(enforced(decisions, [f"resold-{i}" for i in range(40)])) >= 38
+    assert enforced(decisions, [f"customer-{i}" for i in range(200)]) == []
+
+
+def test_one_weak_link_does_not_sweep_a_benign_account_into_a_cluster() -> None:
+    rng = random.Random(4)
+    hydra = pool(rng, "hydra", 60, cards=3)
+    bystander = P.chat_user("bystander", rng, T0, days=1.0, per_day=25)
+    # Once, the bystander sends a request from a hydra account's IP within the same minute (an office NAT).
+    first = hydra[0][0]
+    bystander.append({**bystander[0], "event_id": "bystander-shared", "ts": first["ts"] + 5, "ip": first["ip"]})
+    decisions = run(hydra + [bystander])
+    assert len(enforced(decisions, [f"hydra-{i}" for i in range(60)])) >= 55
+    assert decisions.get("bystander", []) == []
+
+
+def test_campaign_that_moves_half_its_traffic_to_a_new_model_shows_the_pivot() -> None:
+    rng = random.Random(5)
+    warmup = people(rng, "person", 50)  # the old model is in use before the campaign starts
+    hydra = pool(rng, "pivot", 120, cards=6)
+    launch = T0 + 0.5 * DAY
+    for stream in hydra:
+        for event in stream:
+            if event["ts"] > launch and rng.random() < 0.9:
+                event["model"] = "frontier-2"
+    decisions = run(warmup + hydra)
+    members = [f"pivot-{i}" for i in range(120)]
+    assert len(enforced(decisions, members)) >= 110
+    late = [d for a in members for d in decisions.get(a, []) if d.issued_at > launch + 6 * 3600]
+    assert late and max(d.evidence["features"]["new_model"] for d in late) > 0.2
+
+
+def test_linking_memory_is_bounded_under_an_account_id_flood() -> None:
+    cfg = load_clusters()  # the same caps, scaled down so the test floods past them quickly
+    small = Linker(type(cfg)(**{**cfg.__dict__, "max_targets": 500, "max_links": 1000}))
+    for i in range(20_000):
+        small.observe(f"flood-{i}", T0 + i * 0.01, [(f"template:{i % 700}", False), ("ip24:10.0.0", False)])
+    assert len(small.targets) <= 500 and len(small.links) <= 1000 and len(small.account_types) <= 500
