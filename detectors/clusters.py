@@ -130,6 +130,9 @@ class Linker:
         self.targets: OrderedDict[str, _Target] = OrderedDict()
         # (node, node) -> [weight at last_ts, last_ts, strong?]; nodes are accounts or "@target" hubs
         self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        # Links whose weight reached the threshold when last updated: only these can join a cluster
+        # (weights only decay between updates), so a tick never walks the long tail of weak links.
+        self.linked: set[tuple[str, str]] = set()
         self.account_types: OrderedDict[str, str] = OrderedDict()
 
     def observe(self, account: str, ts: float, targets: list[tuple[str, bool]], account_type: str = "standard") -> None:
@@ -174,15 +177,18 @@ class Linker:
         pair = (a, b) if a < b else (b, a)
         link = self.links.get(pair)
         if link is None:
-            self.links[pair] = [weight, ts, strong]
+            link = self.links[pair] = [weight, ts, strong]
             if len(self.links) > self.cfg.max_links:
-                self.links.popitem(last=False)
-            return
-        decayed = link[0] * 0.5 ** (max(0.0, ts - link[1]) / self.cfg.half_life_seconds)
-        link[0] = min(weight, decayed + weight) if cap else decayed + weight
-        link[1] = max(link[1], ts)
-        link[2] = link[2] or strong
-        self.links.move_to_end(pair)
+                oldest, _ = self.links.popitem(last=False)
+                self.linked.discard(oldest)
+        else:
+            decayed = link[0] * 0.5 ** (max(0.0, ts - link[1]) / self.cfg.half_life_seconds)
+            link[0] = min(weight, decayed + weight) if cap else decayed + weight
+            link[1] = max(link[1], ts)
+            link[2] = link[2] or strong
+            self.links.move_to_end(pair)
+        if link[0] >= self.cfg.link_threshold:
+            self.linked.add(pair)
 
     def weight(self, a: str, b: str, now: float) -> float:
         link = self.links.get((a, b) if a < b else (b, a))
@@ -201,11 +207,14 @@ class Linker:
             return x
 
         half_life, threshold = self.cfg.half_life_seconds, self.cfg.link_threshold
-        for (a, b), (w, last, _) in self.links.items():
-            if w * 0.5 ** (max(0.0, now - last) / half_life) >= threshold:
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+        for pair in list(self.linked):
+            w, last, _ = self.links[pair]
+            if w * 0.5 ** (max(0.0, now - last) / half_life) < threshold:
+                self.linked.discard(pair)  # decayed below the threshold: rejoins only if refreshed
+                continue
+            ra, rb = find(pair[0]), find(pair[1])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
         groups: dict[str, tuple[list[str], list[str]]] = {}
         for node in list(parent):
             members, hubs = groups.setdefault(find(node), ([], []))
