@@ -32,7 +32,12 @@ def alert_record(decision: Decision, mode: str) -> dict[str, Any]:
         "severity": SEVERITY.get(decision.action, "info"),
         "risk_score": round(decision.score, 4),
         "subject": {"type": decision.subject_type, "id": decision.subject_id},
-        "cluster": {"id": decision.cluster_id, "members": []},
+        "cluster": {
+            "id": decision.cluster_id,
+            "members": evidence.get("cluster", {}).get("members", 0),
+            "member_sample": evidence.get("cluster", {}).get("member_sample", []),
+            "shared_infrastructure": evidence.get("cluster", {}).get("shared_infrastructure", []),
+        },
         "raised_at": decision.issued_at,
         "suppressed_until": decision.expires_at,  # renewals until then raise no new alert
         "reasons": list(decision.reason),

@@ -221,7 +221,12 @@ class Engine:
             ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)
             reasons = tuple(CLUSTER_REASON_CODES[name] for name, part in ranked[:3] if part > 0)
             evidence = {
-                "cluster": {"id": cluster_id, "members": len(members), "shared_infrastructure": hubs[:5]},
+                "cluster": {
+                    "id": cluster_id,
+                    "members": len(members),
+                    "member_sample": members[:20],
+                    "shared_infrastructure": hubs[:5],
+                },  # fmt: skip
                 "features": {k: round(v, 4) for k, v in x.items()},
                 "explanation": [
                     {"feature": n, "value": round(x[n], 3), "contribution": round(p, 3)} for n, p in ranked[:5]

@@ -60,6 +60,12 @@ def test_low_and_slow_pool_is_caught_as_clusters_though_no_account_is_alone() ->
     assert all(d.cluster_id for a in members for d in decisions.get(a, []))
     reasons = {r for a in caught for d in decisions[a] for r in d.reason}
     assert "CLUSTER_SHARED_INFRASTRUCTURE" in reasons or "CLUSTER_SHARED_TEMPLATE" in reasons
+    # The alert names the cluster, its size, some members and the shared cards.
+    from detectors.alerts import alert_record
+
+    alert = alert_record(next(d for d in decisions[caught[0]] if d.action in ENFORCING), "enforce")
+    assert alert["cluster"]["id"] and alert["cluster"]["members"] >= 5 and alert["cluster"]["member_sample"]
+    assert all(t.startswith("payment_fingerprint:") for t in alert["cluster"]["shared_infrastructure"])
     assert enforced(decisions, [f"person-{i}" for i in range(100)]) == []
 
 
