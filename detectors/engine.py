@@ -257,12 +257,6 @@ class Engine:
         until = max(self.allowlist.get(f"account:{account_id}", 0.0), self.allowlist.get(f"org:{org_id}", 0.0))
         return until > now
 
-    def score(self, account_id: str, account_type: str, now: float) -> tuple[float, dict[str, float]]:
-        """The fused score and its parts for an account as of ``now`` (for explanations and tests)."""
-        state = self._state(account_id, {}, now)
-        score, parts, _ = self._fused(account_vector(state, now, self.cfg), account_type, learn=False)
-        return score, parts
-
     def _score(
         self, account_id: str, state: AccountState, cohort: str, now: float, trigger: RequestEvent
     ) -> Decision | None:

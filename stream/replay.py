@@ -38,7 +38,7 @@ class ReplaySummary:
         decided = ", ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "none"
         return (
             f"replayed {self.events} events in {self.seconds:.2f}s ({rate:,.0f} events/s); "
-            f"invalid: {invalid}; decisions: {decided}"
+            f"invalid: {invalid}; decisions: {decided}; accounts tracked at the end: {self.accounts}"
         )
 
 
