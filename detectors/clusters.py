@@ -28,6 +28,7 @@ from typing import Any
 from detectors.account_state import AccountState, Counters
 from detectors.config import RULES_DIR
 from detectors.features import RequestFeatures
+from detectors.scoring import logistic
 from detectors.types import RequestEvent
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "load_clusters",
     "score_cluster",
 ]
+
+#: A cluster's score is the same logistic fusion as an account's, over cluster features.
+score_cluster = logistic
 
 
 @dataclass(frozen=True)
@@ -256,10 +260,3 @@ def cluster_vector(states: list[AccountState], strong: int, now: float, window_c
         "strong_share": strong / len(states) if states else 0.0,
         "new_model": sum(s.counters[Counters.NEW_MODEL] for s in states) / total,
     }
-
-
-def score_cluster(x: dict[str, float], weights: dict[str, float]) -> tuple[float, dict[str, float]]:
-    """sigmoid(bias + Σ weight·feature) and each feature's contribution."""
-    parts = {k: weights[k] * v for k, v in x.items() if k in weights and v}
-    z = weights.get("bias", 0.0) + sum(parts.values())
-    return 1.0 / (1.0 + math.exp(-z)), parts

@@ -219,7 +219,7 @@ class Engine:
             score, parts = score_cluster(x, ccfg.weights)
             evidence_requests = sum(s.counters[Counters.REQUESTS] for s in states)
             ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)
-            reasons = tuple(CLUSTER_REASON_CODES[name] for name, part in ranked[:3] if part > 0)
+            reasons = reason_codes(parts, CLUSTER_REASON_CODES)
             evidence = {
                 "cluster": {
                     "id": cluster_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -72,14 +73,14 @@ def record_mode(action: str, global_mode: str, cfg: PolicyConfig) -> str:
     return "shadow" if global_mode == "shadow" or cfg.action_mode.get(action) == "shadow" else "enforce"
 
 
-def reason_codes(parts: dict[str, float], top: int = 3) -> tuple[str, ...]:
-    """Codes of the ``top`` inputs that pushed the score up most.
+def reason_codes(parts: Mapping[str, float], codes: Mapping[str, str] = REASON_CODES, top: int = 3) -> tuple[str, ...]:
+    """Codes (from ``codes``) of the ``top`` inputs that pushed the score up most.
 
     >>> reason_codes({"volume": 0.5, "cot_x_volume": 2.0, "focus": 0.1, "drift": -1})
     ('COT_AT_SCALE', 'HIGH_VOLUME', 'NARROW_FOCUS')
     """
     ranked = sorted((p for p in parts.items() if p[1] > 0), key=lambda p: p[1], reverse=True)
-    return tuple(REASON_CODES[name] for name, _ in ranked[:top])
+    return tuple(codes[name] for name, _ in ranked[:top])
 
 
 def decision_id(subject_key: str, action: str, trigger_event_id: str) -> str:

@@ -9,6 +9,7 @@ triage verdicts, whose weight grows with the number of verdicts.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "SupervisedModel",
     "account_vector",
     "fuse",
+    "logistic",
 ]
 
 #: The window vector every account is scored on, in this order; all values in [0, 1].
@@ -111,8 +113,17 @@ def fuse(inputs: dict[str, float], weights: Any) -> tuple[float, dict[str, float
     x["templated_single_turn"] = x.get("template_top", 0.0) * x.get("single_turn", 0.0)
     x["cot_x_volume"] = x.get("cot_rate", 0.0) * x.get("volume", 0.0)
     x["templated_x_volume"] = x["templated_single_turn"] * x.get("volume", 0.0)
+    return logistic(x, weights)
+
+
+def logistic(x: Mapping[str, float], weights: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+    """``sigmoid(bias + Σ weight·x)`` over the weighted names present in ``x``, and each one's part.
+
+    >>> logistic({"a": 1.0, "ignored": 5.0}, {"bias": -1.0, "a": 1.0})
+    (0.5, {'a': 1.0})
+    """
     parts = {name: weights[name] * x[name] for name in weights if name != "bias" and x.get(name)}
-    z = weights["bias"] + sum(parts.values())
+    z = weights.get("bias", 0.0) + sum(parts.values())
     return 1.0 / (1.0 + math.exp(-z)), parts
 
 

@@ -126,6 +126,12 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
                 return _refuse(429, "rate_limited", verdict, {"Retry-After": "60"})
         return None
 
+    def fail_closed() -> web.Response | None:
+        """The 503 of fail-closed mode while decisions are unavailable, or None to go on (fail-open)."""
+        if table.ready or cfg.fail_mode == "open":
+            return None
+        return web.json_response({"error": "decision stream unavailable"}, status=503)
+
     async def messages(request: web.Request) -> web.Response:
         account = request.headers.get("X-Account-Id", "")
         try:
@@ -135,10 +141,9 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         if not account or not isinstance(body, dict) or not isinstance(body.get("prompt", ""), str):
             responses.labels(status="400", reason="bad_request").inc()
             return web.json_response({"error": "X-Account-Id header and a JSON body are required"}, status=400)
-        if not table.ready:
-            if cfg.fail_mode == "closed":
-                responses.labels(status="503", reason="decisions_unavailable").inc()
-                return web.json_response({"error": "decision stream unavailable"}, status=503)
+        if (closed := fail_closed()) is not None:
+            responses.labels(status="503", reason="decisions_unavailable").inc()
+            return closed
         prompt, max_tokens = body.get("prompt", ""), int(body.get("max_tokens") or 1024)
         refusal = enforce(account, table.check(account), max_tokens)
         output_tokens = 0 if refusal is not None else stub_model(prompt, max_tokens)
@@ -169,8 +174,8 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         account = request.headers.get("X-Account-Id", "")
         if not account:
             return web.json_response({"error": "X-Account-Id header is required"}, status=400)
-        if not table.ready and cfg.fail_mode == "closed":
-            return web.json_response({"error": "decision stream unavailable"}, status=503)
+        if (closed := fail_closed()) is not None:
+            return closed
         refusal = enforce(account, table.check(account), int(request.headers.get("X-Max-Tokens", "1024")))
         return refusal if refusal is not None else web.Response(status=200)
 

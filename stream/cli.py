@@ -71,10 +71,10 @@ def _allowlist(args: argparse.Namespace) -> int:
     import getpass
     import time
 
-    import orjson
     from kafka import KafkaConsumer, KafkaProducer
 
     from stream.topics import ALLOWLIST
+    from stream.triage import allowlist_entry
 
     bootstrap = args.broker.removeprefix("kafka://")
     if args.action == "list":
@@ -96,7 +96,7 @@ def _allowlist(args: argparse.Namespace) -> int:
     for subject in subjects:
         value = None
         if args.action == "add":
-            value = orjson.dumps({"reason": args.reason, "by": args.by or getpass.getuser(), "at": time.time()})
+            value = allowlist_entry(args.reason, args.by or getpass.getuser(), time.time())
         producer.send(ALLOWLIST.name, key=subject.encode(), value=value)
         print(f"{args.action} {subject}")
     producer.flush()

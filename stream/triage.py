@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from stream.topics import ALERTS, ALLOWLIST, FEEDBACK
 
-__all__ = ["Triage", "VERDICTS"]
+__all__ = ["Triage", "VERDICTS", "allowlist_entry"]
 
 _ALERT_KEYS = {"alert_id", "subject", "severity", "risk_score", "reasons", "decision", "top_features"}
 
@@ -36,6 +36,18 @@ def _read_all(bootstrap: str, topic: str, timeout_ms: int = 1500) -> list[Any]:
         return [r for r in consumer if r.value is not None]
     finally:
         consumer.close()
+
+
+def allowlist_entry(reason: str, by: str, at: float, until: float | None = None) -> bytes:
+    """An allowlist record's value: why, who, when, and until when (absent: for good).
+
+    >>> allowlist_entry("partner", "alice", 1.0)
+    b'{"reason":"partner","by":"alice","at":1.0}'
+    """
+    entry: dict[str, Any] = {"reason": reason, "by": by, "at": at}
+    if until is not None:
+        entry["until"] = until
+    return orjson.dumps(entry)
 
 
 @dataclass
@@ -107,10 +119,9 @@ class Triage:
             subject_key = f"{alert['subject']['type']}:{alert['subject']['id']}".encode()
             producer.send(FEEDBACK.name, key=subject_key, value=orjson.dumps(verdict))
             if action in ("dismiss", "allowlist"):
-                entry: dict[str, Any] = {"reason": f"{action} of alert {alert_id}: {note}".strip(), "by": by, "at": now}
-                if action == "dismiss":
-                    entry["until"] = max(float(decision["expires_at"]), now + 3600)
-                producer.send(ALLOWLIST.name, key=subject_key, value=orjson.dumps(entry))
+                until = max(float(decision["expires_at"]), now + 3600) if action == "dismiss" else None
+                entry = allowlist_entry(f"{action} of alert {alert_id}: {note}".strip(), by, now, until)
+                producer.send(ALLOWLIST.name, key=subject_key, value=entry)
             producer.flush()
         finally:
             producer.close()
