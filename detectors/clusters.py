@@ -23,7 +23,7 @@ import tomllib
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from detectors.account_state import AccountState, Counters
 from detectors.config import RULES_DIR
@@ -33,6 +33,7 @@ from detectors.types import RequestEvent
 
 __all__ = [
     "CLUSTER_REASON_CODES",
+    "Cluster",
     "ClusterConfig",
     "Linker",
     "cluster_targets",
@@ -125,8 +126,8 @@ class Linker:
     >>> for i in range(6):
     ...     linker.observe(f"a{i}", 100.0 + i, [("payment_fingerprint:pf-shared", True)])
     >>> linker.observe("loner", 100.0, [("ip24:198.51.100", False)])
-    >>> [(members, hubs) for members, hubs in linker.clusters(200.0).values()]
-    [(['a0', 'a1', 'a2', 'a3', 'a4', 'a5'], ['payment_fingerprint:pf-shared'])]
+    >>> [(c.members, c.hubs, c.strong) for c in linker.clusters(200.0).values()]
+    [(['a0', 'a1', 'a2', 'a3', 'a4', 'a5'], ['payment_fingerprint:pf-shared'], 6)]
     """
 
     def __init__(self, cfg: ClusterConfig) -> None:
@@ -194,15 +195,10 @@ class Linker:
         if link[0] >= self.cfg.link_threshold:
             self.linked.add(pair)
 
-    def weight(self, a: str, b: str, now: float) -> float:
-        link = self.links.get((a, b) if a < b else (b, a))
-        if link is None:
-            return 0.0
-        return float(link[0] * 0.5 ** (max(0.0, now - link[1]) / self.cfg.half_life_seconds))
-
-    def clusters(self, now: float) -> dict[str, tuple[list[str], list[str]]]:
-        """cluster id -> (member accounts, shared strong targets), for components of two accounts or more."""
+    def clusters(self, now: float) -> dict[str, Cluster]:
+        """cluster id -> :class:`Cluster`, for the components of two accounts or more."""
         parent: dict[str, str] = {}
+        on_hub: set[str] = set()  # accounts joined to their component by strong infrastructure
 
         def find(x: str) -> str:
             while parent.setdefault(x, x) != x:
@@ -219,11 +215,22 @@ class Linker:
             ra, rb = find(pair[0]), find(pair[1])
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
+            if pair[0].startswith("@") or pair[1].startswith("@"):
+                on_hub.add(pair[1] if pair[0].startswith("@") else pair[0])
         groups: dict[str, tuple[list[str], list[str]]] = {}
         for node in list(parent):
             members, hubs = groups.setdefault(find(node), ([], []))
             (hubs if node.startswith("@") else members).append(node.lstrip("@"))
-        return {_cluster_id(root): (sorted(m), sorted(h)) for root, (m, h) in groups.items() if len(m) >= 2}
+        return {_cluster_id(root): Cluster(sorted(m), sorted(h), sum(1 for a in m if a in on_hub))
+                for root, (m, h) in groups.items() if len(m) >= 2}  # fmt: skip
+
+
+class Cluster(NamedTuple):
+    """One component of the link graph at a tick."""
+
+    members: list[str]
+    hubs: list[str]  # shared strong targets ("payment_fingerprint:…") inside the component
+    strong: int  # members joined by strong infrastructure rather than co-occurrence alone
 
 
 def _cluster_id(root: str) -> str:

@@ -210,11 +210,10 @@ class Engine:
         accounts only); an account linked to a throttled cluster later is throttled at the next tick."""
         ccfg, policy = self.clusters_cfg, self.cfg.policy
         decisions = []
-        for cluster_id, (members, hubs) in self.linker.clusters(now).items():
+        for cluster_id, (members, hubs, strong) in self.linker.clusters(now).items():
             if len(members) < ccfg.min_members:
                 continue
             states = [self._state(m, {}, now) for m in members]
-            strong = sum(1 for m in members if any(self.linker.weight(m, "@" + h, now) > 0 for h in hubs))
             x = cluster_vector(states, strong, now, self.cfg.window)
             score, parts = score_cluster(x, ccfg.weights)
             evidence_requests = sum(s.counters[Counters.REQUESTS] for s in states)

@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from gateway.client import ThrottleTable, Verdict
 from stream.signing import parse_keys
 
-__all__ = ["GatewayConfig", "TokenBucket", "create_app", "stub_model"]
+__all__ = ["EDGE_HEADERS", "GatewayConfig", "TokenBucket", "create_app", "stub_model"]
 
 log = logging.getLogger("distillguard.gateway")
 
@@ -80,6 +80,9 @@ class GatewayConfig:
     broker: str = "127.0.0.1:9092"
     fail_mode: str = "open"  # what to do while the decision stream is unavailable: open | closed
     verify_keys: str = "dev:dev-secret-change-me"
+    # Take the client IP, fingerprints and account age from X-* headers set by a trusted edge (see
+    # EDGE_HEADERS). Off by default: a client could otherwise choose its own payment fingerprint.
+    trust_edge_headers: bool = False
 
     def __post_init__(self) -> None:
         if self.fail_mode not in ("open", "closed"):
@@ -149,7 +152,7 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         output_tokens = 0 if refusal is not None else stub_model(prompt, max_tokens)
         status = refusal.status if refusal is not None else 200
         # Refused requests are published too: an account hammering a 429 is evidence that it persists.
-        event = _event(request, account, body, output_tokens, status, clock())
+        event = _event(request, account, body, output_tokens, status, clock(), trust_edge=cfg.trust_edge_headers)
         await publish(event)
         if refusal is not None:
             responses.labels(status=str(status), reason=refusal.reason or "").inc()
@@ -222,8 +225,27 @@ def _refuse(status: int, reason: str, verdict: Verdict, headers: dict[str, str])
     return web.json_response(body, status=status, headers=headers, reason=reason.replace("_", " ").title())
 
 
+#: Event field → the header a trusted edge (load balancer, auth service) sets it in.
+EDGE_HEADERS = {
+    "account_type": "X-Account-Type",
+    "account_created_ts": "X-Account-Created",
+    "ip": "X-Forwarded-For",
+    "payment_fingerprint": "X-Payment-Fingerprint",
+    "device_fingerprint": "X-Device-Fingerprint",
+    "tls_fingerprint": "X-TLS-Fingerprint",
+    "user_agent": "User-Agent",
+}
+
+
 def _event(
-    request: web.Request, account: str, body: dict[str, Any], output_tokens: int, status: int, now: float
+    request: web.Request,
+    account: str,
+    body: dict[str, Any],
+    output_tokens: int,
+    status: int,
+    now: float,
+    *,
+    trust_edge: bool = False,
 ) -> dict[str, Any]:
     """The request event in the contract of ``schemas/request-event.schema.json``."""
     prompt = body.get("prompt", "")
@@ -245,6 +267,14 @@ def _event(
             event[field_name] = body[field_name]
     if account_type := request.headers.get("X-Account-Type"):
         event["account_type"] = account_type
+    if trust_edge:
+        for field_name in ("ip", "payment_fingerprint", "device_fingerprint", "tls_fingerprint"):
+            if value := request.headers.get(EDGE_HEADERS[field_name]):
+                event[field_name] = value.split(",")[0].strip()
+        try:
+            event["account_created_ts"] = float(request.headers["X-Account-Created"])
+        except (KeyError, ValueError):
+            pass
     return event
 
 
@@ -255,10 +285,16 @@ def main() -> None:
     parser.add_argument("--broker", default=os.environ.get("DISTILLGUARD_BROKER_BOOTSTRAP", "127.0.0.1:9092"))
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--fail-mode", choices=("open", "closed"), default="open")
+    parser.add_argument(
+        "--trust-edge-headers",
+        action="store_true",
+        help="take client IP, fingerprints and account age from X-* headers of a trusted edge",
+    )
     args = parser.parse_args()
     cfg = GatewayConfig(
         broker=args.broker,
         fail_mode=args.fail_mode,
+        trust_edge_headers=args.trust_edge_headers,
         verify_keys=os.environ.get("DISTILLGUARD_VERIFY_KEYS", GatewayConfig.verify_keys),
     )
     logging.basicConfig(level=logging.INFO)

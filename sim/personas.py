@@ -18,7 +18,11 @@ from sim import realdata
 __all__ = [
     "PERSONAS",
     "Event",
+    "aggregator_app",
+    "agentic_harvester",
     "benign_pool",
+    "ci_key",
+    "coding_harvester",
     "chat_user",
     "coding_agent",
     "cot_harvester",
@@ -26,12 +30,15 @@ __all__ = [
     "distill_pool",
     "drifting_account",
     "enterprise_eval_harness",
+    "evasive_paraphraser",
     "human_timing_mimic",
     "human_times",
     "launch_day_user",
     "low_and_slow",
     "prompt_library_user",
+    "real_tokens",
     "rotating_template_harvester",
+    "synchronized_harvester",
 ]
 
 Event = dict[str, Any]
@@ -107,18 +114,36 @@ def human_times(
     session_gap: float = 45.0,
     tz_offset_h: float = 0.0,
 ) -> list[float]:
-    """Request times of a person: sessions in waking hours (diurnal), exponential gaps inside them."""
+    """Request times of a person: sessions in waking hours (diurnal), gaps inside them.
+
+    With the real data present, session starts are thinned by the Azure trace's minute-by-minute volume
+    and the gaps inside a session are the trace's own inter-arrival gaps (scaled to ``session_gap``), so
+    they keep its burstiness; without it, gaps are exponential.
+    """
     times: list[float] = []
     n_sessions = max(1, round(per_day * days / 8))
+    real = realdata.available()
+    gaps, profile = (realdata.azure_gaps(), realdata.azure_minute_profile()) if real else ((), ())
     for _ in range(n_sessions):
         day = rng.randrange(max(1, int(days)))
         hour = rng.gauss(14, 3.5) - tz_offset_h
+        if real:
+            while rng.random() > profile[int(hour % 1 * 60)]:
+                hour = rng.gauss(14, 3.5) - tz_offset_h
         t = start + day * 86_400 + (hour % 24) * 3600
         for _ in range(max(1, int(rng.expovariate(1 / 8)))):
-            t += rng.expovariate(1 / session_gap)
+            t += session_gap * rng.choice(gaps) if real else rng.expovariate(1 / session_gap)
             if t < start + days * 86_400:
                 times.append(t)
     return sorted(times)
+
+
+def real_tokens(rng: random.Random) -> dict[str, Any]:
+    """Input and output tokens of one ordinary conversation request, drawn from the Azure trace."""
+    if realdata.available():
+        context, generated = rng.choice(realdata.azure_tokens())
+        return {"input_tokens": context, "output_tokens": max(1, generated)}
+    return {"input_tokens": rng.randint(50, 2000), "output_tokens": int(rng.lognormvariate(5.5, 0.8))}
 
 
 def _event(
@@ -168,6 +193,7 @@ def chat_user(account: str, rng: random.Random, start: float, days: float = 2.0,
                 model=rng.choice(_CHAT_MODELS),
                 n_messages=2 * turn - 1,
                 conversation_id=f"{account}-c{i - turn + 1}",
+                **real_tokens(rng),
             )
         )
     return events
@@ -341,9 +367,18 @@ def prompt_library_user(account: str, rng: random.Random, start: float, days: fl
 
 
 def launch_day_user(
-    account: str, rng: random.Random, start: float, launch: float, new_model: str = "frontier-2"
+    account: str,
+    rng: random.Random,
+    start: float,
+    launch: float | None = None,
+    new_model: str = "frontier-2",
+    *,
+    origin: float = 0.0,
+    launch_at_hours: float = 24.0,
 ) -> list[Event]:
-    """An ordinary user who tries the newly released model all afternoon on launch day."""
+    """An ordinary user who tries the newly released model all afternoon on launch day (``launch``, or
+    ``launch_at_hours`` after the scenario's start)."""
+    launch = launch if launch is not None else origin + launch_at_hours * 3600
     before = chat_user(account, rng, start, days=max(1.0, (launch - start) / 86_400), per_day=15)
     pool, t = benign_pool(), launch + rng.uniform(0, 3600)
     burst = []
@@ -351,6 +386,162 @@ def launch_day_user(
         t += rng.expovariate(1 / 90)
         burst.append(_event(account, 10_000 + i, t, rng, prompt=rng.choice(pool), model=new_model))
     return [e for e in before if e["ts"] < launch] + burst
+
+
+#: Ways to ask for reasoning without the stock phrases, for the evasive campaign that paraphrases.
+_PARAPHRASE_OPENERS = ("", "As a seasoned specialist, help with this.", "Imagine you are a veteran consultant.",
+                       "Take the perspective of a careful reviewer.", "Quick one for you:", "Hi! I'm stuck on this.",
+                       "For my notes:", "Could you help a colleague out?")  # fmt: skip
+_PARAPHRASE_ASKS = ("Walk me through how you get there.", "Lay out each inference before the conclusion.",
+                    "I'd like to see how you arrive at it, one piece at a time.", "Narrate your thought process.",
+                    "Break your approach into numbered stages.", "Explain why each part works.",
+                    "What would your working look like?", "Go slowly and show the path to the answer.",
+                    "Justify every move you make.", "Spell out the logic in full.")  # fmt: skip
+_AGENT_HARVEST_SYSTEMS = (
+    "You are an autonomous data-analysis agent with access to the tools below. Plan first, explain your "
+    "reasoning before each tool call, then give a complete answer.",
+    "You are a computer-use agent. Describe what you see, reason about the next action step by step, then "
+    "call exactly one tool.",
+    "You are an orchestration agent coordinating sub-agents. Think through the plan in detail, then "
+    "delegate with tool calls.",
+)
+_ACCESS_PATHS = (("/v1/messages", "python-httpx/0.27"), ("/v1/chat/completions", "openai-compat-proxy/1.2"),
+                 ("/v1/responses", "node-fetch/3.3"), ("/v1/messages", "bedrock-bridge/0.9"))  # fmt: skip
+_CODING_HARVEST_SYSTEM = (
+    "You are an expert software engineer. Solve the task completely: show your full reasoning, the plan, "
+    "then the final code with tests."
+)
+_CI_TEMPLATE = (
+    "Review this diff for bugs and style problems. Reply with a JSON list of findings.\n```diff\n{content}\n```"
+)
+
+
+def synchronized_harvester(
+    account: str,
+    rng: random.Random,
+    start: float,
+    *,
+    member: int,
+    members: int,
+    pool_start: float,
+    hours: float = 6.0,
+    gap: float = 2.0,
+    template: int = 4,
+) -> list[Event]:
+    """Campaign A: one schedule shared by the pool — request j goes to member j mod n — so members act in
+    lockstep and load is spread evenly; rubric-grading and reasoning templates, shared payment."""
+    pool, wrapper = distill_pool(), COT_TEMPLATES[template]
+    events, t, i = [], pool_start + member * gap, 0
+    while t < pool_start + hours * 3600:
+        events.append(_event(account, i, t + rng.uniform(0, 0.3), rng, prompt=wrapper.format(content=rng.choice(pool)),
+                             max_tokens=8192, output_tokens=rng.randint(1500, 4000), account_type="startup",
+                             user_agent="python-httpx/0.27"))  # fmt: skip
+        t += members * gap
+        i += 1
+    return events
+
+
+def agentic_harvester(
+    account: str, rng: random.Random, start: float, hours: float = 12.0, gap: float = 40.0
+) -> list[Event]:
+    """Campaign B: agentic tool-use harvesting from accounts of varied types over several access paths;
+    later requests ask to reconstruct the reasoning behind a finished answer."""
+    pool = distill_pool()
+    account_type = rng.choice(("education", "research", "startup", "trial", "standard"))
+    endpoint, user_agent = rng.choice(_ACCESS_PATHS)
+    system = rng.choice(_AGENT_HARVEST_SYSTEMS)
+    events, t, i = [], start, 0
+    while t < start + hours * 3600:
+        prompt = rng.choice(pool)
+        if t > start + hours * 1800 and rng.random() < 0.4:
+            prompt = f"Here is a finished answer. Reconstruct the reasoning trace that produced it.\n{prompt}"
+        events.append(_event(account, i, t, rng, prompt=prompt, system=system, n_tools=rng.randint(4, 20),
+                             max_tokens=8192, output_tokens=rng.randint(800, 3000), account_type=account_type,
+                             endpoint=endpoint, user_agent=user_agent))  # fmt: skip
+        t += rng.uniform(0.5 * gap, 1.5 * gap)
+        i += 1
+    return events
+
+
+def coding_harvester(
+    account: str,
+    rng: random.Random,
+    start: float,
+    *,
+    origin: float,
+    hours: float = 36.0,
+    gap: float = 6.0,
+    pivot_at_hours: float = 24.0,
+    pivot_share: float = 0.5,
+    new_model: str = "frontier-2",
+) -> list[Event]:
+    """Campaign C: agentic-coding harvesting around the clock that moves ``pivot_share`` of its traffic to
+    a newly released model once it appears (``pivot_at_hours`` after the scenario's start)."""
+    pool = distill_pool()
+    pivot = origin + pivot_at_hours * 3600 + rng.uniform(0, 6 * 3600)  # within hours of the release
+    events, t, i = [], start, 0
+    while t < start + hours * 3600:
+        model = new_model if t >= pivot and rng.random() < pivot_share else "frontier-1"
+        events.append(_event(account, i, t, rng, prompt=rng.choice(pool), system=_CODING_HARVEST_SYSTEM,
+                             n_tools=8, model=model, max_tokens=8192, output_tokens=rng.randint(1500, 5000),
+                             user_agent="agent-sdk/0.4"))  # fmt: skip
+        t += rng.uniform(0.5 * gap, 1.5 * gap)
+        i += 1
+    return events
+
+
+def evasive_paraphraser(
+    account: str, rng: random.Random, start: float, days: float = 2.0, per_day: float = 150.0
+) -> list[Event]:
+    """The evasive variant: rewrites its reasoning request every time (no stock phrase, no stable skeleton),
+    fakes conversations and imitates human timing; it still wants long answers to harvested content."""
+    pool = distill_pool()
+    events = []
+    for i, t in enumerate(human_times(rng, start, days, per_day=per_day, session_gap=40.0)):
+        opener, ask, content = rng.choice(_PARAPHRASE_OPENERS), rng.choice(_PARAPHRASE_ASKS), rng.choice(pool)
+        prompt = f"{opener} {content} {ask}" if rng.random() < 0.5 else f"{opener} {ask} {content}"
+        turn = rng.choice((1, 1, 3, 5))
+        events.append(_event(account, i, t, rng, prompt=prompt.strip(), n_messages=turn,
+                             conversation_id=f"{account}-c{i // 3}", max_tokens=rng.choice((4096, 8192)),
+                             output_tokens=rng.randint(1200, 3500)))  # fmt: skip
+    return events
+
+
+def ci_key(
+    account: str, rng: random.Random, start: float, days: float = 2.0, runs_per_day: float = 20.0
+) -> list[Event]:
+    """A CI key: bursts of templated review requests on every pipeline run, from many cloud runners' IPs."""
+    pool = distill_pool()  # code-ish content
+    events, i = [], 0
+    for _ in range(int(runs_per_day * days)):
+        t = start + rng.uniform(0, days * 86_400)
+        ip = f"20.{rng.randrange(30, 60)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        for _ in range(rng.randint(5, 25)):
+            events.append(_event(account, i, t, rng, prompt=_CI_TEMPLATE.format(content=rng.choice(pool)), ip=ip,
+                                 account_type="enterprise", user_agent="ci-review-bot/2.0", max_tokens=2048,
+                                 output_tokens=rng.randint(100, 600)))  # fmt: skip
+            t += rng.uniform(1, 6)
+            i += 1
+    return sorted(events, key=lambda e: e["ts"])
+
+
+def aggregator_app(
+    account: str, rng: random.Random, start: float, days: float = 2.0, per_day: float = 2000.0
+) -> list[Event]:
+    """A consumer app fronting many end users through one account, with their metadata stripped: high,
+    diurnal, round-the-clock volume of varied ordinary prompts."""
+    pool = benign_pool()
+    events, t, i = [], start, 0
+    while t < start + days * 86_400:
+        hour = (t - start) / 3600 % 24
+        rate = per_day / 86_400 * (0.4 + 1.2 * max(0.0, 1 - abs(hour - 14) / 10))  # busier afternoons
+        t += rng.expovariate(rate)
+        events.append(_event(account, i, t, rng, prompt=rng.choice(pool), n_messages=rng.choice((1, 3, 5)),
+                             conversation_id=f"{account}-u{rng.randrange(5000)}", **real_tokens(rng)))  # fmt: skip
+        i += 1
+    for e in events:
+        e.pop("ip"), e.pop("user_agent")
+    return events
 
 
 PERSONAS: dict[str, Callable[..., list[Event]]] = {
@@ -364,6 +555,13 @@ PERSONAS: dict[str, Callable[..., list[Event]]] = {
     "coding_agent": coding_agent,
     "cot_researcher": cot_researcher,
     "prompt_library_user": prompt_library_user,
+    "launch_day_user": launch_day_user,
+    "synchronized_harvester": synchronized_harvester,
+    "agentic_harvester": agentic_harvester,
+    "coding_harvester": coding_harvester,
+    "evasive_paraphraser": evasive_paraphraser,
+    "ci_key": ci_key,
+    "aggregator_app": aggregator_app,
 }
 
 

@@ -5,9 +5,20 @@ from __future__ import annotations
 import json
 import os
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
-__all__ = ["DATA_DIR", "MISSING", "available", "benign_prompts", "distill_prompts", "azure_trace"]
+__all__ = [
+    "DATA_DIR",
+    "MISSING",
+    "available",
+    "azure_gaps",
+    "azure_minute_profile",
+    "azure_tokens",
+    "azure_trace",
+    "benign_prompts",
+    "distill_prompts",
+]
 
 DATA_DIR = Path(os.environ.get("DISTILLGUARD_REAL_DATA",
                                Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))  # fmt: skip
@@ -59,3 +70,30 @@ def azure_trace() -> tuple[tuple[float, int, int], ...]:
         rows.append((when, int(ctx), int(gen)))
     t0 = rows[0][0]
     return tuple((t - t0, c, g) for t, c, g in rows)
+
+
+@cache
+def azure_gaps() -> tuple[float, ...]:
+    """Inter-arrival gaps of the Azure trace scaled to mean 1: multiply by a mean gap to get gaps with the
+    real trace's burstiness (its spread and long tail) instead of a textbook exponential."""
+    times = [t for t, _, _ in azure_trace()]
+    gaps = [b - a for a, b in pairwise(times) if b > a]
+    mean = sum(gaps) / len(gaps)
+    return tuple(g / mean for g in gaps)
+
+
+@cache
+def azure_minute_profile() -> tuple[float, ...]:
+    """Requests per minute over the trace's hour, scaled so the busiest minute is 1 (for thinning)."""
+    counts = [0] * 60
+    for t, _, _ in azure_trace():
+        if t < 3600:
+            counts[int(t // 60)] += 1
+    peak = max(counts)
+    return tuple(max(c, 1) / peak for c in counts)
+
+
+@cache
+def azure_tokens() -> tuple[tuple[int, int], ...]:
+    """(context tokens, generated tokens) pairs of real conversation requests."""
+    return tuple((c, g) for _, c, g in azure_trace() if c > 0)

@@ -6,15 +6,30 @@ A scenario lists populations; each is a persona from :mod:`sim.personas` run for
 accounts whose start times are spread over the scenario. Events go to one file in event-time order
 (the documented contract, no labels inside); ground truth (account → population, kind, campaign) goes
 to a separate labels file.
+
+A population's ``infra`` table says what its accounts share and how they churn, which is what makes a
+hydra a hydra (see ``sim/scenarios/hydra.toml``):
+
+- ``cards = N`` / ``devices = N``: member i pays with card i mod N / uses device i mod N;
+- ``proxy = "name"``, ``proxy_ips = N``: every request leaves from one of the N exit IPs of that proxy
+  network; populations naming the same proxy share its IPs (a reseller's customers and its campaign);
+- ``nat = "name"``: all members share one IP (a university or office NAT);
+- ``strip_metadata = true``: no IP and no user agent reach the detector (an aggregator strips them);
+- ``lifetime_hours = H``: each member's traffic is carried by a fresh account every ~H hours (a banned
+  or burnt account replaced at once); each replacement is its own labelled account.
+
+Personas that coordinate receive ``member``, ``members`` and ``pool_start`` (one schedule for the pool)
+and ``origin`` (the scenario's start, for events such as a model release) when they ask for them.
 """
 
 from __future__ import annotations
 
 import gzip
+import inspect
 import random
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +37,7 @@ import orjson
 
 from sim.personas import PERSONAS, Event, merged
 
-__all__ = ["Population", "Scenario", "generate", "load_scenario", "write"]
+__all__ = ["Population", "Scenario", "generate", "load_scenario", "resized", "write"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +47,10 @@ class Population:
     accounts: int
     kind: str  # benign | attack
     campaign: str | None = None
-    start_within_hours: float = 24.0  # accounts start at a random time within this many hours
+    start_within_hours: float = 24.0  # accounts start at a random time within this many hours …
+    start_after_hours: float = 0.0  # … counted from this long after the scenario's start
     params: dict[str, Any] = field(default_factory=dict)
+    infra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,8 @@ def load_scenario(path: Path | str, seed: int | None = None) -> Scenario:
             Population(
                 name=name, persona=raw["persona"], accounts=int(raw.get("accounts", 1)), kind=raw["kind"],
                 campaign=raw.get("campaign"), start_within_hours=float(raw.get("start_within_hours", 24.0)),
-                params=dict(raw.get("params", {})),
+                start_after_hours=float(raw.get("start_after_hours", 0.0)),
+                params=dict(raw.get("params", {})), infra=_checked_infra(path, name, raw.get("infra", {})),
             )
         )  # fmt: skip
     if not populations:
@@ -75,6 +93,73 @@ def load_scenario(path: Path | str, seed: int | None = None) -> Scenario:
     )
 
 
+def resized(scenario: Scenario, benign: float = 1.0, attack: float = 1.0) -> Scenario:
+    """The same scenario with every benign / attack population's account count scaled (another mixture).
+
+    >>> from pathlib import Path
+    >>> s = load_scenario(Path(__file__).parent / "scenarios" / "mixed.toml")
+    >>> [p.accounts for p in resized(s, benign=2, attack=0.5).populations][:2]
+    [600, 20]
+    """
+    scale = {"benign": benign, "attack": attack}
+    pops = tuple(replace(p, accounts=max(1, round(p.accounts * scale[p.kind]))) for p in scenario.populations)
+    return replace(scenario, populations=pops)
+
+
+_INFRA_KEYS = {"cards", "devices", "proxy", "proxy_ips", "nat", "strip_metadata", "lifetime_hours"}
+
+
+def _checked_infra(path: Path, name: str, infra: dict[str, Any]) -> dict[str, Any]:
+    if unknown := set(infra) - _INFRA_KEYS:
+        raise ValueError(f"{path}: population {name!r}: unknown infra keys {sorted(unknown)}; "
+                         f"known: {sorted(_INFRA_KEYS)}")  # fmt: skip
+    return dict(infra)
+
+
+def _exit_ips(proxy: str, n: int) -> list[str]:
+    """A proxy network's exit IPs: residential-looking addresses over many /24s, fixed by its name."""
+    r = random.Random(f"proxy:{proxy}")
+    return [f"{r.randrange(70, 100)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}" for _ in range(n)]
+
+
+def _with_infra(events: list[Event], pop: Population, member: int, rng: random.Random, tag: str) -> None:
+    """Rewrite a member's events in place with what its population shares."""
+    infra = pop.infra
+    shared: dict[str, Any] = {}
+    if "cards" in infra:
+        shared["payment_fingerprint"] = f"{tag}-card-{member % int(infra['cards'])}"
+    if "devices" in infra:
+        shared["device_fingerprint"] = f"{tag}-device-{member % int(infra['devices'])}"
+    if "nat" in infra:
+        shared["ip"] = _exit_ips(f"nat:{infra['nat']}", 1)[0]
+    exits = _exit_ips(str(infra["proxy"]), int(infra.get("proxy_ips", 50))) if "proxy" in infra else None
+    for event in events:
+        event.update(shared)
+        if exits is not None:
+            event["ip"] = rng.choice(exits)
+        if infra.get("strip_metadata"):
+            event.pop("ip", None)
+            event.pop("user_agent", None)
+
+
+def _replacements(events: list[Event], account: str, hours: float, rng: random.Random) -> list[tuple[str, list[Event]]]:
+    """Split one member's traffic over successive fresh accounts, each living about ``hours`` hours."""
+    accounts: list[tuple[str, list[Event]]] = []
+    end = -1.0
+    for event in events:
+        if event["ts"] >= end:
+            name = account if not accounts else f"{account}-r{len(accounts)}"
+            accounts.append((name, []))
+            end = event["ts"] + hours * 3600 * rng.uniform(0.5, 1.5)
+            created = event["ts"] - rng.uniform(60, 3600)
+        name, own = accounts[-1]
+        event["account_id"] = name
+        event["event_id"] = f"{name}-{len(own)}"
+        event["account_created_ts"] = round(created, 3)
+        own.append(event)
+    return accounts
+
+
 def generate(scenario: Scenario) -> tuple[Iterator[Event], list[dict[str, Any]]]:
     """(events in event-time order, labels). Same scenario and seed, same bytes."""
     rng = random.Random(scenario.seed)
@@ -82,12 +167,23 @@ def generate(scenario: Scenario) -> tuple[Iterator[Event], list[dict[str, Any]]]
     labels: list[dict[str, Any]] = []
     for pop in scenario.populations:
         persona = PERSONAS[pop.persona]
+        wants = set(inspect.signature(persona).parameters)
+        begin = scenario.start + pop.start_after_hours * 3600
+        pool_start = begin + rng.uniform(0, pop.start_within_hours * 3600)
+        context = {"members": pop.accounts, "pool_start": pool_start, "origin": scenario.start}
+        tag = f"{scenario.name}-{scenario.seed}-{pop.campaign or pop.name}"
         for i in range(pop.accounts):
             account = f"{pop.name}-{i:05d}"
-            start = scenario.start + rng.uniform(0, pop.start_within_hours * 3600)
-            streams.append(persona(account, rng, start, **pop.params))
-            labels.append({"account_id": account, "population": pop.name, "kind": pop.kind,
-                           "campaign": pop.campaign})  # fmt: skip
+            start = begin + rng.uniform(0, pop.start_within_hours * 3600)
+            extra = {k: v for k, v in {**context, "member": i}.items() if k in wants}
+            events = persona(account, rng, start, **pop.params, **extra)
+            _with_infra(events, pop, i, rng, tag)
+            owned = ([(account, events)] if "lifetime_hours" not in pop.infra
+                     else _replacements(events, account, float(pop.infra["lifetime_hours"]), rng))  # fmt: skip
+            for name, own in owned:
+                streams.append(own)
+                labels.append({"account_id": name, "population": pop.name, "kind": pop.kind,
+                               "campaign": pop.campaign})  # fmt: skip
     return merged(streams), labels
 
 

@@ -137,14 +137,33 @@ def _triage(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
     import time
 
-    from sim.scenario import load_scenario, write
+    import orjson
 
+    from sim.scenario import load_scenario, resized, write
+    from sim.send import to_gateway, to_kafka
+    from stream.replay import read_lines
+
+    scenario = resized(load_scenario(args.scenario, seed=args.seed), args.scale_benign, args.scale_attack)
+    if args.live:
+        scenario = dataclasses.replace(scenario, start=time.time() + 5.0)
     started = time.perf_counter()
-    n, accounts = write(load_scenario(args.scenario, seed=args.seed), Path(args.events), Path(args.labels))
+    n, accounts = write(scenario, Path(args.events), Path(args.labels))
     print(f"wrote {n} events from {accounts} accounts in {time.perf_counter() - started:.1f}s "
           f"to {args.events}; labels in {args.labels}", file=sys.stderr)  # fmt: skip
+    events = (orjson.loads(line) for line in read_lines(Path(args.events)))
+    if args.to_kafka:
+        sent = to_kafka(events, args.to_kafka, progress=lambda i: print(f"  {i}/{n} sent", end="\r", file=sys.stderr))
+        print(f"\nproduced {sent} events to llm.requests on {args.to_kafka}", file=sys.stderr)
+    if args.via_gateway:
+        url = args.via_gateway.rstrip("/") + "/v1/messages"
+        delivery = asyncio.run(to_gateway(events, url, progress=lambda d: print(
+            f"  {d.sent}/{n} requests, statuses {dict(d.statuses)}", end="\r", file=sys.stderr)))  # fmt: skip
+        print(f"\nsent {delivery.sent} requests through {url}: statuses {dict(delivery.statuses)}, "
+              f"{delivery.errors} connection errors", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -221,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--events", required=True, help="events JSONL (.gz to compress)")
     s.add_argument("--labels", required=True, help="ground truth JSONL: account, population, kind, campaign")
     s.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    s.add_argument("--scale-benign", type=float, default=1.0, help="scale every benign population (a mixture)")
+    s.add_argument("--scale-attack", type=float, default=1.0, help="scale every attack population")
+    s.add_argument("--to-kafka", metavar="HOST:PORT", help="also produce the events to llm.requests there")
+    s.add_argument(
+        "--via-gateway",
+        metavar="URL",
+        help="also send them as requests through a reference gateway "
+        "(paced in real time; use --live, and run the gateway with --trust-edge-headers)",
+    )
+    s.add_argument("--live", action="store_true", help="start the scenario now instead of at its fixed start")
     s.set_defaults(func=_simulate)
 
     e = sub.add_parser("evaluate", help="precision, recall, FPR, delays and harvested-token reduction by population")

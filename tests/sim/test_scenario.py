@@ -87,3 +87,103 @@ def test_bad_scenario_files_are_refused_with_the_population_named(tmp_path: Path
     path.write_text(SMALL.replace(old, new, 1))
     with pytest.raises(ValueError, match=message):
         load_scenario(path)
+
+
+HYDRA = """
+[scenario]
+name = "infra"
+seed = 9
+
+[[population]]
+name = "customers"
+persona = "chat_user"
+accounts = 20
+kind = "benign"
+infra = { proxy = "reseller", proxy_ips = 6 }
+params = { days = 1.0 }
+
+[[population]]
+name = "students"
+persona = "chat_user"
+accounts = 10
+kind = "benign"
+infra = { nat = "uni" }
+params = { days = 1.0 }
+
+[[population]]
+name = "app"
+persona = "chat_user"
+accounts = 2
+kind = "benign"
+infra = { strip_metadata = true }
+params = { days = 1.0 }
+
+[[population]]
+name = "hydra"
+persona = "low_and_slow"
+accounts = 12
+kind = "attack"
+campaign = "H"
+start_after_hours = 2.0
+start_within_hours = 1.0
+infra = { proxy = "reseller", proxy_ips = 6, cards = 3, lifetime_hours = 4 }
+params = { days = 1.0, per_day = 40 }
+"""
+
+
+def _generated(tmp_path: Path, text: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    from sim.scenario import generate
+
+    (tmp_path / "s.toml").write_text(text)
+    events, labels = generate(load_scenario(tmp_path / "s.toml"))
+    return list(events), labels
+
+
+def test_infra_shares_cards_proxy_exits_and_nat_and_strips_metadata(tmp_path: Path) -> None:
+    events, _ = _generated(tmp_path, HYDRA)
+    by_pop: dict[str, list[dict[str, object]]] = {}
+    for e in events:
+        by_pop.setdefault(str(e["account_id"]).split("-")[0], []).append(e)
+    hydra_ips = {e["ip"] for e in by_pop["hydra"]}
+    assert len(hydra_ips) == 6 and {e["ip"] for e in by_pop["customers"]} == hydra_ips  # one proxy network
+    assert len({e["payment_fingerprint"] for e in by_pop["hydra"]}) == 3
+    assert not any("payment_fingerprint" in e for e in by_pop["customers"])
+    assert len({e["ip"] for e in by_pop["students"]}) == 1
+    assert not any("ip" in e or "user_agent" in e for e in by_pop["app"])
+    start = load_scenario(tmp_path / "s.toml").start
+    assert min(float(e["ts"]) for e in by_pop["hydra"]) >= start + 2 * 3600  # type: ignore[arg-type]
+
+
+def test_burnt_hydra_accounts_are_replaced_by_fresh_labelled_accounts(tmp_path: Path) -> None:
+    events, labels = _generated(tmp_path, HYDRA)
+    hydra = [lab for lab in labels if lab["population"] == "hydra"]
+    assert len(hydra) > 12 * 3  # a day of traffic over ~4 h lifetimes: several generations per member
+    assert all(lab["kind"] == "attack" and lab["campaign"] == "H" for lab in hydra)
+    ids = {lab["account_id"] for lab in hydra}
+    spans: dict[object, list[float]] = {}
+    for e in events:
+        if e["account_id"] in ids:
+            assert float(e["account_created_ts"]) < float(e["ts"])  # type: ignore[arg-type]
+            spans.setdefault(e["account_id"], []).append(float(e["ts"]))  # type: ignore[arg-type]
+    assert set(spans) == ids and max(max(t) - min(t) for t in spans.values()) <= 6 * 3600 + 1
+
+
+def test_resized_scenarios_change_the_mixture_not_the_populations() -> None:
+    from sim.scenario import resized
+
+    s = load_scenario(Path("sim/scenarios/hydra.toml"))
+    r = resized(s, benign=0.5, attack=2.0)
+    assert [p.name for p in r.populations] == [p.name for p in s.populations]
+    for before, after in zip(s.populations, r.populations, strict=True):
+        assert after.accounts == max(1, round(before.accounts * (0.5 if before.kind == "benign" else 2.0)))
+
+
+def test_unknown_infra_keys_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(HYDRA.replace("cards = 3", "cardz = 3"))
+    with pytest.raises(ValueError, match="unknown infra keys"):
+        load_scenario(tmp_path / "s.toml")
+
+
+def test_shipped_scenarios_load() -> None:
+    for path in Path("sim/scenarios").glob("*.toml"):
+        assert load_scenario(path).populations
