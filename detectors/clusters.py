@@ -36,9 +36,11 @@ __all__ = [
     "Cluster",
     "ClusterConfig",
     "Linker",
+    "MemberSummary",
     "cluster_targets",
     "cluster_vector",
     "load_clusters",
+    "member_summary",
     "score_cluster",
 ]
 
@@ -249,21 +251,40 @@ CLUSTER_REASON_CODES = {
 }
 
 
-def cluster_vector(states: list[AccountState], strong: int, now: float, window_cfg: Any) -> dict[str, float]:
+class MemberSummary(NamedTuple):
+    """What a cluster needs to know of one member's window (sent between the stages; no prompt text)."""
+
+    last_ts: float
+    requests_last_hour: float
+    requests: float  # decayed day-level count
+    cot: float  # decayed count of CoT-eliciting requests
+    new_model: float  # decayed count of requests on a newly released model
+    top_template: int | None  # the member's heaviest template fingerprint
+    account_type: str
+
+
+def member_summary(state: AccountState, now: float, window: Any, account_type: str) -> MemberSummary:
+    top = max(state.hh.items(), key=lambda kv: kv[1][0] - kv[1][1])[0] if state.hh else None
+    c = state.counters
+    return MemberSummary(state.last_ts, state.requests_last_hour(now, window), c[Counters.REQUESTS],
+                         c[Counters.COT], c[Counters.NEW_MODEL], top, account_type)  # fmt: skip
+
+
+def cluster_vector(members: list[MemberSummary], strong: int, now: float) -> dict[str, float]:
     """Aggregate features of a cluster's members, all in [0, 1]."""
-    active = [s for s in states if now - s.last_ts < 3600]
-    requests = [s.requests_last_hour(now, window_cfg) for s in active]
-    total = sum(s.counters[Counters.REQUESTS] for s in states) or 1.0
-    tops = [max(s.hh.items(), key=lambda kv: kv[1][0] - kv[1][1])[0] for s in states if s.hh]
-    top_share = Counter(tops).most_common(1)[0][1] / len(states) if tops else 0.0
+    active = [m for m in members if now - m.last_ts < 3600]
+    requests = [m.requests_last_hour for m in active]
+    total = sum(m.requests for m in members) or 1.0
+    tops = [m.top_template for m in members if m.top_template is not None]
+    top_share = Counter(tops).most_common(1)[0][1] / len(members) if tops else 0.0
     mean = statistics.fmean(requests) if requests else 0.0
     cv = statistics.pstdev(requests) / mean if mean > 0 and len(requests) > 1 else 1.0
     return {
         "members": min(1.0, math.log1p(len(active)) / math.log1p(1000)),
         "requests": min(1.0, math.log1p(sum(requests)) / math.log1p(36000)),
-        "cot_rate": sum(s.counters[Counters.COT] for s in states) / total,
+        "cot_rate": sum(m.cot for m in members) / total,
         "template_concentration": top_share,
         "evenness": max(0.0, 1.0 - min(1.0, cv)),
-        "strong_share": strong / len(states) if states else 0.0,
-        "new_model": sum(s.counters[Counters.NEW_MODEL] for s in states) / total,
+        "strong_share": strong / len(members) if members else 0.0,
+        "new_model": sum(m.new_model for m in members) / total,
     }

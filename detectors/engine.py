@@ -15,15 +15,8 @@ from importlib.metadata import version
 from typing import Any
 
 from detectors.account_state import AccountState, Counters
-from detectors.clusters import (
-    CLUSTER_REASON_CODES,
-    ClusterConfig,
-    Linker,
-    cluster_targets,
-    cluster_vector,
-    load_clusters,
-    score_cluster,
-)
+from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials
+from detectors.clusters import ClusterConfig, cluster_targets, load_clusters, member_summary
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
@@ -142,6 +135,10 @@ class Engine:
         Thresholds and weights (``rules/scoring.toml``) and phrase families (``rules/phrases.toml``).
     cache_size
         How many accounts stay unpacked between flushes (least recently used beyond that are packed).
+    local_clusters
+        Run the cluster stage in this process (replay, tests). The worker sets it off: it sends
+        :meth:`drain_partials` to the cluster stage over Kafka and applies the verdicts that come back
+        with :meth:`apply_verdict`.
     """
 
     def __init__(
@@ -152,6 +149,7 @@ class Engine:
         *,
         clusters: ClusterConfig | None = None,
         cache_size: int = _CACHE_SIZE,
+        local_clusters: bool = True,
     ) -> None:
         self.store = store
         self.cfg = cfg or load_scoring()
@@ -164,8 +162,11 @@ class Engine:
         self.supervised = SupervisedModel(self.cfg.supervised)
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
         self.clusters_cfg = clusters or load_clusters()
-        self.linker = Linker(self.clusters_cfg)
-        self._cluster_tick = 0.0
+        self.partials = Partials()
+        self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy)
+        self.local_clusters = local_clusters
+        self._drained_at = 0.0
+        self._seq = 0
         self._ticks = 0
         #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
         self.on_score: Callable[[dict[str, float]], object] | None = None
@@ -175,8 +176,11 @@ class Engine:
         self.allowlist: dict[str, float] = {}
         self._challenge_logit = _logit(self.cfg.policy.challenge)
 
-    def process(self, event: RequestEvent) -> list[Decision]:
-        """Fold one event in; score its account if a tick has passed since its last score."""
+    def process(self, event: RequestEvent, partition: int = 0, offset: int | None = None) -> list[Decision]:
+        """Fold one event in; score its account if a tick has passed since its last score.
+
+        ``partition`` and ``offset`` say where the event came from; they sequence the cluster partials.
+        """
         cfg = self.cfg
         ts = float(event["ts"])
         account_id: str = event["account_id"]
@@ -192,7 +196,11 @@ class Engine:
         if page_hinkley_update(state.drift, features.cot, cfg.drift):
             state.drift_ts = ts
         cohort = event.get("account_type") or "standard"
-        self.linker.observe(account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort)
+        if offset is None:
+            offset = self._seq = self._seq + 1
+        self.partials.add(
+            partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort
+        )
         decisions = []
         if ts - state.last_scored >= cfg.window.tick_seconds and state.counters[0] >= cfg.window.min_requests_to_score:
             state.last_scored = ts
@@ -200,49 +208,38 @@ class Engine:
                 decision = self._score(account_id, state, cohort, ts, event)
                 if decision is not None:
                     decisions.append(decision)
-        if ts - self._cluster_tick >= self.clusters_cfg.tick_seconds:
-            self._cluster_tick = ts
-            decisions += self._score_clusters(ts)
+        if self.local_clusters and ts - self._drained_at >= 1.0:
+            decisions += self._run_cluster_stage(ts)
         return decisions
 
-    def _score_clusters(self, now: float) -> list[Decision]:
-        """Score every cluster and fan a cluster decision out to its members (the gateway looks up
-        accounts only); an account linked to a throttled cluster later is throttled at the next tick."""
-        ccfg, policy = self.clusters_cfg, self.cfg.policy
-        decisions = []
-        for cluster_id, (members, hubs, strong) in self.linker.clusters(now).items():
-            if len(members) < ccfg.min_members:
-                continue
-            states = [self._state(m, {}, now) for m in members]
-            x = cluster_vector(states, strong, now, self.cfg.window)
-            score, parts = score_cluster(x, ccfg.weights)
-            evidence_requests = sum(s.counters[Counters.REQUESTS] for s in states)
-            ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)
-            reasons = reason_codes(parts, CLUSTER_REASON_CODES)
-            evidence = {
-                "cluster": {
-                    "id": cluster_id,
-                    "members": len(members),
-                    "member_sample": members[:20],
-                    "shared_infrastructure": hubs[:5],
-                },  # fmt: skip
-                "features": {k: round(v, 4) for k, v in x.items()},
-                "explanation": [
-                    {"feature": n, "value": round(x[n], 3), "contribution": round(p, 3)} for n, p in ranked[:5]
-                ],
-                "requests": round(evidence_requests, 1),
-            }
-            for member, state in zip(members, states, strict=True):
-                if self.allowlist and self.is_allowlisted(member, None, now):
-                    continue
-                account_type = self.linker.account_types.get(member, "standard")
-                level = level_for_score(score, evidence_requests, account_type, policy)
-                decision = decide(state, subject_id=member, level=level, score=score, now=now,
-                                  trigger_event_id=f"{cluster_id}@{int(now)}", cfg=policy, reasons=reasons,
-                                  evidence=evidence, cluster_id=cluster_id)  # fmt: skip
-                if decision is not None:
-                    decisions.append(decision)
-        return decisions
+    def _run_cluster_stage(self, now: float) -> list[Decision]:
+        """In-process cluster stage: the same partials, merge, tick and verdicts as over Kafka."""
+        stage = self.cluster_stage
+        for message in self.drain_partials(now):
+            stage.merge(message)
+        if not stage.due(now):
+            return []
+        return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
+
+    def drain_partials(self, now: float) -> list[dict[str, Any]]:
+        """The cluster partials gathered since the last drain, one per source partition (JSON-ready)."""
+        self._drained_at = now
+
+        def summary(account: str, account_type: str) -> Any:
+            state = self.cache.get(account) or AccountState.unpack(self.store.get(account), self.cfg.window)
+            return None if state is None else member_summary(state, now, self.cfg.window, account_type)
+
+        return self.partials.drain(summary, now)
+
+    def apply_verdict(self, verdict: ClusterVerdict) -> Decision | None:
+        """A cluster verdict on one of this engine's accounts → its decision (or none: the action in
+        force is already as high, or the account is allowlisted)."""
+        if self.allowlist and self.is_allowlisted(verdict.account, None, verdict.at):
+            return None
+        state = self._state(verdict.account, {}, verdict.at)
+        return decide(state, subject_id=verdict.account, level=verdict.level, score=verdict.score, now=verdict.at,
+                      trigger_event_id=f"{verdict.cluster_id}@{int(verdict.at)}", cfg=self.cfg.policy,
+                      reasons=verdict.reasons, evidence=verdict.evidence, cluster_id=verdict.cluster_id)  # fmt: skip
 
     def is_allowlisted(self, account_id: str, org_id: str | None = None, now: float = 0.0) -> bool:
         """True when the account, or its organisation, is on the operators' allowlist at ``now``.
@@ -380,6 +377,7 @@ class Engine:
             "supervised": self.supervised,
             "first_seen": self.models.first_seen,
             "stream_start": self.models.stream_start,
+            "cluster_stage": self.cluster_stage.snapshot(),
         }
         return pickle.dumps({"river": _RIVER_VERSION, "models": models})
 
@@ -391,4 +389,6 @@ class Engine:
         models = loaded["models"]
         self.anomaly, self.norms, self.supervised = models["anomaly"], models["norms"], models["supervised"]
         self.models.first_seen, self.models.stream_start = models["first_seen"], models["stream_start"]
+        if "cluster_stage" in models:  # checkpoints from before the two-stage clusters have none
+            self.cluster_stage.load(models["cluster_stage"])
         return True

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-from detectors.account_state import AccountState
 from detectors.config import PolicyConfig
 from detectors.types import ACTIONS, Decision
 
 __all__ = [
+    "ActionInForce",
     "REASON_CODES",
     "decide",
     "decision_id",
@@ -20,6 +20,15 @@ __all__ = [
     "reason_codes",
     "record_mode",
 ]
+
+
+class ActionInForce(Protocol):
+    """Whatever remembers the action in force on a subject: an account's state, or the cluster stage's
+    view of a member."""
+
+    action_level: int
+    action_expires: float
+
 
 #: Stable reason codes for fusion inputs: what gateways, dashboards and analysts key on.
 REASON_CODES = MappingProxyType({
@@ -93,11 +102,12 @@ def decision_id(subject_key: str, action: str, trigger_event_id: str) -> str:
     return digest.hexdigest()
 
 
-def needs_decision(state: AccountState, level: int, now: float, cfg: PolicyConfig) -> bool:
+def needs_decision(state: ActionInForce, level: int, now: float, cfg: PolicyConfig) -> bool:
     """Whether ``level`` warrants publishing: an escalation, or a renewal near expiry.
 
     >>> from detectors.config import load_scoring
     >>> cfg = load_scoring().policy
+    >>> from detectors.account_state import AccountState
     >>> s = AccountState(); s.action_level, s.action_expires = 2, 1000.0 + cfg.ttl_seconds
     >>> needs_decision(s, 2, 1000.0, cfg), needs_decision(s, 3, 1000.0, cfg), needs_decision(s, 1, 1000.0, cfg)
     (False, True, False)
@@ -113,7 +123,7 @@ def needs_decision(state: AccountState, level: int, now: float, cfg: PolicyConfi
 
 
 def decide(
-    state: AccountState,
+    state: ActionInForce,
     *,
     subject_id: str,
     level: int,

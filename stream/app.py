@@ -19,6 +19,7 @@ from aiohttp import web
 
 from detectors.account_state import AccountState
 from detectors.alerts import alert_record, should_alert
+from detectors.cluster_stage import ClusterVerdict, partial_key
 from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.events import InvalidEvent, decode_event
@@ -28,7 +29,19 @@ from stream.compacted import CompactedReader
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
 from stream.signing import signature_headers
-from stream.topics import ALERTS, ALL_TOPICS, ALLOWLIST, DLQ, FEEDBACK, REQUESTS, THROTTLE, TopicSpec
+from stream.topics import (
+    ALERTS,
+    ALL_TOPICS,
+    ALLOWLIST,
+    APP_TOPICS,
+    CLUSTER_PARTIALS,
+    CLUSTER_VERDICTS,
+    DLQ,
+    FEEDBACK,
+    REQUESTS,
+    THROTTLE,
+    TopicSpec,
+)
 from stream.triage import Triage
 from stream.triage_web import triage_app
 
@@ -94,9 +107,9 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         web_enabled=False,
     )
 
-    def topic(spec: TopicSpec) -> Any:
+    def topic(spec: TopicSpec, name: str | None = None) -> Any:
         return app.topic(
-            spec.name,
+            name or spec.name,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -108,7 +121,9 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         )
 
     topics = {spec.name: topic(spec) for spec in ALL_TOPICS}
+    topics |= {spec.name: topic(spec, f"{settings.app_id}-{spec.name}") for spec in APP_TOPICS}
     requests, throttle, alerts, dlq, feedback = (topics[s.name] for s in (REQUESTS, THROTTLE, ALERTS, DLQ, FEEDBACK))
+    partials, verdicts = topics[CLUSTER_PARTIALS.name], topics[CLUSTER_VERDICTS.name]
     states = app.Table(
         "account-state",
         key_type=bytes,
@@ -117,7 +132,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         use_partitioner=True,  # changelog partition = the key's partition, as on llm.requests
     )
     store = TableStore(states)
-    engine = Engine(store, cfg)
+    engine = Engine(store, cfg, local_clusters=False)  # the cluster stage runs in the "link" agent
 
     def observe_scores(scores: dict[str, float]) -> None:
         for detector, value in scores.items():
@@ -190,7 +205,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                     await dead_letter(event, exc.reason, exc.detail)
                     continue
                 try:
-                    decisions = engine.process(decoded)
+                    decisions = engine.process(decoded, event.message.partition, event.message.offset)
                 except Exception as exc:  # a detector bug must not stop the stream
                     log.exception("detector failed on event_id=%s", decoded.get("event_id"))
                     await dead_letter(event, "detector_error", f"{type(exc).__name__}: {exc}"[:500])
@@ -199,8 +214,55 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                     await publish(decision)
                 latest_ts = max(latest_ts, decoded["ts"])
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
+            for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials
+                fut = await partials.send(key=partial_key(message["partition"]), value=orjson.dumps(message))
+                await fut
             metrics.processing_seconds.observe((time.perf_counter() - started) / len(batch))
             metrics.last_event_timestamp.set(time.time())
+
+    @app.agent(partials, name="link")
+    async def link(stream: Any) -> None:
+        """The cluster stage: partials from every account partition meet here (one partition, so one
+        stage sees every account); duplicates replayed after a rebalance are dropped by sequence."""
+        stage = engine.cluster_stage
+        async for raw in stream:
+            try:
+                message = orjson.loads(raw)
+                merged = stage.merge(message)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("ignored an unreadable cluster partial: %s", type(exc).__name__)
+                metrics.cluster_partials.labels(outcome="invalid").inc()
+                continue
+            metrics.cluster_partials.labels(outcome="merged" if merged else "duplicate").inc()
+            if merged and stage.due(stage.latest):
+                await tick_clusters()
+
+    async def tick_clusters() -> None:
+        for verdict in engine.cluster_stage.tick(engine.cluster_stage.latest):
+            fut = await verdicts.send(key=verdict.account.encode(), value=orjson.dumps(verdict.to_record()))
+            await fut
+
+    @app.timer(interval=settings.cluster_idle_tick_seconds)  # type: ignore[untyped-decorator]
+    async def tick_when_partials_pause() -> None:
+        """Event time only moves when partials arrive: at the end of a burst, score what was merged
+        since the last tick instead of waiting for traffic that may not come."""
+        if engine.cluster_stage.pending:
+            await tick_clusters()
+
+    @app.agent(verdicts, name="apply-cluster-verdicts")
+    async def apply_cluster_verdicts(stream: Any) -> None:
+        """Cluster verdicts land on the worker that owns the account (same partitioning as llm.requests):
+        one writer decides for each account, so a cluster decision never steps an account's down."""
+        async for raw in stream:
+            try:
+                verdict = ClusterVerdict.from_record(orjson.loads(raw))
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                log.warning("ignored an unreadable cluster verdict: %s", type(exc).__name__)
+                continue
+            decision = engine.apply_verdict(verdict)
+            if decision is not None:
+                await publish(decision)
+            engine.flush()
 
     async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         """Partitions are moving: unpacked states may go stale, so re-read them from the table."""

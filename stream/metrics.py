@@ -62,6 +62,7 @@ class WorkerMetrics:
     evicted_accounts: Counter
     model_updated_timestamp: Gauge
     feedback_verdicts: Counter
+    cluster_partials: Counter
 
     @classmethod
     def create(cls, policy: PolicyConfig, registry: CollectorRegistry = REGISTRY) -> WorkerMetrics:
@@ -117,6 +118,11 @@ class WorkerMetrics:
             feedback_verdicts=counter(
                 "feedback_verdicts", "Triage verdicts read from distillguard.feedback, by verdict.", "verdict"
             ),
+            cluster_partials=counter(
+                "cluster_partials",
+                "Cluster partials read by the cluster stage: merged, duplicate (replayed) or invalid.",
+                "outcome",
+            ),
         )
         for reason in (*REASONS, "detector_error"):
             m.dlq_records.labels(reason=reason)
@@ -130,4 +136,6 @@ class WorkerMetrics:
             m.model_updated_timestamp.labels(model=model)
         for verdict in ("confirmed", "false_positive", "invalid"):
             m.feedback_verdicts.labels(verdict=verdict)
+        for outcome in ("merged", "duplicate", "invalid"):
+            m.cluster_partials.labels(outcome=outcome)
         return m

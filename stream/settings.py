@@ -21,10 +21,13 @@ class WorkerSettings:
     triage_port: int = int(os.environ.get("DISTILLGUARD_TRIAGE_PORT", "9311"))  # 0: no triage page
     mode: str = os.environ.get("DISTILLGUARD_MODE", "enforce")
     rules: str | None = os.environ.get("DISTILLGUARD_RULES")
-    batch_size: int = 5000
-    batch_seconds: float = 0.5
+    # A batch ends at batch_size events or batch_seconds; cluster partials are sent once per batch, so
+    # at most once a second below batch_size events/s per worker.
+    batch_size: int = 10_000
+    batch_seconds: float = 1.0
     housekeeping_seconds: float = 60.0  # idle-account eviction and model checkpoints
     lift_seconds: float = 5.0  # how often expired decisions are lifted with a tombstone
+    cluster_idle_tick_seconds: float = 5.0  # score clusters when partials paused this long (wall clock)
     # Throttle records are HMAC-signed; gateways trust DISTILLGUARD_VERIFY_KEYS="id:secret,...".
     signing_key_id: str = os.environ.get("DISTILLGUARD_SIGNING_KEY_ID", "dev")
     signing_secret: str = os.environ.get("DISTILLGUARD_SIGNING_SECRET", "dev-secret-change-me")

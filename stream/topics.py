@@ -11,7 +11,10 @@ __all__ = [
     "ALERTS",
     "FEEDBACK",
     "DLQ",
+    "CLUSTER_PARTIALS",
+    "CLUSTER_VERDICTS",
     "ALL_TOPICS",
+    "APP_TOPICS",
     "existing_partitions",
     "wait_for_topics",
 ]
@@ -66,7 +69,25 @@ ALLOWLIST = TopicSpec(
     config={"cleanup.policy": "compact"},
 )
 
+# The two hops of cluster detection (detectors/cluster_stage.py), internal to one app: their names get
+# the app id as a prefix, like Faust's changelogs. Partials from every account partition meet in one
+# partition, so that one cluster stage sees every account; they are coalesced per batch (≤ 1 a second
+# per worker at up to batch_size events/s), so that partition carries little.
+CLUSTER_PARTIALS = TopicSpec(
+    "cluster-partials",
+    "per source partition: link targets and member summaries since the last send, with a sequence",
+    partitions=1,
+    config={"retention.ms": str(_DAY_MS)},
+)
+# Verdicts go back keyed by account, partitioned like llm.requests: the worker owning the account decides.
+CLUSTER_VERDICTS = TopicSpec(
+    "cluster-verdicts",
+    "a cluster's verdict on one member, key = account id, for the worker that owns the account's state",
+    config={"retention.ms": str(_DAY_MS)},
+)
+
 ALL_TOPICS = (REQUESTS, THROTTLE, ALERTS, FEEDBACK, DLQ, ALLOWLIST)
+APP_TOPICS = (CLUSTER_PARTIALS, CLUSTER_VERDICTS)  # named "<app id>-<name>"
 
 
 def existing_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) -> int | None:

@@ -1,0 +1,213 @@
+"""The second stage of cluster detection: partial aggregates from every account partition, merged in one
+place that sees all accounts, linked, scored, and turned into per-account cluster verdicts.
+
+The flow (the worker runs it over Kafka, replay in one process, with this same code)::
+
+    account stage (per partition)                cluster stage (sees every account)
+    events → AccountState ─┐
+                           └→ Partials ─(≤1/s, source partition + sequence)→ ClusterStage.merge
+                                                                               │  Linker, member summaries
+    AccountState ← Engine.apply_verdict ←(keyed by account)── ClusterVerdict ←─┘  tick(): score clusters
+
+A partial carries, for one source partition, the link targets each account touched since the last send
+and a small summary of each touched account's window — never prompt text. Its ``seq`` is the highest
+source offset it covers, so after a rebalance or a restart, partials rebuilt from replayed events are
+recognised as already merged and dropped. Verdicts go back to the partition that owns the account's
+state, so one writer decides for each account (no step down between an account and a cluster decision).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from detectors.clusters import (
+    CLUSTER_REASON_CODES,
+    ClusterConfig,
+    Linker,
+    MemberSummary,
+    cluster_vector,
+    score_cluster,
+)
+from detectors.config import PolicyConfig
+from detectors.policy import level_for_score, needs_decision, reason_codes
+
+__all__ = ["ClusterStage", "ClusterVerdict", "Partials", "partial_key"]
+
+
+class Partials:
+    """Account side: link targets and touched accounts per source partition, until the next send.
+
+    >>> p = Partials()
+    >>> p.add(3, 41, "a", 10.0, [("payment_fingerprint:pf", True)], "standard")
+    >>> p.add(3, 42, "b", 11.0, [("payment_fingerprint:pf", True)], "startup")
+    >>> [(m["partition"], m["seq"], len(m["obs"]), sorted(m["members"])) for m in p.drain(lambda a, t: None)]
+    [(3, 42, 2, [])]
+    >>> p.drain(lambda a, t: None)
+    []
+    """
+
+    def __init__(self) -> None:
+        self._obs: dict[int, list[list[Any]]] = {}
+        self._seq: dict[int, int] = {}
+        self._touched: dict[int, dict[str, str]] = {}  # partition -> account -> account type
+
+    def add(self, partition: int, seq: int, account: str, ts: float, targets: list[tuple[str, bool]],
+            account_type: str) -> None:  # fmt: skip
+        if targets:
+            self._obs.setdefault(partition, []).append([account, ts, targets])
+        self._touched.setdefault(partition, {})[account] = account_type
+        self._seq[partition] = max(seq, self._seq.get(partition, -1))
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self._touched.values())
+
+    def drain(self, summary: Callable[[str, str], MemberSummary | None], now: float = 0.0) -> list[dict[str, Any]]:
+        """One message per source partition with everything since the last drain (JSON-ready: plain
+        lists, no tuples of our own); empties the buffer. ``at`` is the event time of the drain."""
+        out = []
+        for partition, touched in self._touched.items():
+            members = {a: list(s) for a, t in touched.items() if (s := summary(a, t)) is not None}
+            out.append({"partition": partition, "seq": self._seq[partition], "at": now,
+                        "obs": self._obs.get(partition, []), "members": members})  # fmt: skip
+        self._obs, self._touched = {}, {}
+        return out
+
+
+class ClusterVerdict(NamedTuple):
+    """A cluster decision for one member, to be applied by the stage that owns the member's state."""
+
+    account: str
+    cluster_id: str
+    level: int
+    score: float
+    reasons: tuple[str, ...]
+    evidence: dict[str, Any]
+    at: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {**self._asdict(), "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ClusterVerdict:
+        return cls(**{**record, "reasons": tuple(record["reasons"])})
+
+
+class _Held:
+    """The stage's own view of the action in force on a member, so that it sends only escalations and
+    renewals (the account side checks again against the account's real state)."""
+
+    __slots__ = ("action_level", "action_expires")
+
+    def __init__(self) -> None:
+        self.action_level = 0
+        self.action_expires = 0.0
+
+
+class ClusterStage:
+    """Merges partials (dropping duplicates by source partition and sequence), links, scores clusters.
+
+    >>> from detectors.clusters import load_clusters
+    >>> from detectors.config import load_scoring
+    >>> stage = ClusterStage(load_clusters(), load_scoring().policy)
+    >>> msg = {"partition": 0, "seq": 7, "obs": [["a", 1.0, [["payment_fingerprint:pf", True]]]], "members": {}}
+    >>> stage.merge(msg), stage.merge(msg), stage.merge({**msg, "seq": 8})
+    (True, False, True)
+    """
+
+    def __init__(self, cfg: ClusterConfig, policy: PolicyConfig) -> None:
+        self.cfg, self.policy = cfg, policy
+        self.linker = Linker(cfg)
+        self.members: OrderedDict[str, MemberSummary] = OrderedDict()
+        self.held: OrderedDict[str, _Held] = OrderedDict()
+        self.seen: dict[int, int] = {}  # source partition -> highest sequence merged
+        self.duplicates = 0
+        self.last_tick = 0.0
+        self.latest = 0.0  # newest event time merged
+        self.pending = False  # merged something since the last tick
+
+    def merge(self, message: dict[str, Any]) -> bool:
+        """Fold one partial in; ``False`` (and nothing changed) when it was merged before."""
+        partition, seq = int(message["partition"]), int(message["seq"])
+        if seq <= self.seen.get(partition, -1):
+            self.duplicates += 1
+            return False
+        self.seen[partition] = seq
+        self.latest, self.pending = max(self.latest, float(message.get("at") or 0.0)), True
+        members = self.members
+        for account, summary in message["members"].items():
+            members[account] = MemberSummary(*summary)
+            members.move_to_end(account)
+        while len(members) > self.cfg.max_targets:
+            members.popitem(last=False)
+        for account, ts, targets in message["obs"]:
+            kind = members[account].account_type if account in members else "standard"
+            self.linker.observe(account, ts, [(key, bool(strong)) for key, strong in targets], kind)
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything learned so far, for the engine's checkpoint (configs are not part of it)."""
+        return {"linker": self.linker, "members": self.members, "held": self.held, "seen": self.seen,
+                "last_tick": self.last_tick}  # fmt: skip
+
+    def load(self, snapshot: dict[str, Any]) -> None:
+        self.linker, self.members, self.held = snapshot["linker"], snapshot["members"], snapshot["held"]
+        self.seen, self.last_tick = snapshot["seen"], snapshot["last_tick"]
+        self.latest = self.last_tick
+
+    def due(self, now: float) -> bool:
+        return now - self.last_tick >= self.cfg.tick_seconds
+
+    def tick(self, now: float) -> list[ClusterVerdict]:
+        """Score every cluster of at least ``min_members``; a verdict per member whose action would rise
+        or needs renewing. An account linked to a throttled cluster later gets one at the next tick."""
+        self.last_tick, self.pending = now, False
+        verdicts = []
+        for cluster_id, (members, hubs, strong) in self.linker.clusters(now).items():
+            summaries = [self.members[m] for m in members if m in self.members]
+            if len(summaries) < self.cfg.min_members:
+                continue
+            x = cluster_vector(summaries, strong, now)
+            score, parts = score_cluster(x, self.cfg.weights)
+            evidence_requests = sum(s.requests for s in summaries)
+            ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)
+            evidence = {
+                "cluster": {
+                    "id": cluster_id,
+                    "members": len(members),
+                    "member_sample": members[:20],
+                    "shared_infrastructure": hubs[:5],
+                },  # fmt: skip
+                "features": {k: round(v, 4) for k, v in x.items()},
+                "explanation": [
+                    {"feature": n, "value": round(x[n], 3), "contribution": round(p, 3)} for n, p in ranked[:5]
+                ],
+                "requests": round(evidence_requests, 1),
+            }
+            reasons = reason_codes(parts, CLUSTER_REASON_CODES)
+            for member in members:
+                summary = self.members.get(member)
+                if summary is None:
+                    continue
+                level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
+                held = self._held(member)
+                if needs_decision(held, level, now, self.policy):
+                    held.action_level, held.action_expires = level, now + self.policy.ttl_seconds
+                    verdicts.append(ClusterVerdict(member, cluster_id, level, score, reasons, evidence, now))
+        return verdicts
+
+    def _held(self, account: str) -> _Held:
+        held = self.held.get(account)
+        if held is None:
+            held = self.held[account] = _Held()
+            if len(self.held) > self.cfg.max_targets:
+                self.held.popitem(last=False)
+        else:
+            self.held.move_to_end(account)
+        return held
+
+
+def partial_key(partition: int) -> bytes:
+    """Message key of a source partition's partials, so that one partition's partials stay in order."""
+    return f"p{partition}".encode()

@@ -1,0 +1,88 @@
+"""Two-stage cluster detection on the real broker, with two worker processes sharing the partitions:
+a hydra pool whose accounts land on both workers is still seen as one campaign, its members are
+throttled with the cluster's id, and people sending at the same time are not."""
+
+from __future__ import annotations
+
+import random
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sim import personas as P
+from stream.topics import wait_for_topics
+from tests.conftest import free_port
+from tests.integration.conftest import WorkerProcess, produce, read_until
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000.0
+
+
+def traffic(run: str) -> tuple[list[tuple[bytes, bytes]], list[str], list[str]]:
+    """40 low-and-slow accounts on two cards (6 h, ~30 requests each) and 20 people, time-ordered."""
+    rng = random.Random(3)
+    pool, people = [f"hydra-{run}-{i}" for i in range(40)], [f"person-{run}-{i}" for i in range(20)]
+    streams = [
+        P.low_and_slow(a, rng, T0 + rng.uniform(0, 600), days=0.25, per_day=120,
+                       payment_fingerprint=f"card-{run}-{i % 2}", ip=f"100.{rng.randrange(64, 128)}.{i}.9")
+        for i, a in enumerate(pool)
+    ]  # fmt: skip
+    streams += [P.chat_user(a, rng, T0, days=0.25, per_day=40) for a in people]
+    return [(e["account_id"].encode(), orjson.dumps(e)) for e in P.merged(streams)], pool, people
+
+
+def metric(worker: WorkerProcess, name: str, **labels: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip
+
+
+def test_a_pool_split_over_two_workers_is_throttled_as_one_cluster(kafka_bootstrap: str, tmp_path: Path) -> None:
+    app_id, run = f"dg-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    workers = [
+        WorkerProcess(bootstrap=kafka_bootstrap, data_dir=tmp_path / f"w{i}", app_id=app_id, metrics_port=free_port(),
+                      log_path=tmp_path / f"w{i}.log")
+        for i in range(2)
+    ]  # fmt: skip
+    try:
+        for w in workers:
+            w.start()
+            w.wait_ready()
+        wait_for_topics(kafka_bootstrap, {"llm.requests", f"{app_id}-cluster-partials", f"{app_id}-cluster-verdicts"})
+        records, pool, people = traffic(run)
+        produce(kafka_bootstrap, "llm.requests", records)
+
+        def cluster_decisions(rs: list[Any]) -> dict[str, dict[str, Any]]:
+            out = {}
+            for r in rs:
+                if r.value is not None and r.key.decode().split(":", 1)[1] in pool + people:
+                    d = orjson.loads(r.value)
+                    if d.get("cluster_id"):
+                        out[d["subject"]["id"]] = d
+            return out
+
+        throttle = read_until(kafka_bootstrap, "distillguard.throttle",
+                              lambda rs: len(cluster_decisions(rs)) >= 0.9 * len(pool), timeout=120)  # fmt: skip
+        decided = cluster_decisions(throttle)
+        assert len([a for a in pool if a in decided]) >= 0.9 * len(pool), [w.log() for w in workers]
+        assert not [a for a in people if a in decided]
+        assert any(d["action"] in ("limit", "block") for d in decided.values())
+        assert {d["evidence"]["cluster"]["shared_infrastructure"][0] for d in decided.values()} <= {
+            f"payment_fingerprint:card-{run}-0", f"payment_fingerprint:card-{run}-1"}  # fmt: skip
+
+        # Both workers held part of the pool; one cluster stage (the owner of the partials partition)
+        # merged partials from both.
+        assert all(metric(w, "distillguard_events_consumed_total") > 0 for w in workers)
+        merged = [metric(w, "distillguard_cluster_partials_total", outcome="merged") for w in workers]
+        assert sorted(m > 0 for m in merged) == [False, True], merged
+    finally:
+        for w in workers:
+            w.stop()
+    for w in workers:
+        assert "Traceback" not in w.log_path.read_text(errors="replace"), w.log()
