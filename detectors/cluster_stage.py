@@ -30,8 +30,9 @@ from detectors.clusters import (
     cluster_vector,
     score_cluster,
 )
-from detectors.config import PolicyConfig
+from detectors.config import AnomalyConfig, PolicyConfig
 from detectors.policy import level_for_score, needs_decision, reason_codes
+from detectors.scoring import CohortAnomaly
 
 __all__ = ["ClusterStage", "ClusterVerdict", "Partials", "partial_key"]
 
@@ -110,15 +111,18 @@ class ClusterStage:
 
     >>> from detectors.clusters import load_clusters
     >>> from detectors.config import load_scoring
-    >>> stage = ClusterStage(load_clusters(), load_scoring().policy)
+    >>> stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
     >>> msg = {"partition": 0, "seq": 7, "obs": [["a", 1.0, [["payment_fingerprint:pf", True]]]], "members": {}}
     >>> stage.merge(msg), stage.merge(msg), stage.merge({**msg, "seq": 8})
     (True, False, True)
     """
 
-    def __init__(self, cfg: ClusterConfig, policy: PolicyConfig) -> None:
+    def __init__(self, cfg: ClusterConfig, policy: PolicyConfig, anomaly: AnomalyConfig) -> None:
         self.cfg, self.policy = cfg, policy
         self.linker = Linker(cfg)
+        # River HalfSpaceTrees over cluster vectors: how unusual a cluster is among clusters seen so far
+        # (0 for the first two windows of cluster scorings, like the accounts' cohort models).
+        self.anomaly = CohortAnomaly(anomaly)
         self.members: OrderedDict[str, MemberSummary] = OrderedDict()
         self.held: OrderedDict[str, _Held] = OrderedDict()
         self.seen: dict[int, int] = {}  # source partition -> highest sequence merged
@@ -149,11 +153,11 @@ class ClusterStage:
     def snapshot(self) -> dict[str, Any]:
         """Everything learned so far, for the engine's checkpoint (configs are not part of it)."""
         return {"linker": self.linker, "members": self.members, "held": self.held, "seen": self.seen,
-                "last_tick": self.last_tick}  # fmt: skip
+                "last_tick": self.last_tick, "anomaly": self.anomaly}  # fmt: skip
 
     def load(self, snapshot: dict[str, Any]) -> None:
         self.linker, self.members, self.held = snapshot["linker"], snapshot["members"], snapshot["held"]
-        self.seen, self.last_tick = snapshot["seen"], snapshot["last_tick"]
+        self.seen, self.last_tick, self.anomaly = snapshot["seen"], snapshot["last_tick"], snapshot["anomaly"]
         self.latest = self.last_tick
 
     def due(self, now: float) -> bool:
@@ -169,6 +173,8 @@ class ClusterStage:
             if len(summaries) < self.cfg.min_members:
                 continue
             x = cluster_vector(summaries, strong, now)
+            x["anomaly"] = self.anomaly.score_one(x)
+            self.anomaly.learn_one({k: v for k, v in x.items() if k != "anomaly"})
             score, parts = score_cluster(x, self.cfg.weights)
             evidence_requests = sum(s.requests for s in summaries)
             ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)

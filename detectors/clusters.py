@@ -248,6 +248,7 @@ CLUSTER_REASON_CODES = {
     "evenness": "CLUSTER_LOAD_BALANCING",
     "strong_share": "CLUSTER_SHARED_INFRASTRUCTURE",
     "new_model": "CLUSTER_NEW_MODEL_PIVOT",
+    "anomaly": "CLUSTER_ANOMALOUS",
 }
 
 

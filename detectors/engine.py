@@ -163,7 +163,7 @@ class Engine:
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
         self.clusters_cfg = clusters or load_clusters()
         self.partials = Partials()
-        self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy)
+        self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly)
         self.local_clusters = local_clusters
         self._drained_at = 0.0
         self._seq = 0

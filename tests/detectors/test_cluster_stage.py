@@ -51,7 +51,7 @@ def test_a_pool_split_over_two_account_stages_gets_the_in_process_verdicts() -> 
     # Two account stages (accounts split by a hash, as partitions would), one cluster stage between them;
     # messages go through JSON as they would through Kafka.
     workers = [Engine(MemoryStore(), local_clusters=False) for _ in range(2)]
-    stage = ClusterStage(load_clusters(), load_scoring().policy)
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
     two_stage: list[Decision] = []
     offsets = [0, 0]
     drained_at = T0
@@ -78,7 +78,7 @@ def test_a_pool_split_over_two_account_stages_gets_the_in_process_verdicts() -> 
 
 
 def test_replayed_partials_are_dropped_by_source_partition_and_sequence() -> None:
-    stage = ClusterStage(load_clusters(), load_scoring().policy)
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
     first = {"partition": 2, "seq": 100, "at": T0, "members": {},
              "obs": [[f"a{i}", T0 + i, [["payment_fingerprint:pf", True]]] for i in range(6)]}  # fmt: skip
     assert stage.merge(first)

@@ -56,8 +56,9 @@ def test_low_and_slow_pool_is_caught_as_clusters_though_no_account_is_alone() ->
     members = [f"hydra-{i}" for i in range(500)]
     caught = enforced(decisions, members)
     assert len(caught) >= 0.95 * len(members)
-    # Every decision on a pool member came from its cluster: alone, each stays under the threshold.
-    assert all(d.cluster_id for a in members for d in decisions.get(a, []))
+    # Every enforcing decision on a pool member came from its cluster: alone, each stays under the
+    # limit threshold (a few may be challenged on their own CoT template, which enforces nothing).
+    assert all(d.cluster_id for a in members for d in decisions.get(a, []) if d.action in ENFORCING)
     reasons = {r for a in caught for d in decisions[a] for r in d.reason}
     assert "CLUSTER_SHARED_INFRASTRUCTURE" in reasons or "CLUSTER_SHARED_TEMPLATE" in reasons
     # The alert names the cluster, its size, some members and the shared cards.
