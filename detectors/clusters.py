@@ -163,9 +163,10 @@ class Linker:
             recent = target.recent
             while recent and ts - recent[0][0] > cfg.window_seconds:
                 recent.popleft()
-            for _, other in recent:
-                if other != account:
-                    self._add_link(account, other, weight, ts, strong=False, cap=False)
+            # Each other account counts once per co-occurrence, however often it hit the target in the
+            # window: a busy account on a shared /24 must not link a bystander in two requests.
+            for other in dict.fromkeys(other for _, other in recent if other != account):
+                self._add_link(account, other, weight, ts, strong=False, cap=False)
             recent.append((ts, account))
             if len(recent) > cfg.recent_per_target:
                 recent.popleft()

@@ -26,6 +26,7 @@ from detectors.events import InvalidEvent, decode_event
 from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
+from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
 from stream.signing import signature_headers
@@ -91,8 +92,11 @@ def dlq_headers(reason: str, detail: str, topic: str, partition: int, offset: in
     ]
 
 
-def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> faust.App:
+def create_app(
+    settings: WorkerSettings, metrics: WorkerMetrics | None = None, health: Health | None = None
+) -> faust.App:
     """Build the Faust app; nothing connects until a worker starts it."""
+    health = health or Health()
     cfg = load_scoring(settings.rules)
     metrics = metrics or WorkerMetrics.create(cfg.policy)
     app = faust.App(
@@ -218,6 +222,7 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
                 fut = await partials.send(key=partial_key(message["partition"]), value=orjson.dumps(message))
                 await fut
             metrics.processing_seconds.observe((time.perf_counter() - started) / len(batch))
+            health.progressed()
             metrics.last_event_timestamp.set(time.time())
 
     @app.agent(partials, name="link")
@@ -322,8 +327,11 @@ def create_app(settings: WorkerSettings, metrics: WorkerMetrics | None = None) -
         for level, action in enumerate(ACTIONS[1:], start=1):
             count = sum(1 for k, (e, lvl) in in_force.items() if lvl == level and e > now and k in active)
             metrics.active_throttles.labels(action=action).set(count)
-        for partition, lag in consumer_lag(app, REQUESTS.name).items():
+        lags = consumer_lag(app, REQUESTS.name)
+        for partition, lag in lags.items():
             metrics.consumer_lag.labels(partition=str(partition)).set(lag)
+        health.waiting = sum(lags.values())
+        metrics.worker_stalled.set(0 if health.check()[0] else 1)
 
     @app.timer(interval=settings.housekeeping_seconds)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:

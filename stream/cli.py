@@ -13,9 +13,9 @@ __all__ = ["main"]
 
 def _worker(args: argparse.Namespace) -> int:
     import faust
-    from prometheus_client import start_http_server
 
     from stream.app import create_app
+    from stream.health import Health, serve
     from stream.settings import WorkerSettings
     from stream.topics import REQUESTS, existing_partitions
 
@@ -38,9 +38,10 @@ def _worker(args: argparse.Namespace) -> int:
         rules=args.rules,
         lift_seconds=args.lift_seconds,
     )
+    health = Health()
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    app = create_app(settings)
+        serve(settings.metrics_port, health)  # /metrics and /healthz
+    app = create_app(settings, health=health)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

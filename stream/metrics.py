@@ -63,6 +63,7 @@ class WorkerMetrics:
     model_updated_timestamp: Gauge
     feedback_verdicts: Counter
     cluster_partials: Counter
+    worker_stalled: Gauge
 
     @classmethod
     def create(cls, policy: PolicyConfig, registry: CollectorRegistry = REGISTRY) -> WorkerMetrics:
@@ -123,6 +124,7 @@ class WorkerMetrics:
                 "Cluster partials read by the cluster stage: merged, duplicate (replayed) or invalid.",
                 "outcome",
             ),
+            worker_stalled=gauge("worker_stalled", "1 while the worker's own health check (/healthz) reports a stall."),
         )
         for reason in (*REASONS, "detector_error"):
             m.dlq_records.labels(reason=reason)

@@ -37,7 +37,7 @@ def test_every_alert_the_issue_asks_for_exists() -> None:
     assert names == {
         "DistillguardWorkerDown", "DistillguardNotProcessing", "DistillguardConsumerLagRising", "DistillguardDLQRate",
         "DistillguardDecisionSurge", "DistillguardBlockStorm", "DistillguardGatewayRejectingSignatures",
-        "DistillguardModelStale",
+        "DistillguardModelStale", "DistillguardWorkerStalled",
     }  # fmt: skip
 
 

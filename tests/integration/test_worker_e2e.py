@@ -114,6 +114,9 @@ def test_worker_publishes_a_throttle_decision_and_dead_letters_bad_input(worker:
     counted = {s.labels["reason"]: s.value for s in samples if s.name == "distillguard_dlq_records_total"}
     for reason, n in Counter(reason for _, _, reason in INVALID).items():
         assert counted[reason] >= n, (reason, counted)
+    health = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/healthz")
+    assert health.status == 200 and orjson.loads(health.read()) == {"ok": True, "reason": "ok"}
+    assert any(s.name == "distillguard_worker_stalled" and s.value == 0 for s in samples)
     decided = [s for s in samples if s.name == "distillguard_decisions_total" and s.value > 0]
     assert any(s.labels["action"] == strongest["action"] and s.labels["reason"] in strongest["reason"] for s in decided)
 
