@@ -173,8 +173,10 @@ class ClusterStage:
             if len(summaries) < self.cfg.min_members:
                 continue
             x = cluster_vector(summaries, strong, now)
-            x["anomaly"] = self.anomaly.score_one(x)
-            self.anomaly.learn_one({k: v for k, v in x.items() if k != "anomaly"})
+            # Only the unusual tail counts: a cluster as anomalous as the typical one adds nothing.
+            a = self.anomaly.score_one(x)
+            self.anomaly.learn_one(dict(x))
+            x["anomaly"] = max(0.0, (a - self.cfg.anomaly_floor) / (1.0 - self.cfg.anomaly_floor))
             score, parts = score_cluster(x, self.cfg.weights)
             evidence_requests = sum(s.requests for s in summaries)
             ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)

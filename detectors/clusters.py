@@ -6,8 +6,9 @@ Two kinds of link, both decaying (half-life in ``rules/clusters.toml``):
   directly — a bipartite edge, so a card shared by 500 accounts costs 500 edges, not 125,000;
 - **soft**, SynchroTrap-style: two accounts that hit the same soft target (template fingerprint, IP /24,
   ASN, user agent) within ``window_seconds`` of each other gain ``1 / log2(1 + accounts on the target)``
-  (FRAUDAR-style discount); a target used by more than ``max_accounts_per_target`` accounts (a big NAT, a
-  common SDK, a viral prompt) links nobody.
+  (FRAUDAR-style discount), divided by how often the other account hit the target in that window (an
+  account that is always there co-occurs with everyone); a target used by more than
+  ``max_accounts_per_target`` accounts (a big NAT, a common SDK, a viral prompt) links nobody.
 
 Clusters are the connected components over strong edges and soft edges at or above ``link_threshold``:
 one weak co-occurrence never joins an account to a cluster. Every structure is an LRU with a cap, so an
@@ -62,6 +63,7 @@ class ClusterConfig:
     max_links: int
     tick_seconds: float
     min_members: int
+    anomaly_floor: float
     weights: dict[str, float]
 
 
@@ -82,7 +84,8 @@ def load_clusters(path: Path | str | None = None) -> ClusterConfig:
             link_threshold=float(link["link_threshold"]), half_life_seconds=float(link["half_life_seconds"]),
             recent_per_target=int(link["recent_per_target"]), max_targets=int(link["max_targets"]),
             max_links=int(link["max_links"]), tick_seconds=float(scoring.pop("tick_seconds")),
-            min_members=int(scoring.pop("min_members")), weights={k: float(v) for k, v in scoring.items()},
+            min_members=int(scoring.pop("min_members")), anomaly_floor=float(scoring.pop("anomaly_floor")),
+            weights={k: float(v) for k, v in scoring.items()},
         )  # fmt: skip
     except KeyError as exc:
         raise ValueError(f"{path}: missing {exc}; see detectors/rules/clusters.toml") from None
@@ -163,10 +166,11 @@ class Linker:
             recent = target.recent
             while recent and ts - recent[0][0] > cfg.window_seconds:
                 recent.popleft()
-            # Each other account counts once per co-occurrence, however often it hit the target in the
-            # window: a busy account on a shared /24 must not link a bystander in two requests.
-            for other in dict.fromkeys(other for _, other in recent if other != account):
-                self._add_link(account, other, weight, ts, strong=False, cap=False)
+            # A co-occurrence with an account that hit the target k times in the window weighs 1/k
+            # (SynchroTrap normalises by activity): an account hammering a shared /24 co-occurs with
+            # everyone there, which says nothing about any one of them.
+            for other, hits in Counter(other for _, other in recent if other != account).items():
+                self._add_link(account, other, weight / hits, ts, strong=False, cap=False)
             recent.append((ts, account))
             if len(recent) > cfg.recent_per_target:
                 recent.popleft()
