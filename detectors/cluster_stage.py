@@ -18,7 +18,7 @@ state, so one writer decides for each account (no step down between an account a
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -172,7 +172,7 @@ class ClusterStage:
             summaries = [self.members[m] for m in members if m in self.members]
             if len(summaries) < self.cfg.min_members:
                 continue
-            x = cluster_vector(summaries, strong, now)
+            x = cluster_vector(summaries, len(strong), now)
             # Only the unusual tail counts: a cluster as anomalous as the typical one adds nothing.
             a = self.anomaly.score_one(x)
             self.anomaly.learn_one(dict(x))
@@ -194,16 +194,26 @@ class ClusterStage:
                 "requests": round(evidence_requests, 1),
             }
             reasons = reason_codes(parts, CLUSTER_REASON_CODES)
+            tops = Counter(s.top_template for s in summaries if s.top_template is not None).most_common(1)
+            cluster_top = tops[0][0] if tops else None
             for member in members:
                 summary = self.members.get(member)
                 if summary is None:
                     continue
                 level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
+                if level > 1 and not (member in strong or self._resembles(summary, cluster_top)):
+                    level = 1  # linked by co-occurrence only and unlike its cluster: challenge at most
                 held = self._held(member)
                 if needs_decision(held, level, now, self.policy):
                     held.action_level, held.action_expires = level, now + self.policy.ttl_seconds
                     verdicts.append(ClusterVerdict(member, cluster_id, level, score, reasons, evidence, now))
         return verdicts
+
+    def _resembles(self, member: MemberSummary, cluster_top: int | None) -> bool:
+        """Whether a member's own traffic looks like its cluster's: same top template, or mostly CoT."""
+        if member.top_template is not None and member.top_template == cluster_top:
+            return True
+        return member.requests > 0 and member.cot / member.requests >= self.cfg.member_min_cot_share
 
     def _held(self, account: str) -> _Held:
         held = self.held.get(account)

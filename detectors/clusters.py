@@ -6,8 +6,8 @@ Two kinds of link, both decaying (half-life in ``rules/clusters.toml``):
   directly — a bipartite edge, so a card shared by 500 accounts costs 500 edges, not 125,000;
 - **soft**, SynchroTrap-style: two accounts that hit the same soft target (template fingerprint, IP /24,
   ASN, user agent) within ``window_seconds`` of each other gain ``1 / log2(1 + accounts on the target)``
-  (FRAUDAR-style discount), divided by how often the other account hit the target in that window (an
-  account that is always there co-occurs with everyone); a target used by more than
+  (FRAUDAR-style discount), times (fewer / more) of the two accounts' hits on the target (Jaccard-like:
+  an account that is always there co-occurs with everyone); a target used by more than
   ``max_accounts_per_target`` accounts (a big NAT, a common SDK, a viral prompt) links nobody.
 
 Clusters are the connected components over strong edges and soft edges at or above ``link_threshold``:
@@ -64,6 +64,7 @@ class ClusterConfig:
     tick_seconds: float
     min_members: int
     anomaly_floor: float
+    member_min_cot_share: float
     weights: dict[str, float]
 
 
@@ -85,6 +86,7 @@ def load_clusters(path: Path | str | None = None) -> ClusterConfig:
             recent_per_target=int(link["recent_per_target"]), max_targets=int(link["max_targets"]),
             max_links=int(link["max_links"]), tick_seconds=float(scoring.pop("tick_seconds")),
             min_members=int(scoring.pop("min_members")), anomaly_floor=float(scoring.pop("anomaly_floor")),
+            member_min_cot_share=float(scoring.pop("member_min_cot_share")),
             weights={k: float(v) for k, v in scoring.items()},
         )  # fmt: skip
     except KeyError as exc:
@@ -119,7 +121,7 @@ class _Target:
 
     def __init__(self) -> None:
         self.recent: deque[tuple[float, str]] = deque()
-        self.accounts: set[str] = set()
+        self.accounts: dict[str, int] = {}  # account -> times it hit the target
         self.popular = False
 
 
@@ -131,7 +133,7 @@ class Linker:
     >>> for i in range(6):
     ...     linker.observe(f"a{i}", 100.0 + i, [("payment_fingerprint:pf-shared", True)])
     >>> linker.observe("loner", 100.0, [("ip24:198.51.100", False)])
-    >>> [(c.members, c.hubs, c.strong) for c in linker.clusters(200.0).values()]
+    >>> [(c.members, c.hubs, len(c.strong)) for c in linker.clusters(200.0).values()]
     [(['a0', 'a1', 'a2', 'a3', 'a4', 'a5'], ['payment_fingerprint:pf-shared'], 6)]
     """
 
@@ -153,24 +155,27 @@ class Linker:
             self.account_types.popitem(last=False)
         for key, strong in targets:
             target = self._target(key)
-            if account not in target.accounts and not target.popular:
-                target.accounts.add(account)
-                if len(target.accounts) > (cfg.max_accounts_per_target * (50 if strong else 1)):
-                    target.popular, target.accounts = True, set()  # shared by too many: links nobody
             if target.popular:
+                continue
+            hits = target.accounts
+            hits[account] = mine = hits.get(account, 0) + 1
+            if mine == 1 and len(hits) > (cfg.max_accounts_per_target * (50 if strong else 1)):
+                target.popular, target.accounts = True, {}  # shared by too many: links nobody
                 continue
             if strong:
                 self._add_link(account, "@" + key, cfg.strong_weight, ts, strong=True, cap=True)
                 continue
-            weight = 1.0 / math.log2(1 + len(target.accounts))
+            weight = 1.0 / math.log2(1 + len(hits))
             recent = target.recent
             while recent and ts - recent[0][0] > cfg.window_seconds:
                 recent.popleft()
-            # A co-occurrence with an account that hit the target k times in the window weighs 1/k
-            # (SynchroTrap normalises by activity): an account hammering a shared /24 co-occurs with
-            # everyone there, which says nothing about any one of them.
-            for other, hits in Counter(other for _, other in recent if other != account).items():
-                self._add_link(account, other, weight / hits, ts, strong=False, cap=False)
+            # SynchroTrap compares accounts by the Jaccard similarity of their actions, so a co-occurrence
+            # weighs (fewer hits / more hits) of the two accounts on the target: an account hammering a
+            # shared /24 co-occurs with everyone there, which says nothing about any one of them.
+            for other in dict.fromkeys(other for _, other in recent if other != account):
+                theirs = hits.get(other, 1)
+                similar = min(mine, theirs) / max(mine, theirs)
+                self._add_link(account, other, weight * similar, ts, strong=False, cap=False)
             recent.append((ts, account))
             if len(recent) > cfg.recent_per_target:
                 recent.popleft()
@@ -228,7 +233,7 @@ class Linker:
         for node in list(parent):
             members, hubs = groups.setdefault(find(node), ([], []))
             (hubs if node.startswith("@") else members).append(node.lstrip("@"))
-        return {_cluster_id(root): Cluster(sorted(m), sorted(h), sum(1 for a in m if a in on_hub))
+        return {_cluster_id(root): Cluster(sorted(m), sorted(h), frozenset(a for a in m if a in on_hub))
                 for root, (m, h) in groups.items() if len(m) >= 2}  # fmt: skip
 
 
@@ -237,7 +242,7 @@ class Cluster(NamedTuple):
 
     members: list[str]
     hubs: list[str]  # shared strong targets ("payment_fingerprint:…") inside the component
-    strong: int  # members joined by strong infrastructure rather than co-occurrence alone
+    strong: frozenset[str]  # members joined by strong infrastructure rather than co-occurrence alone
 
 
 def _cluster_id(root: str) -> str:

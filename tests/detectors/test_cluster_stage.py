@@ -111,3 +111,24 @@ def test_the_stage_survives_a_checkpoint() -> None:
     assert restored.restore(engine.checkpoint())
     assert restored.cluster_stage.seen == engine.cluster_stage.seen
     assert pickle.dumps(restored.cluster_stage.linker.links) == pickle.dumps(engine.cluster_stage.linker.links)
+
+
+def test_a_member_linked_only_by_co_occurrence_and_unlike_its_cluster_is_at_most_challenged() -> None:
+    """A busy coding agent on the pool's /24 co-occurs with it all day; the pool is limited, the agent is
+    not — guilt by association needs some evidence of the member's own."""
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
+    pool = [f"h-{i}" for i in range(30)]
+    obs: list[list[Any]] = []
+    for minute in range(240):
+        t = T0 + minute * 60.0
+        for i, account in enumerate(pool):
+            if minute % 3 == i % 3:  # the pool takes turns; each member on the card and the /24
+                obs.append([account, t + i, [["payment_fingerprint:card", True], ["ip24:100.64.1", False]]])
+        obs.append(["agent", t + 5.0, [["ip24:100.64.1", False]]])  # always there, like the pool
+    members = {a: [T0 + 14_399, 40.0, 600.0, 590.0, 0.0, 7, "standard"] for a in pool}
+    members["agent"] = [T0 + 14_399, 60.0, 900.0, 0.0, 0.0, 99, "standard"]
+    stage.merge({"partition": 0, "seq": 1, "at": T0 + 14_400, "obs": obs, "members": members})
+    verdicts = {v.account: v for v in stage.tick(T0 + 14_400)}
+    assert "agent" in verdicts and verdicts["agent"].cluster_id == verdicts["h-0"].cluster_id  # linked…
+    assert all(verdicts[a].level >= 2 for a in pool)  # …the pool limited or blocked…
+    assert verdicts["agent"].level == 1  # …the agent only challenged
