@@ -55,5 +55,6 @@ clean:  ## remove the venv and local run state (not the jar cache)
 demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, clean up
 	$(BIN)/python -m stream.demo
 
-bench: setup  ## benchmarks: detector core throughput and bytes per account (figures in README)
+bench: setup  ## benchmarks: detector core, then end to end on a broker it starts (figures in README)
 	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000
+	$(BIN)/python -m bench.bench_e2e --events 200000

@@ -109,6 +109,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
+        consumer_group_instance_id=settings.instance_id or None,
     )
 
     def topic(spec: TopicSpec, name: str | None = None) -> Any:

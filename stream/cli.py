@@ -40,7 +40,7 @@ def _worker(args: argparse.Namespace) -> int:
     )
     health = Health()
     if settings.metrics_port:
-        serve(settings.metrics_port, health)  # /metrics and /healthz
+        serve(settings.metrics_port, health, host=settings.metrics_host)  # /metrics and /healthz
     app = create_app(settings, health=health)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()

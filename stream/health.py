@@ -52,8 +52,8 @@ class Health:
         return True, "ok"
 
 
-def serve(port: int, health: Health, registry: CollectorRegistry = REGISTRY) -> Any:
-    """``/metrics`` and ``/healthz`` on 127.0.0.1:``port`` from a daemon thread; returns the server."""
+def serve(port: int, health: Health, registry: CollectorRegistry = REGISTRY, host: str = "127.0.0.1") -> Any:
+    """``/metrics`` and ``/healthz`` on ``host``:``port`` from a daemon thread; returns the server."""
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -63,6 +63,6 @@ def serve(port: int, health: Health, registry: CollectorRegistry = REGISTRY) -> 
             return [orjson.dumps({"ok": ok, "reason": reason})]
         return metrics_app(environ, start_response)  # type: ignore[no-any-return]
 
-    server = make_server("127.0.0.1", port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
     threading.Thread(target=server.serve_forever, name="metrics+healthz", daemon=True).start()
     return server

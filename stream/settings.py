@@ -18,8 +18,13 @@ class WorkerSettings:
     replication: int = int(os.environ.get("DISTILLGUARD_REPLICATION", "1"))
     data_dir: str = os.environ.get("DISTILLGUARD_DATA_DIR", ".run/worker")
     metrics_port: int = int(os.environ.get("DISTILLGUARD_METRICS_PORT", "9310"))
+    # /metrics and /healthz listen here: loopback by default, 0.0.0.0 in a pod for probes and scrapes.
+    metrics_host: str = os.environ.get("DISTILLGUARD_METRICS_HOST", "127.0.0.1")
     triage_port: int = int(os.environ.get("DISTILLGUARD_TRIAGE_PORT", "9311"))  # 0: no triage page
     mode: str = os.environ.get("DISTILLGUARD_MODE", "enforce")
+    # Static group membership (KIP-345): a stable id per process (the pod name in a StatefulSet) lets a
+    # restarted worker take its partitions back without a rebalance. Empty: dynamic membership.
+    instance_id: str = os.environ.get("DISTILLGUARD_INSTANCE_ID", "")
     rules: str | None = os.environ.get("DISTILLGUARD_RULES")
     # A batch ends at batch_size events or batch_seconds; cluster partials are sent once per batch, so
     # at most once a second below batch_size events/s per worker.

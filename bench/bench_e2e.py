@@ -1,0 +1,226 @@
+"""End-to-end benchmark on a real broker: the worker against the physical ceiling, and decision latency.
+
+    python -m bench.bench_e2e [--events 200000] [--live-seconds 30] [--live-rate 2000]
+
+It starts its own single-node Kafka (``deploy/kafka/kafka.sh`` in ``.run/bench``), loads the events of
+``bench.bench_detector`` (realistic prompts of a few hundred words) onto ``llm.requests``, then measures:
+
+1. **ceiling** — an aiokafka consumer that only fetches and decodes (orjson + contract check) every
+   event: the limit for this language, machine and broker;
+2. **worker** — ``distillguard worker`` with every detector from a cold start over the same backlog,
+   timed until its group's committed offsets reach the end (includes start-up and rebalance);
+3. **decision latency** — live traffic at ``--live-rate`` events/s stamped with the wall clock, with
+   harvesters in it: from the deciding event's timestamp to the decision's record on
+   ``distillguard.throttle`` (its broker append time), p50 and p99;
+4. **state** — bytes of packed state per tracked account as the worker reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from bench.bench_detector import make_events
+from detectors.events import decode_event
+from sim.personas import COT_TEMPLATES, distill_pool
+
+REPO = Path(__file__).resolve().parent.parent
+KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def produce(bootstrap: str, values: list[bytes]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512_000,
+                             compression_type=None)  # fmt: skip
+    for value in values:
+        producer.send("llm.requests", key=orjson.loads(value)["account_id"].encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+async def ceiling(bootstrap: str, n: int) -> float:
+    """Events/s of an aiokafka consumer that fetches and decodes ``n`` events and does nothing else."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer("llm.requests", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"ceiling-{uuid.uuid4().hex[:6]}", max_partition_fetch_bytes=8 << 20,
+                                fetch_max_bytes=64 << 20)  # fmt: skip
+    await consumer.start()
+    seen, started = 0, None
+    try:
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    decode_event(record.value)
+                    seen += 1
+    finally:
+        await consumer.stop()
+    return n / (time.perf_counter() - (started or time.perf_counter()))
+
+
+def lag(bootstrap: str, group: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition("llm.requests", p) for p in consumer.partitions_for_topic("llm.requests") or ()]
+        ends = consumer.end_offsets(parts)
+        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in parts)
+    finally:
+        consumer.close()
+
+
+def live_events(rate: float, seconds: float, seed: int = 3) -> list[tuple[float, bytes]]:
+    """(send at, value): people plus ten fast harvesters, stamped with the wall clock when sent."""
+    rng = random.Random(seed)
+    distill = distill_pool()
+    start = time.time() + 2.0
+    out = []
+    for i in range(int(rate * seconds)):
+        at = start + i / rate
+        if rng.random() < 0.1:
+            account, prompt = (
+                f"live-harvester-{rng.randrange(10)}",
+                COT_TEMPLATES[0].format(content=rng.choice(distill)),
+            )
+        else:
+            account, prompt = f"live-user-{rng.randrange(20_000)}", rng.choice(distill)
+        event = {"event_id": f"live-{i}", "ts": round(at, 3), "account_id": account, "model": "frontier-1",
+                 "input_tokens": len(prompt) // 4, "output_tokens": 2000, "prompt": prompt,
+                 "max_tokens": 8192}  # fmt: skip
+        out.append((at, orjson.dumps(event)))
+    return out
+
+
+def send_live(bootstrap: str, events: list[tuple[float, bytes]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
+    for at, value in events:
+        if (wait := at - time.time()) > 0:
+            time.sleep(wait)
+        producer.send("llm.requests", key=orjson.loads(value)["account_id"].encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def latencies(bootstrap: str, since: float) -> list[float]:
+    """Seconds from each live decision's deciding event to its record on the throttle topic."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer("distillguard.throttle", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000)  # fmt: skip
+    out = []
+    for record in consumer:
+        if record.value is None:
+            continue
+        d = orjson.loads(record.value)
+        if d["issued_at"] >= since and d["subject"]["id"].startswith("live-"):
+            out.append(record.timestamp / 1000 - d["issued_at"])
+    consumer.close()
+    return out
+
+
+def metric(port: int, name: str) -> float:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--accounts", type=int, default=50_000)
+    parser.add_argument("--live-seconds", type=float, default=30.0)
+    parser.add_argument("--live-rate", type=float, default=2000.0)
+    args = parser.parse_args(argv)
+
+    port = _free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    run = Path(tempfile.mkdtemp(prefix="dg-bench-"))
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(run / "kafka")}
+    subprocess.run([str(KAFKA_SH), "up"], env=env, check=True, stdout=subprocess.DEVNULL)
+    worker = None
+    try:
+        from kafka.admin import KafkaAdminClient, NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic("llm.requests", num_partitions=8, replication_factor=1)])
+        admin.close()
+        values = make_events(args.events, args.accounts)
+        print(f"loading {len(values):,} events ({sum(map(len, values)) / len(values):,.0f} bytes each) …", flush=True)
+        produce(bootstrap, values)
+
+        rate_ceiling = asyncio.run(ceiling(bootstrap, len(values)))
+        print(f"ceiling (aiokafka fetch + orjson decode + contract check): {rate_ceiling:,.0f} events/s", flush=True)
+
+        app_id, metrics_port = f"bench-{uuid.uuid4().hex[:6]}", _free_port()
+        started = time.perf_counter()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "--broker", f"kafka://{bootstrap}", "--app-id", app_id,
+             "--data-dir", str(run / "worker"), "--metrics-port", str(metrics_port), "--triage-port", "0"],
+            cwd=REPO, stdout=open(run / "worker.log", "wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        first = None
+        while (waiting := lag(bootstrap, app_id)) > 0:
+            if first is None and waiting < len(values):
+                first = time.perf_counter()  # processing has begun: start-up and rebalance are behind
+            time.sleep(0.5)
+        done = time.perf_counter()
+        rate_worker = len(values) / (done - (first or started))
+        print(f"worker, all detectors: {rate_worker:,.0f} events/s once started "
+              f"({len(values) / (done - started):,.0f} including start-up); "
+              f"ratio to the ceiling {rate_worker / rate_ceiling:.2f}", flush=True)  # fmt: skip
+        tracked, state = (
+            metric(metrics_port, "distillguard_tracked_accounts"),
+            metric(metrics_port, "distillguard_state_bytes"),
+        )
+        if tracked:
+            print(f"state: {tracked:,.0f} accounts tracked, {state / tracked:,.0f} bytes of packed state each")
+
+        live = live_events(args.live_rate, args.live_seconds)
+        since = live[0][0]
+        send_live(bootstrap, live)
+        time.sleep(5)
+        lat = sorted(latencies(bootstrap, since))
+        if lat:
+            p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+            print(f"decision latency under {args.live_rate:,.0f} events/s: p50 {p50:.2f} s, p99 {p99:.2f} s "
+                  f"over {len(lat)} decisions")  # fmt: skip
+        else:
+            print("decision latency: no decisions in the live phase")
+        return 0
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=60)
+        subprocess.run([str(KAFKA_SH), "down"], env=env, stdout=subprocess.DEVNULL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
