@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from gateway.client import ThrottleTable, Verdict
+from stream.connection import aiokafka_config
 from stream.signing import parse_keys
 
 __all__ = ["EDGE_HEADERS", "GatewayConfig", "TokenBucket", "create_app", "stub_model"]
@@ -191,7 +192,7 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
 
     async def connect_producer() -> None:
         while True:  # retried in the background: the gateway serves (fail-open) while Kafka is down
-            producer = AIOKafkaProducer(bootstrap_servers=cfg.broker, acks="all")
+            producer = AIOKafkaProducer(bootstrap_servers=cfg.broker, acks="all", **aiokafka_config())
             try:
                 await producer.start()
                 app["producer"] = producer

@@ -45,7 +45,10 @@ def to_kafka(events: Iterable[dict[str, Any]], bootstrap: str, topic: str = "llm
     """Produce every event keyed by account (acks=all); returns how many were sent."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256_000)
+    from stream.connection import kafka_python_config
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256_000,
+                             **kafka_python_config())  # fmt: skip
     n = 0
     try:
         for n, event in enumerate(events, 1):

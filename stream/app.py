@@ -26,6 +26,7 @@ from detectors.events import InvalidEvent, decode_event
 from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
+from stream.connection import KafkaSecurity
 from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings
@@ -110,6 +111,7 @@ def create_app(
         producer_acks=-1,
         web_enabled=False,
         consumer_group_instance_id=settings.instance_id or None,
+        broker_credentials=KafkaSecurity.from_env().faust(),
     )
 
     def topic(spec: TopicSpec, name: str | None = None) -> Any:

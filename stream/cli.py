@@ -74,13 +74,15 @@ def _allowlist(args: argparse.Namespace) -> int:
 
     from kafka import KafkaConsumer, KafkaProducer
 
+    from stream.connection import kafka_python_config
     from stream.topics import ALLOWLIST
     from stream.triage import allowlist_entry
 
     bootstrap = args.broker.removeprefix("kafka://")
     if args.action == "list":
         consumer = KafkaConsumer(ALLOWLIST.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, consumer_timeout_ms=3000)  # fmt: skip
+                                 enable_auto_commit=False, consumer_timeout_ms=3000,
+                                 **kafka_python_config())  # fmt: skip
         entries: dict[str, bytes | None] = {}
         for record in consumer:
             entries[record.key.decode()] = record.value
@@ -93,7 +95,7 @@ def _allowlist(args: argparse.Namespace) -> int:
     if not subjects:
         print("distillguard allowlist: name at least one --account or --org", file=sys.stderr)
         return 2
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **kafka_python_config())
     for subject in subjects:
         value = None
         if args.action == "add":

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream.connection import aiokafka_config
+
 __all__ = ["CompactedReader", "OnRecord"]
 
 log = logging.getLogger("distillguard.compacted")
@@ -69,6 +71,7 @@ class CompactedReader:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                **aiokafka_config(),
             )
             try:
                 await consumer.start()

@@ -98,7 +98,9 @@ def existing_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) ->
     """
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    from stream.connection import kafka_python_config
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **kafka_python_config())
     try:
         if topic not in admin.list_topics():
             return None
@@ -114,7 +116,9 @@ def wait_for_topics(bootstrap: str, names: set[str], timeout: float = 60.0) -> N
 
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    from stream.connection import kafka_python_config
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **kafka_python_config())
     try:
         deadline = time.monotonic() + timeout
         while missing := names - set(admin.list_topics()):

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from stream.connection import kafka_python_config
 from stream.topics import ALERTS, ALLOWLIST, FEEDBACK
 
 __all__ = ["Triage", "VERDICTS", "allowlist_entry"]
@@ -30,7 +31,7 @@ def _read_all(bootstrap: str, topic: str, timeout_ms: int = 1500) -> list[Any]:
     """Every record of ``topic`` from the beginning (small topics: alerts, feedback)."""
     consumer = KafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-        consumer_timeout_ms=timeout_ms,
+        consumer_timeout_ms=timeout_ms, **kafka_python_config(),
     )  # fmt: skip
     try:
         return [r for r in consumer if r.value is not None]
@@ -114,7 +115,7 @@ class Triage:
             "at": now,
             "note": note,
         }
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", **kafka_python_config())
         try:
             subject_key = f"{alert['subject']['type']}:{alert['subject']['id']}".encode()
             producer.send(FEEDBACK.name, key=subject_key, value=orjson.dumps(verdict))
