@@ -6,6 +6,7 @@ between Kafka and the engine, keeps the engine's state in a changelogged table, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import struct
@@ -172,15 +173,19 @@ def create_app(
         for table in (states, active):
             await aiokafka_producer.partitions_for(table.changelog_topic.get_topic_name())
 
-    async def send_throttle(key: bytes, value: bytes | None) -> None:
+    async def send_throttle(key: bytes, value: bytes | None, pending: list[Any] | None = None) -> None:
+        """Sign and send; the delivery is awaited here, or by the caller when it collects ``pending``."""
         headers = signature_headers(key, value, settings.signing_key_id, secret)
         fut = await throttle.send(key=key, value=value, headers=headers)
-        await fut  # delivered before the source offset can be committed
+        if pending is None:
+            await fut
+        else:
+            pending.append(fut)
 
-    async def publish(decision: Decision) -> None:
+    async def publish(decision: Decision, pending: list[Any] | None = None) -> None:
         record = decision.to_record(mode=record_mode(decision.action, settings.mode, cfg.policy))
         key = decision.key.encode()
-        await send_throttle(key, orjson.dumps(record))
+        await send_throttle(key, orjson.dumps(record), pending)
         active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action))
         if should_alert(decision):
             await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, record["mode"])))
@@ -188,11 +193,10 @@ def create_app(
             metrics.decisions.labels(action=decision.action, reason=code).inc()
         metrics.decision_latency_seconds.observe(max(0.0, time.time() - decision.issued_at))
 
-    async def dead_letter(event: Any, reason: str, detail: str) -> None:
+    async def dead_letter(event: Any, reason: str, detail: str, pending: list[Any]) -> None:
         msg = event.message
         headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
-        fut = await dlq.send(key=event.key, value=event.value, headers=headers)
-        await fut
+        pending.append(await dlq.send(key=event.key, value=event.value, headers=headers))
         metrics.dlq_records.labels(reason=reason).inc()
 
     @app.agent(requests, name="detect")
@@ -203,27 +207,30 @@ def create_app(
         await warm_partitioner()
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             started = time.perf_counter()
+            # Deliveries (decisions, DLQ records, partials) are awaited together at the end of the batch,
+            # before its offsets can be committed: one round trip per batch, not one per decision.
+            pending: list[Any] = []
             for event in batch:
                 metrics.events_consumed.inc()
                 raw = event.value
                 try:
                     decoded = decode_event(raw if isinstance(raw, bytes) else b"")
                 except InvalidEvent as exc:
-                    await dead_letter(event, exc.reason, exc.detail)
+                    await dead_letter(event, exc.reason, exc.detail, pending)
                     continue
                 try:
                     decisions = engine.process(decoded, event.message.partition, event.message.offset)
                 except Exception as exc:  # a detector bug must not stop the stream
                     log.exception("detector failed on event_id=%s", decoded.get("event_id"))
-                    await dead_letter(event, "detector_error", f"{type(exc).__name__}: {exc}"[:500])
+                    await dead_letter(event, "detector_error", f"{type(exc).__name__}: {exc}"[:500], pending)
                     continue
                 for decision in decisions:
-                    await publish(decision)
+                    await publish(decision, pending)
                 latest_ts = max(latest_ts, decoded["ts"])
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
             for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials
-                fut = await partials.send(key=partial_key(message["partition"]), value=orjson.dumps(message))
-                await fut
+                pending.append(await partials.send(key=partial_key(message["partition"]), value=orjson.dumps(message)))
+            await asyncio.gather(*pending)
             metrics.processing_seconds.observe((time.perf_counter() - started) / len(batch))
             health.progressed()
             metrics.last_event_timestamp.set(time.time())

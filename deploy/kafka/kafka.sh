@@ -10,6 +10,9 @@
 #
 # Settings (environment): KAFKA_PORT (9092), KAFKA_RUN_DIR (<repo>/.run/kafka), KAFKA_HEAP (512m),
 # DISTILLGUARD_CACHE (~/.cache/distillguard). Processes are stopped by their pid file, never by name.
+# KAFKA_SECURE=1 adds a SASL_SSL listener on port + 2: a self-signed CA and server certificate for
+# 127.0.0.1 (openssl, in $KAFKA_RUN_DIR/tls, CA at tls/ca.pem), SCRAM-SHA-512 and PLAIN for the user
+# KAFKA_SASL_USER (distillguard) / KAFKA_SASL_PASSWORD (dev-password). For tests of production settings.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,6 +23,9 @@ lib="$cache/kafka-$KAFKA_VERSION/lib"
 port=${KAFKA_PORT:-9092}
 run_dir=${KAFKA_RUN_DIR:-$repo/.run/kafka}
 heap=${KAFKA_HEAP:-512m}
+secure=${KAFKA_SECURE:-0}
+sasl_user=${KAFKA_SASL_USER:-distillguard}
+sasl_password=${KAFKA_SASL_PASSWORD:-dev-password}
 start_timeout=${KAFKA_START_TIMEOUT:-90}
 
 log() { echo "kafka.sh: $*" >&2; }
@@ -38,6 +44,22 @@ fetch() {
 node_dir() { echo "$run_dir/node$1"; }
 node_port() { echo $((port + ($1 - 1) * 10)); }
 node_cport() { echo $(( $(node_port "$1") + 1 )); }
+node_sport() { echo $(( $(node_port "$1") + 2 )); }
+
+make_tls() {  # a throwaway CA and a server certificate for 127.0.0.1, PEM (Kafka reads PEM keystores)
+  local t="$run_dir/tls"
+  [ -f "$t/server.pem" ] && return 0
+  command -v openssl >/dev/null || { log "openssl not found (apt-get install openssl)"; exit 1; }
+  mkdir -p "$t"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=distillguard test CA" \
+    -keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$t/san.ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -days 30 \
+    -extfile "$t/san.ext" -out "$t/server.crt" 2>/dev/null
+  openssl pkcs8 -topk8 -nocrypt -in "$t/server.key" -out "$t/server.p8"
+  cat "$t/server.p8" "$t/server.crt" > "$t/server.pem"
+}
 
 write_props() {  # write_props N NODES
   local n=$1 nodes=$2 voters="" rf=1 isr=1 i
@@ -67,6 +89,18 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.segment.bytes=67108864
 PROPS
+  if [ "$secure" = 1 ]; then
+    make_tls
+    local sp; sp=$(node_sport "$n")
+    sed -i "s|^listeners=.*|listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$(node_cport "$n"),SASL_SSL://127.0.0.1:$sp|; s|^advertised.listeners=.*|advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),SASL_SSL://127.0.0.1:$sp|; s|^listener.security.protocol.map=.*|listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL|" "$d/node.properties"
+    cat >> "$d/node.properties" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_password";
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$run_dir/tls/server.pem
+PROPS
+  fi
 }
 
 is_running() {  # is_running N
@@ -81,8 +115,10 @@ start_node() {  # start_node N NODES
   if [ ! -f "$d/data/meta.properties" ]; then
     local cluster_id_file="$run_dir/cluster.id"
     [ -f "$cluster_id_file" ] || java -cp "$lib/*" kafka.tools.StorageTool random-uuid > "$cluster_id_file"
+    local scram=()
+    [ "$secure" = 1 ] && scram=(--add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_password]")
     java -Dlog4j2.configurationFile="$here/log4j2.yaml" -cp "$lib/*" kafka.tools.StorageTool format \
-      -t "$(cat "$cluster_id_file")" -c "$d/node.properties" > "$d/format.log" 2>&1 \
+      -t "$(cat "$cluster_id_file")" -c "$d/node.properties" "${scram[@]}" > "$d/format.log" 2>&1 \
       || { cat "$d/format.log" >&2; exit 1; }
   fi
   nohup java "-Xms$heap" "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true \

@@ -52,45 +52,47 @@ def test_a_worker_killed_mid_stream_loses_nothing(kafka_bootstrap: str, tmp_path
     for e in streams[0]:
         e["event_id"] = f"{harvester}-{e['event_id']}"
 
-    worker.start()
-    worker.wait_ready()
-    wait_for_topics(kafka_bootstrap, {"llm.requests"})
-    produce(kafka_bootstrap, "llm.requests", records)
+    try:
+        worker.start()
+        worker.wait_ready()
+        wait_for_topics(kafka_bootstrap, {"llm.requests"})
+        produce(kafka_bootstrap, "llm.requests", records)
 
-    def ours(rs: list[Any]) -> list[dict[str, Any]]:
-        keys = {f"account:{a}".encode() for a in [harvester, *people]}
-        return [orjson.loads(r.value) for r in rs if r.key in keys and r.value is not None]
+        def ours(rs: list[Any]) -> list[dict[str, Any]]:
+            keys = {f"account:{a}".encode() for a in [harvester, *people]}
+            return [orjson.loads(r.value) for r in rs if r.key in keys and r.value is not None]
 
-    # Kill it as soon as the harvester's first decision is out, while the rest of the stream waits.
-    read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: bool(ours(rs)), timeout=90)
-    waiting_at_kill = lag(kafka_bootstrap, worker.app_id)
-    worker.stop(signal.SIGKILL)
-    assert waiting_at_kill > 0, "the kill came after the stream was done: nothing was tested"
+        # Kill it as soon as the harvester's first decision is out, while the rest of the stream waits.
+        read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: bool(ours(rs)), timeout=90)
+        waiting_at_kill = lag(kafka_bootstrap, worker.app_id)
+        worker.stop(signal.SIGKILL)
+        assert waiting_at_kill > 0, "the kill came after the stream was done: nothing was tested"
 
-    worker.start()
-    worker.wait_ready()
-    deadline = time.monotonic() + 120
-    while lag(kafka_bootstrap, worker.app_id) > 0 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert lag(kafka_bootstrap, worker.app_id) == 0, worker.log()  # every event processed (at-least-once)
+        worker.start()
+        worker.wait_ready()
+        deadline = time.monotonic() + 120
+        while lag(kafka_bootstrap, worker.app_id) > 0 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert lag(kafka_bootstrap, worker.app_id) == 0, worker.log()  # every event processed (at-least-once)
 
-    decisions = ours(read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: False, timeout=5))
-    ids: dict[tuple[str, str, float], set[str]] = defaultdict(set)
-    for d in decisions:
-        ids[(d["subject"]["id"], d["action"], d["issued_at"])].add(d["decision_id"])
-    assert all(len(v) == 1 for v in ids.values()), {k: v for k, v in ids.items() if len(v) > 1}
+        decisions = ours(read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: False, timeout=5))
+        ids: dict[tuple[str, str, float], set[str]] = defaultdict(set)
+        for d in decisions:
+            ids[(d["subject"]["id"], d["action"], d["issued_at"])].add(d["decision_id"])
+        assert all(len(v) == 1 for v in ids.values()), {k: v for k, v in ids.items() if len(v) > 1}
 
-    mine = [d for d in decisions if d["subject"]["id"] == harvester]
-    levels = [ORDER.index(d["action"]) for d in mine]
-    assert max(levels) >= ORDER.index("limit")  # state and evidence survived the kill
-    assert levels == sorted(levels)  # never a step down after the restart: the action in force was kept
-    assert not [d for d in decisions if d["subject"]["id"] in people]
+        mine = [d for d in decisions if d["subject"]["id"] == harvester]
+        levels = [ORDER.index(d["action"]) for d in mine]
+        assert max(levels) >= ORDER.index("limit")  # state and evidence survived the kill
+        assert levels == sorted(levels)  # never a step down after the restart: the action in force was kept
+        assert not [d for d in decisions if d["subject"]["id"] in people]
 
-    # The enforced decision is still in force in the worker's changelogged table.
-    key = f"account:{harvester}".encode()
-    changelog = read_until(kafka_bootstrap, f"{worker.app_id}-active-decisions-changelog", lambda rs: False,
-                           timeout=5)  # fmt: skip
-    latest = [r.value for r in changelog if r.key == key]
-    assert latest and latest[-1] is not None
-    worker.stop()
+        # The enforced decision is still in force in the worker's changelogged table.
+        key = f"account:{harvester}".encode()
+        changelog = read_until(kafka_bootstrap, f"{worker.app_id}-active-decisions-changelog", lambda rs: False,
+                               timeout=5)  # fmt: skip
+        latest = [r.value for r in changelog if r.key == key]
+        assert latest and latest[-1] is not None
+    finally:
+        worker.stop()
     assert "Traceback" not in worker.log_path.read_text(errors="replace"), worker.log()
