@@ -13,6 +13,9 @@ It starts its own single-node Kafka (``deploy/kafka/kafka.sh`` in ``.run/bench``
    harvesters in it: from the deciding event's timestamp to the decision's record on
    ``distillguard.throttle`` (its broker append time), p50 and p99;
 4. **state** — bytes of packed state per tracked account as the worker reports it.
+
+With ``--profile FILE`` the worker runs under py-spy during the backlog and the busiest functions (by
+samples where they are on the stack, and by self time) are printed; the collapsed stacks stay in FILE.
 """
 
 from __future__ import annotations
@@ -160,12 +163,36 @@ def metric(port: int, name: str) -> float:
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
 
 
+def summarise_profile(path: Path, top: int = 15) -> str:
+    """The functions most often on the stack, and most often on top of it, from py-spy's raw output."""
+    from collections import Counter
+
+    total, inclusive, own = 0, Counter[str](), Counter[str]()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n, frames = int(count), stack.split(";")
+        total += n
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+    lines = [f"profile: {total} samples; on the stack / on top:"]
+    for frame, n in inclusive.most_common(top):
+        lines.append(f"  {100 * n / total:5.1f}%  {frame}")
+    lines.append("  self time:")
+    for frame, n in own.most_common(top):
+        lines.append(f"  {100 * n / total:5.1f}%  {frame}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--accounts", type=int, default=50_000)
     parser.add_argument("--live-seconds", type=float, default=30.0)
     parser.add_argument("--live-rate", type=float, default=2000.0)
+    parser.add_argument("--profile", type=Path, help="run the worker under py-spy; collapsed stacks here")
     args = parser.parse_args(argv)
 
     port = _free_port()
@@ -189,11 +216,27 @@ def main(argv: list[str] | None = None) -> int:
 
         app_id, metrics_port = f"bench-{uuid.uuid4().hex[:6]}", _free_port()
         started = time.perf_counter()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "--broker", f"kafka://{bootstrap}", "--app-id", app_id,
-             "--data-dir", str(run / "worker"), "--metrics-port", str(metrics_port), "--triage-port", "0"],
-            cwd=REPO, stdout=open(run / "worker.log", "wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "worker",
+            "--broker",
+            f"kafka://{bootstrap}",
+            "--app-id",
+            app_id,
+            "--data-dir",
+            str(run / "worker"),
+            "--metrics-port",
+            str(metrics_port),
+            "--triage-port",
+            "0",
+        ]
+        if args.profile:
+            spy = Path(sys.executable).parent / "py-spy"
+            command = [str(spy), "record", "--format", "raw", "--rate", "50", "-o", str(args.profile), "--", *command]
+        worker = subprocess.Popen(command, cwd=REPO, stdout=open(run / "worker.log", "wb"),
+                                  stderr=subprocess.STDOUT)  # fmt: skip
         first = None
         while (waiting := lag(bootstrap, app_id)) > 0:
             if first is None and waiting < len(values):
@@ -222,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"over {len(lat)} decisions")  # fmt: skip
         else:
             print("decision latency: no decisions in the live phase")
+        if args.profile:
+            worker.terminate()
+            worker.wait(timeout=120)
+            worker = None
+            print(summarise_profile(args.profile))
         return 0
     finally:
         if worker is not None:
