@@ -232,16 +232,19 @@ def main(argv: list[str] | None = None) -> int:
             "--triage-port",
             "0",
         ]
-        if args.profile:
-            spy = Path(sys.executable).parent / "py-spy"
-            command = [str(spy), "record", "--format", "raw", "--rate", "50", "-o", str(args.profile), "--", *command]
         worker = subprocess.Popen(command, cwd=REPO, stdout=open(run / "worker.log", "wb"),
                                   stderr=subprocess.STDOUT)  # fmt: skip
-        first = None
+        first, spy = None, None
         while (waiting := lag(bootstrap, app_id)) > 0:
             if first is None and waiting < len(values):
                 first = time.perf_counter()  # processing has begun: start-up and rebalance are behind
+                if args.profile:  # sample the busy worker for 20 s
+                    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                                            str(worker.pid), "--duration", "20", "--rate", "50", "--format", "raw",
+                                            "-o", str(args.profile)], stdout=subprocess.DEVNULL)  # fmt: skip
             time.sleep(0.5)
+        if spy is not None:
+            spy.wait(timeout=120)
         done = time.perf_counter()
         rate_worker = len(values) / (done - (first or started))
         print(f"worker, all detectors: {rate_worker:,.0f} events/s once started "
@@ -265,10 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"over {len(lat)} decisions")  # fmt: skip
         else:
             print("decision latency: no decisions in the live phase")
-        if args.profile:
-            worker.terminate()
-            worker.wait(timeout=120)
-            worker = None
+        if args.profile and args.profile.exists():
             print(summarise_profile(args.profile))
         return 0
     finally:
