@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,15 +37,10 @@ import orjson
 from bench.bench_detector import make_events
 from detectors.events import decode_event
 from sim.personas import COT_TEMPLATES, distill_pool
+from stream.runtime import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def produce(bootstrap: str, values: list[bytes]) -> None:
@@ -195,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="run the worker under py-spy; collapsed stacks here")
     args = parser.parse_args(argv)
 
-    port = _free_port()
+    port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     run = Path(tempfile.mkdtemp(prefix="dg-bench-"))
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(run / "kafka")}
@@ -214,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_ceiling = asyncio.run(ceiling(bootstrap, len(values)))
         print(f"ceiling (aiokafka fetch + orjson decode + contract check): {rate_ceiling:,.0f} events/s", flush=True)
 
-        app_id, metrics_port = f"bench-{uuid.uuid4().hex[:6]}", _free_port()
+        app_id, metrics_port = f"bench-{uuid.uuid4().hex[:6]}", free_port()
         started = time.perf_counter()
         command = [
             sys.executable,

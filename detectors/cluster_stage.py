@@ -28,6 +28,7 @@ from detectors.clusters import (
     Linker,
     MemberSummary,
     cluster_vector,
+    lru_slot,
     score_cluster,
 )
 from detectors.config import AnomalyConfig, PolicyConfig
@@ -216,14 +217,7 @@ class ClusterStage:
         return member.requests > 0 and member.cot / member.requests >= self.cfg.member_min_cot_share
 
     def _held(self, account: str) -> _Held:
-        held = self.held.get(account)
-        if held is None:
-            held = self.held[account] = _Held()
-            if len(self.held) > self.cfg.max_targets:
-                self.held.popitem(last=False)
-        else:
-            self.held.move_to_end(account)
-        return held
+        return lru_slot(self.held, account, _Held, self.cfg.max_targets)
 
 
 def partial_key(partition: int) -> bytes:

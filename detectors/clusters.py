@@ -22,9 +22,10 @@ import math
 import statistics
 import tomllib
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from detectors.account_state import AccountState, Counters
 from detectors.config import RULES_DIR
@@ -41,6 +42,7 @@ __all__ = [
     "cluster_targets",
     "cluster_vector",
     "load_clusters",
+    "lru_slot",
     "member_summary",
     "score_cluster",
 ]
@@ -116,6 +118,30 @@ def cluster_targets(event: RequestEvent, features: RequestFeatures, cfg: Cluster
     return targets
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def lru_slot(store: OrderedDict[K, V], key: K, new: Callable[[], V], cap: int) -> V:
+    """``store[key]``, created by ``new()`` if missing, marked most recently used; beyond ``cap`` entries
+    the least recently used goes (bounded memory under an id flood).
+
+    >>> d: OrderedDict[str, list[int]] = OrderedDict()
+    >>> for k in "abcb":
+    ...     _ = lru_slot(d, k, list, cap=2)
+    >>> list(d)
+    ['c', 'b']
+    """
+    slot = store.get(key)
+    if slot is None:
+        slot = store[key] = new()
+        if len(store) > cap:
+            store.popitem(last=False)
+    else:
+        store.move_to_end(key)
+    return slot
+
+
 class _Target:
     __slots__ = ("recent", "accounts", "popular")
 
@@ -181,14 +207,7 @@ class Linker:
                 recent.popleft()
 
     def _target(self, key: str) -> _Target:
-        target = self.targets.get(key)
-        if target is None:
-            target = self.targets[key] = _Target()
-            if len(self.targets) > self.cfg.max_targets:
-                self.targets.popitem(last=False)
-        else:
-            self.targets.move_to_end(key)
-        return target
+        return lru_slot(self.targets, key, _Target, self.cfg.max_targets)
 
     def _add_link(self, a: str, b: str, weight: float, ts: float, *, strong: bool, cap: bool) -> None:
         pair = (a, b) if a < b else (b, a)

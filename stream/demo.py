@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,17 +24,13 @@ from typing import IO, Any
 
 import orjson
 
+from stream.runtime import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 SCENARIO = REPO / "sim" / "scenarios" / "demo.toml"
 HISTORY_HOURS = 20.0
 MAX_ROWS = 40  # decision rows printed live; the rest are counted
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -134,7 +129,7 @@ def main() -> int:
     subprocess.run([str(KAFKA_SH), "up"], env=env, check=True)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        gateway_port = _free_port()
+        gateway_port = free_port()
         print(f"[2/6] starting the worker and the reference gateway on :{gateway_port} (logs in {run}) …")
         procs.append(_start(["stream.cli", "worker", "--broker", f"kafka://{bootstrap}", "--data-dir",
                              str(run / "worker"), "--metrics-port", "0"], run / "worker.log"))  # fmt: skip

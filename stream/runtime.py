@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gc
+import socket
 
-__all__ = ["tune_gc"]
+__all__ = ["free_port", "tune_gc"]
 
 #: Young-generation threshold. The default (700) runs the cyclic collector every few events of ours;
 #: state is packed bytes without reference cycles, so collecting rarely is safe. Measured ~11% faster.
@@ -16,3 +17,10 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(_GEN0_THRESHOLD, 50, 100)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for brokers and servers we start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
