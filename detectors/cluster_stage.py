@@ -175,8 +175,9 @@ class ClusterStage:
                 continue
             x = cluster_vector(summaries, len(strong), now)
             # Only the unusual tail counts: a cluster as anomalous as the typical one adds nothing.
-            a = self.anomaly.score_one(x)
-            self.anomaly.learn_one(dict(x))
+            scaled = {k: v for k, v in x.items() if k in self.cfg.weights}  # HST wants [0, 1] inputs
+            a = self.anomaly.score_one(scaled)
+            self.anomaly.learn_one(scaled)
             x["anomaly"] = max(0.0, (a - self.cfg.anomaly_floor) / (1.0 - self.cfg.anomaly_floor))
             score, parts = score_cluster(x, self.cfg.weights)
             evidence_requests = sum(s.requests for s in summaries)

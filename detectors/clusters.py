@@ -291,17 +291,20 @@ class MemberSummary(NamedTuple):
     new_model: float  # decayed count of requests on a newly released model
     top_template: int | None  # the member's heaviest template fingerprint
     account_type: str
+    first_ts: float = 0.0  # first request seen (new members per hour)
+    tokens_last_hour: float = 0.0  # output tokens in the last hour
 
 
 def member_summary(state: AccountState, now: float, window: Any, account_type: str) -> MemberSummary:
     top = max(state.hh.items(), key=lambda kv: kv[1][0] - kv[1][1])[0] if state.hh else None
     c = state.counters
     return MemberSummary(state.last_ts, state.requests_last_hour(now, window), c[Counters.REQUESTS],
-                         c[Counters.COT], c[Counters.NEW_MODEL], top, account_type)  # fmt: skip
+                         c[Counters.COT], c[Counters.NEW_MODEL], top, account_type, state.first_ts,
+                         state.tokens_last_hour(now, window))  # fmt: skip
 
 
 def cluster_vector(members: list[MemberSummary], strong: int, now: float) -> dict[str, float]:
-    """Aggregate features of a cluster's members, all in [0, 1]."""
+    """Aggregate features of a cluster's members: the weighted ones in [0, 1], plus raw context."""
     active = [m for m in members if now - m.last_ts < 3600]
     requests = [m.requests_last_hour for m in active]
     total = sum(m.requests for m in members) or 1.0
@@ -309,7 +312,13 @@ def cluster_vector(members: list[MemberSummary], strong: int, now: float) -> dic
     top_share = Counter(tops).most_common(1)[0][1] / len(members) if tops else 0.0
     mean = statistics.fmean(requests) if requests else 0.0
     cv = statistics.pstdev(requests) / mean if mean > 0 and len(requests) > 1 else 1.0
-    return {
+    # Shown in the evidence, not weighted (rules/clusters.toml has no weight for them yet): how fast the
+    # cluster recruits (a hydra replacing burnt accounts) and how much output it takes.
+    context = {
+        "new_members_last_hour": float(sum(1 for m in members if now - m.first_ts < 3600)),
+        "output_tokens_last_hour": float(sum(m.tokens_last_hour for m in active)),
+    }
+    return context | {
         "members": min(1.0, math.log1p(len(active)) / math.log1p(1000)),
         "requests": min(1.0, math.log1p(sum(requests)) / math.log1p(36000)),
         "cot_rate": sum(m.cot for m in members) / total,

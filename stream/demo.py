@@ -31,6 +31,7 @@ KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 SCENARIO = REPO / "sim" / "scenarios" / "demo.toml"
 HISTORY_HOURS = 20.0
 MAX_ROWS = 40  # decision rows printed live; the rest are counted
+ORDER = ("observe", "challenge", "limit", "block")
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -87,11 +88,12 @@ async def _live(bootstrap: str, url: str, backfill: list[dict[str, Any]], live: 
     print(f"[4/6] backfilling {len(backfill):,} events of history straight to Kafka …", flush=True)
     await asyncio.to_thread(to_kafka, backfill, bootstrap)
     await asyncio.sleep(10)  # the worker catches up with the history
-    first: dict[str, str] = {}
+    strongest: dict[str, str] = {}
     for d in decisions:
-        first.setdefault(d["subject"]["id"], d["action"])
-    print(f"      the history gave {len(decisions):,} decisions on {len(first)} accounts; first actions: "
-          f"{dict(Counter(first.values()))}", flush=True)  # fmt: skip
+        now = strongest.get(d["subject"]["id"], "observe")
+        strongest[d["subject"]["id"]] = max(now, d["action"], key=ORDER.index)
+    print(f"      the history gave {len(decisions):,} decisions on {len(strongest)} accounts; strongest action "
+          f"per account: {dict(Counter(strongest.values()))}", flush=True)  # fmt: skip
     going_live.set()
     offset = time.time() - live[0]["ts"] if live else 0.0
     for event in live:  # the live part starts now; the evaluation sees the times the gateway stamps
