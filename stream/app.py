@@ -112,6 +112,10 @@ def create_app(
         producer_acks=-1,
         web_enabled=False,
         consumer_group_instance_id=settings.instance_id or None,
+        # Table changelog writes come in bursts of one per dirty account per batch: batch them on the wire.
+        stream_buffer_maxsize=settings.batch_size * 2,
+        producer_max_batch_size=1 << 20,
+        producer_linger=0.005,
         broker_credentials=KafkaSecurity.from_env().faust(),
     )
 
@@ -205,6 +209,10 @@ def create_app(
         for t in topics.values():
             await t.maybe_declare()
         await warm_partitioner()
+        # Faust flushes its send buffer synchronously once it holds 100 messages, which stalls the agent
+        # on every burst of changelog writes; let a whole batch's writes queue instead.
+        producer: Any = app.producer
+        producer.buffer.max_messages = settings.batch_size
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             started = time.perf_counter()
             # Deliveries (decisions, DLQ records, partials) are awaited together at the end of the batch,
