@@ -38,6 +38,7 @@ from bench.bench_detector import make_events
 from detectors.events import decode_event
 from sim.personas import COT_TEMPLATES, distill_pool
 from stream.runtime import free_port
+from stream.topics import group_lag
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
@@ -83,18 +84,6 @@ async def ceiling(bootstrap: str, n: int) -> float:
     finally:
         await consumer.stop()
     return n / (time.perf_counter() - (started or time.perf_counter()))
-
-
-def lag(bootstrap: str, group: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        parts = [TopicPartition("llm.requests", p) for p in consumer.partitions_for_topic("llm.requests") or ()]
-        ends = consumer.end_offsets(parts)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in parts)
-    finally:
-        consumer.close()
 
 
 def live_events(rate: float, seconds: float, seed: int = 3) -> list[tuple[float, bytes]]:
@@ -229,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         worker = subprocess.Popen(command, cwd=REPO, stdout=open(run / "worker.log", "wb"),
                                   stderr=subprocess.STDOUT)  # fmt: skip
         first, spy = None, None
-        while (waiting := lag(bootstrap, app_id)) > 0:
+        while (waiting := group_lag(bootstrap, app_id)) > 0:
             if first is None and waiting < len(values):
                 first = time.perf_counter()  # processing has begun: start-up and rebalance are behind
                 if args.profile:  # sample the busy worker for 20 s

@@ -16,6 +16,7 @@ __all__ = [
     "ALL_TOPICS",
     "APP_TOPICS",
     "existing_partitions",
+    "group_lag",
     "wait_for_topics",
 ]
 
@@ -127,3 +128,20 @@ def wait_for_topics(bootstrap: str, names: set[str], timeout: float = 60.0) -> N
             time.sleep(0.3)
     finally:
         admin.close()
+
+
+def group_lag(bootstrap: str, group: str, topic: str = REQUESTS.name) -> int:
+    """Records of ``topic`` not yet committed by consumer group ``group``, over every partition (read
+    without joining the group: benchmarks and tests use it to know when a worker has caught up)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from stream.connection import kafka_python_config
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                             **kafka_python_config())  # fmt: skip
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in parts)
+    finally:
+        consumer.close()

@@ -1,0 +1,75 @@
+"""The broker restarted while a worker runs: the worker reconnects by itself and catches up — every
+event produced before, during and after the outage is processed, and decisions keep coming."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sim import personas as P
+from stream.topics import group_lag, wait_for_topics
+from tests.conftest import KAFKA_SH, free_port_pair
+from tests.integration.conftest import new_worker, produce, read_until
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A broker of this test's own (restarting the shared one would disturb other tests)."""
+    port = free_port_pair()
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(tmp_path / "kafka")}
+    subprocess.run([str(KAFKA_SH), "up"], env=env, check=True, capture_output=True, timeout=600)
+    try:
+        yield f"127.0.0.1:{port}", env
+    finally:
+        subprocess.run([str(KAFKA_SH), "down"], env=env, capture_output=True, timeout=120)
+
+
+def harvest(account: str, start: float, n: int) -> list[tuple[bytes, bytes]]:
+    events = P.cot_harvester(account, random.Random(account), start, hours=n * 5 / 3600)[:n]
+    return [(account.encode(), orjson.dumps(e)) for e in events]
+
+
+def test_the_worker_survives_a_broker_restart_and_catches_up(own_broker: tuple[str, dict[str, str]],
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    bootstrap, env = own_broker
+    worker = new_worker(bootstrap, tmp_path)
+    before, after = f"before-{uuid.uuid4().hex[:6]}", f"after-{uuid.uuid4().hex[:6]}"
+    try:
+        worker.start()
+        worker.wait_ready()
+        wait_for_topics(bootstrap, {"llm.requests", "distillguard.throttle"})
+        produce(bootstrap, "llm.requests", harvest(before, T0, 200))
+
+        def decided(account: str) -> Any:
+            return lambda rs: any(r.key == f"account:{account}".encode() and r.value for r in rs)
+
+        assert decided(before)(read_until(bootstrap, "distillguard.throttle", decided(before), timeout=90))
+
+        subprocess.run([str(KAFKA_SH), "down"], env=env, check=True, capture_output=True, timeout=120)
+        time.sleep(10)  # the worker runs without a broker for a while
+        assert worker.proc is not None and worker.proc.poll() is None, worker.log()
+        subprocess.run([str(KAFKA_SH), "up"], env=env, check=True, capture_output=True, timeout=600)
+
+        produce(bootstrap, "llm.requests", harvest(after, T0 + 7200, 200))
+        throttle = read_until(bootstrap, "distillguard.throttle", decided(after), timeout=180)
+        assert decided(after)(throttle), worker.log()
+        deadline = time.monotonic() + 120
+        while group_lag(bootstrap, worker.app_id) > 0 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert group_lag(bootstrap, worker.app_id) == 0, worker.log()  # nothing left behind
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.log_path.read_text(errors="replace"), worker.log()
