@@ -3,12 +3,10 @@ event produced before, during and after the outage is processed, and decisions k
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +15,12 @@ import pytest
 
 from sim import personas as P
 from stream.topics import group_lag, wait_for_topics
-from tests.conftest import KAFKA_SH, free_port_pair
+from tests.conftest import KAFKA_SH
 from tests.integration.conftest import new_worker, produce, read_until
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A broker of this test's own (restarting the shared one would disturb other tests)."""
-    port = free_port_pair()
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(tmp_path / "kafka")}
-    subprocess.run([str(KAFKA_SH), "up"], env=env, check=True, capture_output=True, timeout=600)
-    try:
-        yield f"127.0.0.1:{port}", env
-    finally:
-        subprocess.run([str(KAFKA_SH), "down"], env=env, capture_output=True, timeout=120)
 
 
 def harvest(account: str, start: float, n: int) -> list[tuple[bytes, bytes]]:

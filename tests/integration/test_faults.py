@@ -17,9 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from sim import personas as P
-from stream.topics import group_lag, wait_for_topics
+from stream.topics import group_lag
 from tests.conftest import make_event
 from tests.integration.conftest import new_worker, produce, read_until
 
@@ -29,10 +30,11 @@ T0 = 1_800_000_000.0
 ORDER = ("observe", "challenge", "limit", "block")
 
 
-def test_a_worker_killed_mid_stream_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_a_worker_killed_mid_stream_loses_nothing(own_broker: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    kafka_bootstrap, _ = own_broker  # a topic holding only this test's stream, so "mid-stream" is ours
     worker = new_worker(kafka_bootstrap, tmp_path)
     run = uuid.uuid4().hex[:6]
-    harvester, people = f"kill-harvester-{run}", [f"kill-person-{run}-{i}" for i in range(200)]
+    harvester, people = f"kill-harvester-{run}", [f"kill-person-{run}-{i}" for i in range(600)]
     rng = random.Random(11)
     streams = [P.cot_harvester(harvester, rng, T0, hours=1.0, gap=3.0)]
     streams += [[make_event(j, account=p, ts=T0 + i + j * 37.0) for j in range(60)] for i, p in enumerate(people)]
@@ -41,20 +43,24 @@ def test_a_worker_killed_mid_stream_loses_nothing(kafka_bootstrap: str, tmp_path
         e["event_id"] = f"{harvester}-{e['event_id']}"
 
     try:
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin.create_topics([NewTopic("llm.requests", num_partitions=4, replication_factor=1)])
+        admin.close()
+        produce(kafka_bootstrap, "llm.requests", records)  # the whole stream waits before the worker starts
         worker.start()
         worker.wait_ready()
-        wait_for_topics(kafka_bootstrap, {"llm.requests"})
-        produce(kafka_bootstrap, "llm.requests", records)
 
         def ours(rs: list[Any]) -> list[dict[str, Any]]:
             keys = {f"account:{a}".encode() for a in [harvester, *people]}
             return [orjson.loads(r.value) for r in rs if r.key in keys and r.value is not None]
 
-        # Kill it as soon as the harvester's first decision is out, while the rest of the stream waits.
-        read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: bool(ours(rs)), timeout=90)
-        waiting_at_kill = group_lag(kafka_bootstrap, worker.app_id)
+        # Kill it once it has worked through a fifth of the stream (its commits say so), mid-stream.
+        total = len(records)
+        deadline = time.monotonic() + 120
+        while (waiting := group_lag(kafka_bootstrap, worker.app_id)) > 0.8 * total and time.monotonic() < deadline:
+            time.sleep(0.2)
         worker.stop(signal.SIGKILL)
-        assert waiting_at_kill > 0, "the kill came after the stream was done: nothing was tested"
+        assert 0 < waiting <= 0.8 * total, f"not killed mid-stream: {waiting} of {total} waiting"
 
         worker.start()
         worker.wait_ready()
