@@ -257,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if worker is not None:
             worker.terminate()
-            worker.wait(timeout=60)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # never leave a worker behind the benchmark
+                worker.kill()
+                worker.wait()
         subprocess.run([str(KAFKA_SH), "down"], env=env, stdout=subprocess.DEVNULL)
 
 
