@@ -62,9 +62,6 @@ class Partials:
         self._touched.setdefault(partition, {})[account] = account_type
         self._seq[partition] = max(seq, self._seq.get(partition, -1))
 
-    def __len__(self) -> int:
-        return sum(len(t) for t in self._touched.values())
-
     def drain(self, summary: Callable[[str, str], MemberSummary | None], now: float = 0.0) -> list[dict[str, Any]]:
         """One message per source partition with everything since the last drain (JSON-ready: plain
         lists, no tuples of our own); empties the buffer. ``at`` is the event time of the drain."""
@@ -147,8 +144,7 @@ class ClusterStage:
         while len(members) > self.cfg.max_targets:
             members.popitem(last=False)
         for account, ts, targets in message["obs"]:
-            kind = members[account].account_type if account in members else "standard"
-            self.linker.observe(account, ts, [(key, bool(strong)) for key, strong in targets], kind)
+            self.linker.observe(account, ts, [(key, bool(strong)) for key, strong in targets])
         return True
 
     def snapshot(self) -> dict[str, Any]:

@@ -171,14 +171,9 @@ class Linker:
         # Links whose weight reached the threshold when last updated: only these can join a cluster
         # (weights only decay between updates), so a tick never walks the long tail of weak links.
         self.linked: set[tuple[str, str]] = set()
-        self.account_types: OrderedDict[str, str] = OrderedDict()
 
-    def observe(self, account: str, ts: float, targets: list[tuple[str, bool]], account_type: str = "standard") -> None:
+    def observe(self, account: str, ts: float, targets: list[tuple[str, bool]]) -> None:
         cfg = self.cfg
-        self.account_types[account] = account_type
-        self.account_types.move_to_end(account)
-        if len(self.account_types) > cfg.max_targets:
-            self.account_types.popitem(last=False)
         for key, strong in targets:
             target = self._target(key)
             if target.popular:

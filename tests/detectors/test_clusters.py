@@ -7,7 +7,9 @@ import random
 from collections import defaultdict
 from typing import Any
 
+from detectors.cluster_stage import ClusterStage
 from detectors.clusters import Linker, load_clusters
+from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.types import Decision
 from sim import personas as P
@@ -127,4 +129,10 @@ def test_linking_memory_is_bounded_under_an_account_id_flood() -> None:
     small = Linker(type(cfg)(**{**cfg.__dict__, "max_targets": 500, "max_links": 1000}))
     for i in range(20_000):
         small.observe(f"flood-{i}", T0 + i * 0.01, [(f"template:{i % 700}", False), ("ip24:10.0.0", False)])
-    assert len(small.targets) <= 500 and len(small.links) <= 1000 and len(small.account_types) <= 500
+    assert len(small.targets) <= 500 and len(small.links) <= 1000
+    # Account types travel in the cluster stage's member summaries, an LRU under the same cap.
+    stage = ClusterStage(small.cfg, load_scoring().policy, load_scoring().anomaly)
+    for i in range(0, 20_000, 100):
+        members = {f"flood-{j}": [T0 + j, 1.0, 1.0, 0.0, 0.0, None, "trial"] for j in range(i, i + 100)}
+        stage.merge({"partition": 0, "seq": i, "at": T0 + i, "obs": [], "members": members})
+    assert len(stage.members) <= 500
