@@ -37,6 +37,7 @@ import orjson
 from bench.bench_detector import make_events
 from detectors.events import decode_event
 from sim.personas import COT_TEMPLATES, distill_pool
+from stream.metrics import scrape
 from stream.runtime import free_port
 from stream.topics import group_lag
 
@@ -137,15 +138,6 @@ def latencies(bootstrap: str, since: float) -> list[float]:
     return out
 
 
-def metric(port: int, name: str) -> float:
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
-
-
 def summarise_profile(path: Path, top: int = 15) -> str:
     """The functions most often on the stack, and most often on top of it, from py-spy's raw output."""
     from collections import Counter
@@ -234,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({len(values) / (done - started):,.0f} including start-up); "
               f"ratio to the ceiling {rate_worker / rate_ceiling:.2f}", flush=True)  # fmt: skip
         tracked, state = (
-            metric(metrics_port, "distillguard_tracked_accounts"),
-            metric(metrics_port, "distillguard_state_bytes"),
+            scrape(metrics_port, "distillguard_tracked_accounts"),
+            scrape(metrics_port, "distillguard_state_bytes"),
         )
         if tracked:
             print(f"state: {tracked:,.0f} accounts tracked, {state / tracked:,.0f} bytes of packed state each")

@@ -15,7 +15,7 @@ from detectors.events import REASONS
 from detectors.policy import REASON_CODES
 from detectors.types import ACTIONS
 
-__all__ = ["DETECTORS", "WorkerMetrics", "score_buckets"]
+__all__ = ["DETECTORS", "WorkerMetrics", "scrape", "score_buckets"]
 
 _NS = "distillguard"
 #: Score sources with a histogram each: the fused score and the two learned inputs to it.
@@ -141,3 +141,15 @@ class WorkerMetrics:
         for outcome in ("merged", "duplicate", "invalid"):
             m.cluster_partials.labels(outcome=outcome)
         return m
+
+
+def scrape(port: int, name: str, **labels: str) -> float:
+    """The sum of a worker's samples called ``name`` with these labels, read from its ``/metrics`` on
+    127.0.0.1 (benchmarks and end-to-end tests ask a running worker this way)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip

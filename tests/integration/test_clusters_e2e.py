@@ -5,16 +5,15 @@ throttled with the cluster's id, and people sending at the same time are not."""
 from __future__ import annotations
 
 import random
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from sim import personas as P
+from stream.metrics import scrape
 from stream.topics import wait_for_topics
 from tests.conftest import free_port
 from tests.integration.conftest import WorkerProcess, produce, read_until
@@ -35,12 +34,6 @@ def traffic(run: str) -> tuple[list[tuple[bytes, bytes]], list[str], list[str]]:
     ]  # fmt: skip
     streams += [P.chat_user(a, rng, T0, days=0.25, per_day=40) for a in people]
     return [(e["account_id"].encode(), orjson.dumps(e)) for e in P.merged(streams)], pool, people
-
-
-def metric(worker: WorkerProcess, name: str, **labels: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip
 
 
 def test_a_pool_split_over_two_workers_is_throttled_as_one_cluster(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -78,8 +71,8 @@ def test_a_pool_split_over_two_workers_is_throttled_as_one_cluster(kafka_bootstr
 
         # Both workers held part of the pool; one cluster stage (the owner of the partials partition)
         # merged partials from both.
-        assert all(metric(w, "distillguard_events_consumed_total") > 0 for w in workers)
-        merged = [metric(w, "distillguard_cluster_partials_total", outcome="merged") for w in workers]
+        assert all(scrape(w.metrics_port, "distillguard_events_consumed_total") > 0 for w in workers)
+        merged = [scrape(w.metrics_port, "distillguard_cluster_partials_total", outcome="merged") for w in workers]
         assert sorted(m > 0 for m in merged) == [False, True], merged
     finally:
         for w in workers:
