@@ -20,13 +20,15 @@ REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
 
-def free_port_pair() -> int:
-    """A free port whose successor is free too: a broker and its controller (kafka.sh uses port + 1)."""
+def free_port_block(length: int = 2) -> int:
+    """A free port whose next ``length - 1`` ports are free too: a broker and its controller (kafka.sh
+    uses port + 1), and with ``length=3`` its SASL_SSL listener (port + 2)."""
     while True:
         port = free_port()
         try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
+            for offset in range(1, length):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + offset))
             return port
         except OSError:
             continue
@@ -53,7 +55,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if existing:
         yield existing
         return
-    port = free_port_pair()
+    port = free_port_block()
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(tmp_path_factory.mktemp("kafka"))}
     up = subprocess.run([str(KAFKA_SH), "up"], env=env, capture_output=True, text=True, timeout=600)
     if up.returncode != 0:

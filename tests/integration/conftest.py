@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from tests.conftest import KAFKA_SH, REPO, free_port, free_port_pair
+from tests.conftest import KAFKA_SH, REPO, free_port, free_port_block
 
 
 @dataclass
@@ -144,7 +144,7 @@ def read_until(bootstrap: str, topic: str, done: Any, timeout: float = 60.0) -> 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A broker of this test's own (restarting the shared one would disturb other tests)."""
-    port = free_port_pair()
+    port = free_port_block()
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(tmp_path / "kafka")}
     subprocess.run([str(KAFKA_SH), "up"], env=env, check=True, capture_output=True, timeout=600)
     try:

@@ -22,7 +22,7 @@ from gateway.client import ThrottleTable
 from sim import personas as P
 from stream.connection import KafkaSecurity
 from stream.signing import parse_keys
-from tests.conftest import KAFKA_SH, REPO, free_port
+from tests.conftest import KAFKA_SH, REPO, free_port, free_port_block
 from tests.integration.conftest import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -31,25 +31,10 @@ PASSWORD = "s3cret-" + "x" * 8
 T0 = 1_800_000_000.0
 
 
-def free_port_triple() -> int:
-    """A free port with its two successors free: broker, controller, SASL_SSL listener."""
-    import socket
-
-    while True:
-        port = free_port()
-        try:
-            for offset in (1, 2):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + offset))
-            return port
-        except OSError:
-            continue
-
-
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """(plaintext bootstrap for set-up, SASL_SSL bootstrap, CA file) of a broker of our own."""
-    port, run = free_port_triple(), tmp_path_factory.mktemp("secure-kafka")
+    port, run = free_port_block(3), tmp_path_factory.mktemp("secure-kafka")
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(run), "KAFKA_SECURE": "1",
            "KAFKA_SASL_PASSWORD": PASSWORD}  # fmt: skip
     up = subprocess.run([str(KAFKA_SH), "up"], env=env, capture_output=True, text=True, timeout=600)

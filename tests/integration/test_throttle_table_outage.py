@@ -14,7 +14,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from gateway.client import ThrottleTable
 from stream.signing import signature_headers
-from tests.conftest import KAFKA_SH, free_port_pair
+from tests.conftest import KAFKA_SH, free_port_block
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ async def wait_for(predicate: object, timeout: float) -> bool:
 
 
 def test_throttle_table_survives_a_broker_restart(tmp_path: Path) -> None:
-    port = free_port_pair()
+    port = free_port_block()
     env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_RUN_DIR": str(tmp_path / "kafka"), "KAFKA_HEAP": "384m"}
 
     def kafka(cmd: str) -> None:
