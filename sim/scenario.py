@@ -30,6 +30,7 @@ import random
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -116,10 +117,13 @@ def _checked_infra(path: Path, name: str, infra: dict[str, Any]) -> dict[str, An
     return dict(infra)
 
 
-def _exit_ips(proxy: str, n: int) -> list[str]:
+@cache  # the same for every member of every population naming the proxy: build it once
+def _exit_ips(proxy: str, n: int) -> tuple[str, ...]:
     """A proxy network's exit IPs: residential-looking addresses over many /24s, fixed by its name."""
     r = random.Random(f"proxy:{proxy}")
-    return [f"{r.randrange(70, 100)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}" for _ in range(n)]
+    return tuple(
+        f"{r.randrange(70, 100)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}" for _ in range(n)
+    )
 
 
 def _with_infra(events: list[Event], pop: Population, member: int, rng: random.Random, tag: str) -> None:
