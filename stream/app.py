@@ -116,6 +116,7 @@ def create_app(
         stream_buffer_maxsize=settings.batch_size * 2,
         producer_max_batch_size=1 << 20,
         producer_linger=0.005,
+        consumer_max_fetch_size=settings.fetch_bytes_per_partition,
         broker_credentials=KafkaSecurity.from_env().faust(),
     )
 
