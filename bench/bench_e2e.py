@@ -6,7 +6,9 @@ It starts its own single-node Kafka (``deploy/kafka/kafka.sh`` in ``.run/bench``
 ``bench.bench_detector`` (realistic prompts of a few hundred words) onto ``llm.requests``, then measures:
 
 1. **ceiling** — an aiokafka consumer that only fetches and decodes (orjson + contract check) every
-   event: the limit for this language, machine and broker;
+   event: the limit for this language, machine and broker; then **Faust's ceiling**
+   (``bench.faust_ceiling``): a Faust agent with the worker's settings that only takes and decodes,
+   without and with one table write per account per batch — the limit for the framework;
 2. **worker** — ``distillguard worker`` with every detector from a cold start over the same backlog,
    timed until its group's committed offsets reach the end (includes start-up and rebalance);
 3. **decision latency** — live traffic at ``--live-rate`` events/s stamped with the wall clock, with
@@ -85,6 +87,23 @@ async def ceiling(bootstrap: str, n: int) -> float:
     finally:
         await consumer.stop()
     return n / (time.perf_counter() - (started or time.perf_counter()))
+
+
+def faust_ceiling(bootstrap: str, n: int, run: Path, *, table_writes: bool) -> float:
+    """Events/s of ``bench.faust_ceiling`` (a Faust agent with the worker's settings that only decodes,
+    optionally writing one state per account per batch) over ``n`` events of the backlog."""
+    command = [sys.executable, "-m", "bench.faust_ceiling", "--broker", f"kafka://{bootstrap}", "--events", str(n),
+               "--data-dir", str(run / f"faust-{table_writes}"), *["--table-writes"] * table_writes]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends when the agent reports (or the process dies)
+            if "events_per_second=" in line:
+                return float(line.rsplit("=", 1)[1])
+        raise RuntimeError(f"bench.faust_ceiling exited with {proc.wait()} before reporting")
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def live_events(rate: float, seconds: float, seed: int = 3) -> list[tuple[float, bytes]]:
@@ -189,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         rate_ceiling = asyncio.run(ceiling(bootstrap, len(values)))
         print(f"ceiling (aiokafka fetch + orjson decode + contract check): {rate_ceiling:,.0f} events/s", flush=True)
 
+        n_faust = int(len(values) * 0.8)  # what is left after the first batch, which starts the clock
+        rate_faust = faust_ceiling(bootstrap, n_faust, run, table_writes=False)
+        rate_faust_tables = faust_ceiling(bootstrap, n_faust, run, table_writes=True)
+        print(f"Faust ceiling (the worker's Faust settings, take_events + decode only): {rate_faust:,.0f} events/s; "
+              f"with one table write per account per batch: {rate_faust_tables:,.0f} events/s", flush=True)  # fmt: skip
+
         app_id, metrics_port = f"bench-{uuid.uuid4().hex[:6]}", free_port()
         started = time.perf_counter()
         command = [
@@ -224,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         rate_worker = len(values) / (done - (first or started))
         print(f"worker, all detectors: {rate_worker:,.0f} events/s once started "
               f"({len(values) / (done - started):,.0f} including start-up); "
-              f"ratio to the ceiling {rate_worker / rate_ceiling:.2f}", flush=True)  # fmt: skip
+              f"ratio to the aiokafka ceiling {rate_worker / rate_ceiling:.2f}, "
+              f"to Faust's with table writes {rate_worker / rate_faust_tables:.2f}", flush=True)  # fmt: skip
         tracked, state = (
             scrape(metrics_port, "distillguard_tracked_accounts"),
             scrape(metrics_port, "distillguard_state_bytes"),

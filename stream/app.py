@@ -11,6 +11,7 @@ import logging
 import math
 import struct
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
 from stream.health import Health
 from stream.metrics import WorkerMetrics
-from stream.settings import WorkerSettings
+from stream.settings import WorkerSettings, bootstrap_servers
 from stream.signing import signature_headers
 from stream.topics import (
     ALERTS,
@@ -48,7 +49,15 @@ from stream.topics import (
 from stream.triage import Triage
 from stream.triage_web import triage_app
 
-__all__ = ["TableStore", "create_app", "dlq_headers", "parse_verdict"]
+__all__ = [
+    "TableStore",
+    "app_options",
+    "create_app",
+    "dlq_headers",
+    "queue_whole_batches",
+    "warm_partitioner",
+    "parse_verdict",
+]
 
 log = logging.getLogger("distillguard.worker")
 
@@ -94,6 +103,27 @@ def dlq_headers(reason: str, detail: str, topic: str, partition: int, offset: in
     ]
 
 
+def app_options(settings: WorkerSettings) -> dict[str, Any]:
+    """Faust settings of a worker (shared with ``bench.faust_ceiling``, so its ceiling is this worker's)."""
+    return {
+        "broker": settings.broker,
+        "store": "memory://",
+        "datadir": settings.data_dir,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "web_enabled": False,
+        "consumer_group_instance_id": settings.instance_id or None,
+        # Table changelog writes come in bursts of one per dirty account per batch: batch them on the wire.
+        "stream_buffer_maxsize": settings.batch_size * 2,
+        "producer_max_batch_size": 1 << 20,
+        "producer_linger": 0.005,
+        "consumer_max_fetch_size": settings.fetch_bytes_per_partition,
+        "broker_credentials": KafkaSecurity.from_env().faust(),
+    }
+
+
 def create_app(
     settings: WorkerSettings, metrics: WorkerMetrics | None = None, health: Health | None = None
 ) -> faust.App:
@@ -101,24 +131,7 @@ def create_app(
     health = health or Health()
     cfg = load_scoring(settings.rules)
     metrics = metrics or WorkerMetrics.create(cfg.policy)
-    app = faust.App(
-        settings.app_id,
-        broker=settings.broker,
-        store="memory://",
-        datadir=settings.data_dir,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        web_enabled=False,
-        consumer_group_instance_id=settings.instance_id or None,
-        # Table changelog writes come in bursts of one per dirty account per batch: batch them on the wire.
-        stream_buffer_maxsize=settings.batch_size * 2,
-        producer_max_batch_size=1 << 20,
-        producer_linger=0.005,
-        consumer_max_fetch_size=settings.fetch_bytes_per_partition,
-        broker_credentials=KafkaSecurity.from_env().faust(),
-    )
+    app = faust.App(settings.app_id, **app_options(settings))
 
     def topic(spec: TopicSpec, name: str | None = None) -> Any:
         return app.topic(
@@ -169,15 +182,6 @@ def create_app(
     )
     secret = settings.signing_secret.encode()
 
-    async def warm_partitioner() -> None:
-        """``use_partitioner`` tables choose a changelog partition synchronously from the producer's
-        metadata, which aiokafka loads lazily: load it before the first write, or that write fails with
-        a TypeError inside aiokafka (seen in `make demo`). Cheap once loaded."""
-        producer: Any = app.producer
-        aiokafka_producer = producer._ensure_producer()  # the aiokafka producer under Faust's
-        for table in (states, active):
-            await aiokafka_producer.partitions_for(table.changelog_topic.get_topic_name())
-
     async def send_throttle(key: bytes, value: bytes | None, pending: list[Any] | None = None) -> None:
         """Sign and send; the delivery is awaited here, or by the caller when it collects ``pending``."""
         headers = signature_headers(key, value, settings.signing_key_id, secret)
@@ -209,11 +213,8 @@ def create_app(
         nonlocal latest_ts
         for t in topics.values():
             await t.maybe_declare()
-        await warm_partitioner()
-        # Faust flushes its send buffer synchronously once it holds 100 messages, which stalls the agent
-        # on every burst of changelog writes; let a whole batch's writes queue instead.
-        producer: Any = app.producer
-        producer.buffer.max_messages = settings.batch_size
+        await warm_partitioner(app, (states, active))
+        queue_whole_batches(app, settings.batch_size)
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             started = time.perf_counter()
             # Deliveries (decisions, DLQ records, partials) are awaited together at the end of the batch,
@@ -303,7 +304,7 @@ def create_app(
         else:
             engine.allowlist[subject] = allowlist_until(value)
 
-    allowlist_reader = CompactedReader(settings.broker.removeprefix("kafka://"), ALLOWLIST.name, on_allowlist)
+    allowlist_reader = CompactedReader(bootstrap_servers(settings.broker), ALLOWLIST.name, on_allowlist)
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_allowlist() -> None:
@@ -315,7 +316,7 @@ def create_app(
         @app.task  # type: ignore[untyped-decorator]
         async def serve_triage() -> None:
             """The triage page on 127.0.0.1:<triage_port> (put it behind your SSO proxy)."""
-            runner = web.AppRunner(triage_app(Triage(settings.broker.removeprefix("kafka://"))))
+            runner = web.AppRunner(triage_app(Triage(bootstrap_servers(settings.broker))))
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", settings.triage_port).start()
 
@@ -335,7 +336,7 @@ def create_app(
     @app.timer(interval=settings.lift_seconds)  # type: ignore[untyped-decorator]
     async def lift_expired() -> None:
         """Publish a tombstone for every decision whose TTL has passed (wall clock ≈ event time live)."""
-        await warm_partitioner()
+        await warm_partitioner(app, (states, active))
         now = time.time()
         in_force = {k: active_entry(v) for k, v in list(active.items())}
         for key, (expires, _) in in_force.items():
@@ -355,7 +356,7 @@ def create_app(
     @app.timer(interval=settings.housekeeping_seconds)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:
         """Evict idle accounts (by event time) and checkpoint the models."""
-        await warm_partitioner()
+        await warm_partitioner(app, (states, active))
         if latest_ts:
             metrics.evicted_accounts.inc(engine.evict_idle(latest_ts - cfg.window.idle_horizon_seconds))
         metrics.tracked_accounts.set(len(store))
@@ -368,6 +369,23 @@ def create_app(
             metrics.model_updated_timestamp.labels(model=model).set(time.time())
 
     return app
+
+
+async def warm_partitioner(app: faust.App, tables: Iterable[Any]) -> None:
+    """``use_partitioner`` tables choose a changelog partition synchronously from the producer's
+    metadata, which aiokafka loads lazily: load it before the first write, or that write fails with
+    a TypeError inside aiokafka (seen in `make demo`). Cheap once loaded."""
+    producer: Any = app.producer
+    aiokafka_producer = producer._ensure_producer()  # the aiokafka producer under Faust's
+    for table in tables:
+        await aiokafka_producer.partitions_for(table.changelog_topic.get_topic_name())
+
+
+def queue_whole_batches(app: faust.App, batch_size: int) -> None:
+    """Faust flushes its send buffer synchronously once it holds 100 messages, which stalls the agent
+    on every burst of changelog writes; let a whole batch's writes queue instead."""
+    producer: Any = app.producer
+    producer.buffer.max_messages = batch_size
 
 
 def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from stream.settings import bootstrap_servers
+
 __all__ = ["main"]
 
 
@@ -19,7 +21,7 @@ def _worker(args: argparse.Namespace) -> int:
     from stream.settings import WorkerSettings
     from stream.topics import REQUESTS, existing_partitions
 
-    partitions = existing_partitions(args.broker.removeprefix("kafka://"), REQUESTS.name) or args.partitions
+    partitions = existing_partitions(bootstrap_servers(args.broker), REQUESTS.name) or args.partitions
     if partitions != args.partitions:
         print(
             f"distillguard: {REQUESTS.name} exists with {partitions} partitions; using {partitions}, "
@@ -78,7 +80,7 @@ def _allowlist(args: argparse.Namespace) -> int:
     from stream.topics import ALLOWLIST
     from stream.triage import allowlist_entry
 
-    bootstrap = args.broker.removeprefix("kafka://")
+    bootstrap = bootstrap_servers(args.broker)
     if args.action == "list":
         consumer = KafkaConsumer(ALLOWLIST.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                  enable_auto_commit=False, consumer_timeout_ms=3000,
@@ -115,7 +117,7 @@ def _triage(args: argparse.Namespace) -> int:
 
     from stream.triage import Triage
 
-    triage = Triage(args.broker.removeprefix("kafka://"))
+    triage = Triage(bootstrap_servers(args.broker))
     if args.action == "list":
         for a in triage.alerts(limit=args.limit):
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(a.get("raised_at", 0)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["WorkerSettings"]
+__all__ = ["WorkerSettings", "bootstrap_servers"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,12 @@ class WorkerSettings:
             raise ValueError(f"partitions and replication must be >= 1, got {self.partitions}, {self.replication}")
         if not self.broker.startswith("kafka://"):
             raise ValueError(f"broker must look like kafka://host:port, got {self.broker!r}")
+
+
+def bootstrap_servers(broker: str) -> str:
+    """Kafka clients' ``host:port,...`` from a Faust broker URL list (``;`` or ``,`` between brokers).
+
+    >>> bootstrap_servers("kafka://10.0.0.1:9092;kafka://10.0.0.2:9092"), bootstrap_servers("kafka://k:9092")
+    ('10.0.0.1:9092,10.0.0.2:9092', 'k:9092')
+    """
+    return ",".join(url.strip().removeprefix("kafka://") for url in broker.replace(";", ",").split(","))
