@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Iterable
 from math import isfinite
+from typing import TypeVar
 
 import mmh3
 
@@ -13,7 +15,7 @@ from detectors.config import WindowConfig
 from detectors.drift import PageHinkleyState
 from detectors.features import CATEGORIES, RequestFeatures
 
-__all__ = ["AccountState", "STATE_VERSION", "Counters"]
+__all__ = ["AccountState", "STATE_VERSION", "Counters", "to_evict"]
 
 #: Bumped whenever the packed layout changes; older bytes are discarded instead of misread.
 STATE_VERSION = 2
@@ -25,6 +27,7 @@ _TEMPLATE_K, _IP_K, _UA_K = 16, 8, 8  # bottom-k sizes of the distinct-count ske
 _GAP_ALPHA = 0.05  # weight of one gap in the running mean/variance of inter-arrival gaps (ours)
 _SESSION_GAP = 1800.0  # a gap longer than this is an idle period, not part of a session's rhythm
 _HOURS = 24
+K = TypeVar("K")
 
 
 class Counters:
@@ -272,16 +275,20 @@ class AccountState:
         ))  # fmt: skip
 
     @staticmethod
-    def last_seen(data: bytes) -> float:
-        """Event time of the newest request in packed ``data`` without unpacking the rest (0 if unreadable).
+    def evidence(data: bytes) -> tuple[float, float]:
+        """(event time of the newest request, decayed request count) read from packed ``data`` without
+        unpacking the rest; ``(0.0, 0.0)`` if unreadable. What eviction needs, cheaply.
 
         >>> from detectors.config import load_scoring
-        >>> AccountState.last_seen(AccountState.new(load_scoring().window, created_ts=5.0).pack())
-        0.0
+        >>> fresh = AccountState.new(load_scoring().window, created_ts=5.0).pack()
+        >>> AccountState.evidence(fresh), AccountState.evidence(b"?")
+        ((0.0, 0.0), (0.0, 0.0))
         """
-        if len(data) < _HEADER.size or data[0] != STATE_VERSION:
-            return 0.0
-        return float(struct.unpack_from("<d", data, 9)[0])
+        if len(data) < _HEADER.size + 12 or data[0] != STATE_VERSION:
+            return 0.0, 0.0
+        (last_ts,) = struct.unpack_from("<d", data, 9)
+        (requests,) = struct.unpack_from("<f", data, _HEADER.size + 8)  # counters follow drift_ts
+        return float(last_ts), float(requests)
 
     @classmethod
     def unpack(cls, data: bytes | None, cfg: WindowConfig) -> AccountState | None:
@@ -349,3 +356,36 @@ def _bottom_k_estimate(sketch: list[int], k: int) -> float:
 def _padded(values: list[int], size: int) -> list[int]:
     # 0xFFFFFFFF marks an empty slot; a real hash of that value is as likely as any other and harmless.
     return values[:size] + [_MASK32] * (size - len(values))
+
+
+def to_evict(states: Iterable[tuple[K, bytes]], before: float, keep: int) -> list[K]:
+    """Keys of packed states to forget: every one idle since before ``before`` (event time), then, if
+    more than ``keep`` remain, those with the least evidence (fewest decayed requests, then longest
+    idle) down to 90% of ``keep`` — so a flood of one-request ids is what goes, not a busy account's
+    evidence, and the next flood does not make every pass a full eviction again.
+
+    >>> busy, new = _packed(last_ts=100.0, requests=50), _packed(last_ts=200.0, requests=1)
+    >>> to_evict([("old", _packed(last_ts=1.0, requests=9)), ("busy", busy), ("new", new)], before=50.0, keep=1)
+    ['old', 'new']
+    """
+    idle: list[K] = []
+    live: list[tuple[float, float, K]] = []
+    for key, data in states:
+        last_ts, requests = AccountState.evidence(data)
+        if last_ts < before:
+            idle.append(key)
+        else:
+            live.append((requests, last_ts, key))
+    if len(live) > keep:
+        live.sort(key=lambda item: item[:2])
+        idle += [key for _, _, key in live[: len(live) - (keep - keep // 10)]]
+    return idle
+
+
+def _packed(last_ts: float, requests: int) -> bytes:
+    """A packed state with ``requests`` requests, the last at ``last_ts`` (for examples)."""
+    from detectors.config import load_scoring
+
+    state = AccountState.new(load_scoring().window, created_ts=0.0)
+    state.last_ts, state.counters[Counters.REQUESTS] = last_ts, float(requests)
+    return state.pack()

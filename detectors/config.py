@@ -40,6 +40,7 @@ class WindowConfig:
     tick_seconds: float
     min_requests_to_score: float
     idle_horizon_seconds: float
+    max_tracked_accounts: int
     new_account_seconds: float
     new_model_seconds: float
     max_tokens_high: int
@@ -49,8 +50,10 @@ class WindowConfig:
             raise ValueError(
                 f"[window] needs bucket_seconds > 0 and 2 <= buckets <= 1440, got {self.bucket_seconds}, {self.buckets}"
             )
-        if min(self.half_life_seconds, self.tick_seconds, self.idle_horizon_seconds) <= 0:
-            raise ValueError("[window] half_life_seconds, tick_seconds, idle_horizon_seconds must be > 0")
+        if min(self.half_life_seconds, self.tick_seconds, self.idle_horizon_seconds, self.max_tracked_accounts) <= 0:
+            raise ValueError(
+                "[window] half_life_seconds, tick_seconds, idle_horizon_seconds, max_tracked_accounts must be > 0"
+            )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
-from detectors.account_state import AccountState, Counters
+from detectors.account_state import AccountState, Counters, to_evict
 from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials
 from detectors.clusters import ClusterConfig, MemberSummary, cluster_targets, load_clusters, member_summary
 from detectors.config import ScoringConfig, load_scoring
@@ -63,40 +63,39 @@ def _logit(p: float) -> float:
 
 
 class MemoryStore:
-    """A dict of packed states that remembers each key's last event time, to evict idle accounts.
+    """A dict of packed states, for replay and tests.
 
+    >>> from detectors.account_state import _packed
     >>> store = MemoryStore()
-    >>> store.put("a", b"x", ts=10.0); store.put("b", b"y", ts=20.0)
-    >>> store.evict_idle(before=15.0)
-    1
+    >>> store.put("a", _packed(last_ts=10.0, requests=3)); store.put("b", _packed(last_ts=20.0, requests=3))
+    >>> store.evict(before=15.0, keep=100)
+    ['a']
     >>> store.get("a") is None, len(store)
     (True, 1)
     """
 
     def __init__(self) -> None:
-        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._data: dict[str, bytes] = {}
 
     def get(self, key: str) -> bytes | None:
-        item = self._data.get(key)
-        return item[1] if item is not None else None
+        return self._data.get(key)
 
-    def put(self, key: str, value: bytes, ts: float) -> None:
-        self._data[key] = (ts, value)
-        self._data.move_to_end(key)
+    def put(self, key: str, value: bytes) -> None:
+        self._data[key] = value
 
-    def evict_idle(self, before: float) -> int:
-        """Forget keys last written with an event time before ``before``; returns how many."""
-        idle = [key for key, (ts, _) in self._data.items() if ts < before]
-        for key in idle:
+    def evict(self, before: float, keep: int) -> list[str]:
+        """Forget states idle since ``before`` and, beyond ``keep``, those with least evidence."""
+        evicted = to_evict(self._data.items(), before, keep)
+        for key in evicted:
             del self._data[key]
-        return len(idle)
+        return evicted
 
     def __len__(self) -> int:
         return len(self._data)
 
     def nbytes(self) -> int:
         """Bytes of packed state held (values only)."""
-        return sum(len(v) for _, v in self._data.values())
+        return sum(map(len, self._data.values()))
 
 
 class ModelRegistry:
@@ -336,7 +335,7 @@ class Engine:
             if len(cache) > self.cache_size:  # the coldest account goes back to packed form only
                 cold_id, cold = cache.popitem(last=False)
                 if self.dirty.pop(cold_id, 0) is None:
-                    self.store.put(cold_id, cold.pack(), cold.last_ts)
+                    self.store.put(cold_id, cold.pack())
         self.dirty[account_id] = None
         return state
 
@@ -348,18 +347,19 @@ class Engine:
         cache, store = self.cache, self.store
         for account_id in self.dirty:
             state = cache[account_id]
-            store.put(account_id, state.pack(), state.last_ts)
+            store.put(account_id, state.pack())
         n = len(self.dirty)
         self.dirty.clear()
         return n
 
-    def evict_idle(self, before: float) -> int:
-        """Forget accounts whose newest request is older than ``before`` (event time), cached or stored."""
+    def evict(self, before: float) -> int:
+        """Forget accounts idle since ``before`` (event time) and, beyond ``[window] max_tracked_accounts``,
+        those with the least evidence, cached or stored; returns how many."""
         self.flush()
-        for account_id in [a for a, state in self.cache.items() if state.last_ts < before]:
-            del self.cache[account_id]
-        evict = getattr(self.store, "evict_idle", None)
-        return int(evict(before)) if evict is not None else 0
+        evicted = self.store.evict(before, self.cfg.window.max_tracked_accounts)
+        for account_id in evicted:
+            self.cache.pop(account_id, None)
+        return len(evicted)
 
     def forget_cache(self) -> None:
         """Drop unpacked states (after a flush): the worker calls this when partitions move, since

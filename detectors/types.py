@@ -72,5 +72,9 @@ class StateStore(Protocol):
     def get(self, key: str) -> bytes | None:
         """Packed state for ``key``, or ``None`` if it has none."""
 
-    def put(self, key: str, value: bytes, ts: float) -> None:
-        """Store ``value`` for ``key``; ``ts`` is the event time of the write, used to evict idle keys."""
+    def put(self, key: str, value: bytes) -> None:
+        """Store ``value`` for ``key``."""
+
+    def evict(self, before: float, keep: int) -> list[str]:
+        """Forget states idle since ``before`` and, beyond ``keep`` states, those with least evidence
+        (:func:`detectors.account_state.to_evict`); returns the keys forgotten."""

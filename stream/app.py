@@ -19,7 +19,7 @@ import faust
 import orjson
 from aiohttp import web
 
-from detectors.account_state import AccountState
+from detectors.account_state import to_evict
 from detectors.alerts import alert_record, should_alert
 from detectors.cluster_stage import ClusterVerdict, partial_key
 from detectors.config import load_scoring
@@ -78,18 +78,18 @@ class TableStore:
         value = self.table.get(key.encode())
         return value if isinstance(value, bytes) else None
 
-    def put(self, key: str, value: bytes, ts: float) -> None:
+    def put(self, key: str, value: bytes) -> None:
         self.table[key.encode()] = value
 
     def __len__(self) -> int:
         return len(self.table)
 
-    def evict_idle(self, before: float) -> int:
-        """Delete accounts whose newest request is older than ``before`` (a tombstone each in the changelog)."""
-        idle = [k for k, v in list(self.table.items()) if AccountState.last_seen(v) < before]
-        for key in idle:
+    def evict(self, before: float, keep: int) -> list[str]:
+        """Delete idle and least-evidence accounts (:func:`to_evict`), a tombstone each in the changelog."""
+        evicted = to_evict(list(self.table.items()), before, keep)
+        for key in evicted:
             del self.table[key]
-        return len(idle)
+        return [key.decode(errors="replace") for key in evicted]
 
 
 def dlq_headers(reason: str, detail: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
@@ -358,7 +358,7 @@ def create_app(
         """Evict idle accounts (by event time) and checkpoint the models."""
         await warm_partitioner(app, (states, active))
         if latest_ts:
-            metrics.evicted_accounts.inc(engine.evict_idle(latest_ts - cfg.window.idle_horizon_seconds))
+            metrics.evicted_accounts.inc(engine.evict(latest_ts - cfg.window.idle_horizon_seconds))
         metrics.tracked_accounts.set(len(store))
         metrics.state_bytes.set(sum(len(v) for v in list(states.values())))
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

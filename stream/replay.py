@@ -87,7 +87,7 @@ def replay(
                 alerts.write(orjson.dumps(alert_record(decision, record["mode"])) + b"\n")
         last_ts = max(last_ts, float(event["ts"]))
         if summary.events % _FLUSH_EVERY == 0:
-            engine.evict_idle(before=last_ts - cfg.window.idle_horizon_seconds)
+            engine.evict(before=last_ts - cfg.window.idle_horizon_seconds)
     engine.flush()
     summary.accounts = len(store)
     summary.seconds = time.perf_counter() - started

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pickle
 import random
+import tracemalloc
+from dataclasses import replace
 
+from detectors.clusters import load_clusters
+from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
 from sim import personas as P
 from tests.conftest import make_event
@@ -71,8 +75,34 @@ def test_engine_evicts_idle_accounts_by_event_time() -> None:
     for i in range(10):
         engine.process(make_event(i, account=f"idle-{i}", ts=T0))
     engine.process(make_event(0, account="active", ts=T0 + 3 * DAY))
-    assert engine.evict_idle(before=T0 + 3 * DAY - engine.cfg.window.idle_horizon_seconds) == 10
+    assert engine.evict(before=T0 + 3 * DAY - engine.cfg.window.idle_horizon_seconds) == 10
     assert len(store) == 1 and list(engine.cache) == ["active"]
+
+
+def test_an_account_id_flood_is_evicted_first_and_memory_stays_bounded() -> None:
+    """Millions of one-request ids (here 60,000 against caps of a few thousand) must neither grow
+    memory with the flood nor push out the evidence of an account that is actually busy."""
+    base = load_scoring()
+    cfg = replace(base, window=replace(base.window, max_tracked_accounts=2_000))
+    clusters = replace(load_clusters(), max_targets=5_000, max_links=10_000)  # the cluster stage's bounds
+    store = MemoryStore()
+    engine = Engine(store, cfg, clusters=clusters, cache_size=500)
+    rng = random.Random(3)
+    harvester = P.cot_harvester("harvester", rng, T0, hours=2.0)
+    flood = [make_event(i, account=f"flood-{i}", ts=T0 + i * 0.1) for i in range(60_000)]
+    tracemalloc.start()
+    peaks = []
+    for i, event in enumerate(P.merged([harvester, flood]), 1):
+        engine.process(event)
+        if i % 5_000 == 0:  # as replay sweeps (the worker sweeps every housekeeping interval)
+            engine.evict(before=float(event["ts"]) - cfg.window.idle_horizon_seconds)
+            assert len(store) <= cfg.window.max_tracked_accounts
+            peaks.append(tracemalloc.get_traced_memory()[0])
+    tracemalloc.stop()
+    assert engine.store.get("harvester") is not None  # the busy account kept its evidence
+    # Memory levels off with the cap: the last third of the flood adds (almost) nothing.
+    third = len(peaks) // 3
+    assert max(peaks[-third:]) < 1.1 * max(peaks[third : 2 * third]), peaks
 
 
 def test_engine_learns_from_verdicts_and_their_weight_grows() -> None:
