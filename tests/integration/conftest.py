@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -151,3 +153,53 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         yield f"127.0.0.1:{port}", env
     finally:
         subprocess.run([str(KAFKA_SH), "down"], env=env, capture_output=True, timeout=120)
+
+
+@dataclass
+class ThreeNodes:
+    """A three-node KRaft cluster of this test's own (``kafka.sh cluster-up``): node n listens on
+    ``base + 10 (n - 1)``, its controller one port above."""
+
+    base: int
+    env: dict[str, str]
+
+    def port(self, node: int) -> int:
+        return self.base + 10 * (node - 1)
+
+    def bootstrap(self, *nodes: int) -> str:
+        return ",".join(f"127.0.0.1:{self.port(n)}" for n in nodes or (1, 2, 3))
+
+    def kafka(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(KAFKA_SH), *args], env=self.env, capture_output=True, text=True, timeout=300)
+
+    def kill(self, node: int) -> None:
+        """SIGKILL the node's JVM: no clean shutdown, no leadership handed over first."""
+        pid_file = Path(self.env["KAFKA_RUN_DIR"]) / f"node{node}" / "kafka.pid"
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _free_cluster_base() -> int:
+    """A base port such that base, base+1, base+10, base+11, base+20, base+21 are all free."""
+    for _ in range(100):
+        base = random.randrange(20_000, 40_000, 100)
+        try:
+            for offset in (0, 1, 10, 11, 20, 21):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free block of ports on loopback")
+
+
+@pytest.fixture
+def three_nodes(tmp_path: Path) -> Iterator[ThreeNodes]:
+    base = _free_cluster_base()
+    env = {**os.environ, "KAFKA_PORT": str(base), "KAFKA_RUN_DIR": str(tmp_path / "k3"), "KAFKA_HEAP": "384m"}
+    cluster = ThreeNodes(base, env)
+    up = cluster.kafka("cluster-up")
+    try:
+        assert up.returncode == 0, up.stderr
+        yield cluster
+    finally:
+        cluster.kafka("cluster-down")
