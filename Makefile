@@ -56,5 +56,5 @@ demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, c
 	$(BIN)/python -m stream.demo
 
 bench: setup  ## benchmarks: detector core, then end to end on a broker it starts (figures in README)
-	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000
+	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000 --state-accounts 1000000
 	$(BIN)/python -m bench.bench_e2e --events 200000

@@ -65,14 +65,20 @@ def make_events(n_events: int, n_accounts: int, seed: int = 1) -> list[bytes]:
     return events
 
 
-def run(events: list[bytes]) -> tuple[float, Engine]:
-    engine = Engine(MemoryStore())
+def run(events: list[bytes], local_clusters: bool = True) -> tuple[float, Engine]:
+    """Seconds to process ``events``. ``local_clusters``: the cluster stage in process, as replay runs
+    it; else the per-account path as the worker's ``detect`` agent runs it, handing its cluster
+    partials over once per batch (the stage is another agent there)."""
+    engine = Engine(MemoryStore(), local_clusters=local_clusters)
     tune_gc()
     started = time.perf_counter()
     for i, raw in enumerate(events, 1):
-        engine.process(decode_event(raw))
+        event = decode_event(raw)
+        engine.process(event)
         if i % 5000 == 0:
             engine.flush()
+            if not local_clusters:
+                engine.drain_partials(float(event["ts"]))
     engine.flush()
     return time.perf_counter() - started, engine
 
@@ -91,12 +97,12 @@ def stages(events: list[bytes]) -> dict[str, float]:
     return {"decode_us": round(decode_us, 1), "features_us": round(features_us, 1)}
 
 
-def bytes_per_account(n_accounts: int, events_per_account: int = 5) -> tuple[float, float]:
-    """(packed bytes, total heap bytes) per tracked account, with ``n_accounts`` tracked."""
+def bytes_per_account(n_accounts: int, events_per_account: int = 2, pool: int = 20) -> dict[str, float]:
+    """Memory with ``n_accounts`` tracked: packed and heap bytes per account, and the cluster stage's
+    share. One account in ten belongs to a pool of ``pool`` sharing a payment fingerprint (a cluster)."""
     rng = random.Random(2)
-    pool = benign_pool()
     prompts = [orjson.dumps({"event_id": f"p{i}", "ts": T0, "account_id": "x", "model": "frontier-1",
-                             "input_tokens": 100, "output_tokens": 500, "prompt": rng.choice(pool),
+                             "input_tokens": 100, "output_tokens": 500, "prompt": rng.choice(benign_pool()),
                              "ip": f"203.0.113.{i % 256}"}) for i in range(64)]  # fmt: skip
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -106,19 +112,40 @@ def bytes_per_account(n_accounts: int, events_per_account: int = 5) -> tuple[flo
         for j in range(events_per_account):
             event = decode_event(prompts[(a + j) % 64])
             event["account_id"], event["event_id"], event["ts"] = f"acct-{a}", f"{a}-{j}", T0 + a * 0.01 + j
+            if a % 10 == 0:
+                event["payment_fingerprint"] = f"card-{a // (10 * pool)}"
             engine.process(event)
         if a % 5000 == 0:
             engine.flush()
     engine.flush()
     heap = tracemalloc.get_traced_memory()[0] - before
+    clusters_heap = sum(
+        stat.size
+        for stat in tracemalloc.take_snapshot()
+        .filter_traces(
+            [
+                tracemalloc.Filter(True, "*/detectors/clusters.py"),
+                tracemalloc.Filter(True, "*/detectors/cluster_stage.py"),
+            ]
+        )  # fmt: skip
+        .statistics("filename")
+    )
     tracemalloc.stop()
-    return store.nbytes() / len(store), heap / len(store)
+    clusters = engine.cluster_stage.linker.clusters(T0 + n_accounts * 0.01 + events_per_account)
+    return {
+        "packed_bytes_per_account": store.nbytes() / len(store),
+        "heap_bytes_per_account": heap / len(store),
+        "cluster_stage_bytes_per_account": clusters_heap / len(store),
+        "clusters": len(clusters),
+        "cluster_stage_bytes_per_cluster_member": clusters_heap / max(1, sum(len(c[0]) for c in clusters.values())),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--state-accounts", default="", help="also measure memory at these counts, e.g. 1000000")
     parser.add_argument("--profile", action="store_true", help="print where the time goes")
     args = parser.parse_args()
 
@@ -126,12 +153,15 @@ def main() -> None:
     words = sum(len(orjson.loads(e)["prompt"].split()) for e in events[:2000]) / 2000
     seconds, engine = run(events)
     rate = len(events) / seconds
+    rate_account_path = len(events) / run(events, local_clusters=False)[0]
     split = stages(events)
     split["state_scoring_policy_us"] = round(1e6 / rate - split["decode_us"] - split["features_us"], 1)
-    packed, heap = bytes_per_account(args.accounts)
+    memory = bytes_per_account(args.accounts)
+    packed, heap = memory["packed_bytes_per_account"], memory["heap_bytes_per_account"]
     result = {
         "events": len(events), "mean_prompt_words": round(words), "seconds": round(seconds, 2),
         "events_per_second": round(rate), "us_per_event": round(1e6 / rate, 1),
+        "events_per_second_account_path": round(rate_account_path),
         "accounts_tracked_for_memory": args.accounts, "packed_bytes_per_account": round(packed),
         "heap_bytes_per_account": round(heap),
         **split,
@@ -143,9 +173,18 @@ def main() -> None:
         f"{heap:.0f} B on the heap per account (state + keys + store)"
     )
     print(
+        f"per-account path alone (as the worker's detect agent runs it; the cluster stage is another "
+        f"agent): {rate_account_path:,.0f} events/s ({1e6 / rate_account_path:.1f} µs/event)"
+    )
+    print(
         f"per event: decode {split['decode_us']} µs, features from prompt text {split['features_us']} µs, "
         f"state + scoring + policy {split['state_scoring_policy_us']} µs"
     )
+    for n in [args.accounts] + [int(x) for x in args.state_accounts.split(",") if x]:
+        m = memory if n == args.accounts else bytes_per_account(n)
+        print(f"memory at {n:,} accounts: {m['packed_bytes_per_account']:.0f} B packed state and "
+              f"{m['heap_bytes_per_account']:.0f} B on the heap per account, of which the cluster stage "
+              f"{m['cluster_stage_bytes_per_account']:.0f} B; {m['clusters']:,} clusters")  # fmt: skip
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
