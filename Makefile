@@ -18,6 +18,7 @@ $(BIN)/distillguard: pyproject.toml | system-deps
 
 setup: system-deps $(BIN)/distillguard  ## create .venv with the package and dev tools, fetch Kafka's jars
 	$(KAFKA) fetch
+	$(BIN)/python deploy/compose/fetch_schema.py
 
 system-deps:  ## install missing Debian packages (JDK, Maven, promtool, amtool, chromium)
 	bash deploy/system-deps.sh

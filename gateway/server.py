@@ -284,6 +284,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", default=os.environ.get("DISTILLGUARD_BROKER_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--fail-mode", choices=("open", "closed"), default="open")
     parser.add_argument(
@@ -299,7 +300,7 @@ def main() -> None:
         verify_keys=os.environ.get("DISTILLGUARD_VERIFY_KEYS", GatewayConfig.verify_keys),
     )
     logging.basicConfig(level=logging.INFO)
-    web.run_app(create_app(cfg), host="127.0.0.1", port=args.port)
+    web.run_app(create_app(cfg), host=args.host, port=args.port)
 
 
 if __name__ == "__main__":
