@@ -107,7 +107,7 @@ def faust_ceiling(bootstrap: str, n: int, run: Path, *, table_writes: bool) -> f
 
 
 def live_events(rate: float, seconds: float, seed: int = 3) -> list[tuple[float, bytes]]:
-    """(send at, value): people plus ten fast harvesters, stamped with the wall clock when sent."""
+    """(send at, value): people plus 50 fast harvesters, stamped with the wall clock when sent."""
     rng = random.Random(seed)
     distill = distill_pool()
     start = time.time() + 2.0
@@ -116,7 +116,7 @@ def live_events(rate: float, seconds: float, seed: int = 3) -> list[tuple[float,
         at = start + i / rate
         if rng.random() < 0.1:
             account, prompt = (
-                f"live-harvester-{rng.randrange(10)}",
+                f"live-harvester-{rng.randrange(50)}",
                 COT_TEMPLATES[0].format(content=rng.choice(distill)),
             )
         else:
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=50_000)
     parser.add_argument("--live-seconds", type=float, default=30.0)
     parser.add_argument("--live-rate", type=float, default=2000.0)
+    parser.add_argument("--batch-seconds", type=float, default=1.0, help="the worker's --batch-seconds")
     parser.add_argument("--profile", type=Path, help="run the worker under py-spy; collapsed stacks here")
     args = parser.parse_args(argv)
 
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             str(metrics_port),
             "--triage-port",
             "0",
+            "--batch-seconds",
+            str(args.batch_seconds),
         ]
         worker = subprocess.Popen(command, cwd=REPO, stdout=open(run / "worker.log", "wb"),
                                   stderr=subprocess.STDOUT)  # fmt: skip
@@ -265,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         lat = sorted(latencies(bootstrap, since))
         if lat:
             p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-            print(f"decision latency under {args.live_rate:,.0f} events/s: p50 {p50:.2f} s, p99 {p99:.2f} s "
+            print(f"decision latency under {args.live_rate:,.0f} events/s, batches of up to {args.batch_seconds} s: "
+                  f"p50 {p50:.2f} s, p99 {p99:.2f} s "
                   f"over {len(lat)} decisions")  # fmt: skip
         else:
             print("decision latency: no decisions in the live phase")

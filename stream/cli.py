@@ -39,6 +39,7 @@ def _worker(args: argparse.Namespace) -> int:
         mode=args.mode,
         rules=args.rules,
         lift_seconds=args.lift_seconds,
+        batch_seconds=args.batch_seconds,
     )
     health = Health()
     if settings.metrics_port:
@@ -208,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.lift_seconds,
         help="how often expired decisions are lifted (default %(default)s)",
+    )
+    w.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=defaults.batch_seconds,
+        help="longest wait for a batch: decision latency vs. changelog writes per hot account (default %(default)s)",
     )
     w.add_argument("--loglevel", default="warning")
     w.set_defaults(func=_worker)
