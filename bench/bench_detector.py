@@ -137,7 +137,6 @@ def bytes_per_account(n_accounts: int, events_per_account: int = 2, pool: int = 
         "heap_bytes_per_account": heap / len(store),
         "cluster_stage_bytes_per_account": clusters_heap / len(store),
         "clusters": len(clusters),
-        "cluster_stage_bytes_per_cluster_member": clusters_heap / max(1, sum(len(c[0]) for c in clusters.values())),
     }
 
 
