@@ -282,8 +282,9 @@ def create_app(
     @app.timer(interval=settings.cluster_idle_tick_seconds)  # type: ignore[untyped-decorator]
     async def tick_when_partials_pause() -> None:
         """Event time only moves when partials arrive: at the end of a burst, score what was merged
-        since the last tick instead of waiting for traffic that may not come."""
-        if engine.cluster_stage.pending:
+        since the last tick instead of waiting for traffic that may not come. Not while stopping: the
+        producer may be gone (the next tick after a restart scores the same clusters)."""
+        if engine.cluster_stage.pending and not app.should_stop:
             await tick_clusters()
 
     @app.agent(verdicts, name="apply-cluster-verdicts")
@@ -348,6 +349,8 @@ def create_app(
     @app.timer(interval=settings.lift_seconds)  # type: ignore[untyped-decorator]
     async def lift_expired() -> None:
         """Publish a tombstone for every decision whose TTL has passed (wall clock ≈ event time live)."""
+        if app.should_stop:  # the producer may be gone; the next worker lifts them
+            return
         await warm_partitioner(app, (states, active))
         now = time.time()
         in_force = {k: active_entry(v) for k, v in list(active.items())}
@@ -368,6 +371,8 @@ def create_app(
     @app.timer(interval=settings.housekeeping_seconds)  # type: ignore[untyped-decorator]
     async def housekeeping() -> None:
         """Evict idle accounts (by event time) and checkpoint the models."""
+        if app.should_stop:  # the producer may be gone; the next worker's pass does it
+            return
         await warm_partitioner(app, (states, active))
         if latest_ts:
             metrics.evicted_accounts.inc(engine.evict(latest_ts - cfg.window.idle_horizon_seconds))
