@@ -38,6 +38,7 @@ __all__ = ["Engine", "MemoryStore", "ModelRegistry"]
 _MAX_MODELS = 1024  # distinct model names remembered; a flood of junk names cannot grow memory
 _LAUNCH_GRACE = 3600.0  # models seen in the first hour of a stream are not "new": they were already there
 _TOP_EXPLANATIONS = 5
+_SWEEP_EVERY = 3600.0  # event-time seconds between idle-account sweeps when under the account cap
 #: Unpacked states kept for hot accounts: ~4 KB each unpacked vs ~0.9 KB packed, so 20,000 cost ~80 MB.
 _CACHE_SIZE = 20_000
 
@@ -165,6 +166,7 @@ class Engine:
         self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly)
         self.local_clusters = local_clusters
         self._drained_at = 0.0
+        self._swept_at = -math.inf  # event time of the last eviction sweep
         self._seq = 0
         self._ticks = 0
         #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
@@ -354,9 +356,17 @@ class Engine:
 
     def evict(self, before: float) -> int:
         """Forget accounts idle since ``before`` (event time) and, beyond ``[window] max_tracked_accounts``,
-        those with the least evidence, cached or stored; returns how many."""
+        those with the least evidence, cached or stored; returns how many.
+
+        A sweep reads every stored state, so idle accounts are swept at most once per hour of event time
+        (the idle horizon is days); over the cap, at every call.
+        """
         self.flush()
-        evicted = self.store.evict(before, self.cfg.window.max_tracked_accounts)
+        cap = self.cfg.window.max_tracked_accounts
+        if len(self.store) <= cap and before - self._swept_at < _SWEEP_EVERY:
+            return 0
+        self._swept_at = before
+        evicted = self.store.evict(before, cap)
         for account_id in evicted:
             self.cache.pop(account_id, None)
         return len(evicted)

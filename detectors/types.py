@@ -75,6 +75,9 @@ class StateStore(Protocol):
     def put(self, key: str, value: bytes) -> None:
         """Store ``value`` for ``key``."""
 
+    def __len__(self) -> int:
+        """How many states are stored."""
+
     def evict(self, before: float, keep: int) -> list[str]:
         """Forget states idle since ``before`` and, beyond ``keep`` states, those with least evidence
         (:func:`detectors.account_state.to_evict`); returns the keys forgotten."""

@@ -79,6 +79,17 @@ def test_engine_evicts_idle_accounts_by_event_time() -> None:
     assert len(store) == 1 and list(engine.cache) == ["active"]
 
 
+def test_idle_sweeps_read_the_store_at_most_once_an_hour_of_event_time_under_the_cap() -> None:
+    """A sweep reads every stored state (a second at a million accounts): replay asks every 5,000 events."""
+    engine = Engine(MemoryStore())
+    engine.process(make_event(0, account="old", ts=T0))
+    horizon = engine.cfg.window.idle_horizon_seconds
+    assert engine.evict(before=T0 - 1.0) == 0  # swept: nothing idle yet
+    assert engine.evict(before=T0 + 1.0) == 0  # "old" is idle now, but the last sweep was a second ago
+    assert engine.evict(before=T0 + 3600.0) == 1
+    assert horizon > 3600.0  # so an hour's delay in forgetting is small against the horizon
+
+
 def test_an_account_id_flood_is_evicted_first_and_memory_stays_bounded() -> None:
     """Millions of one-request ids (here 60,000 against caps of a few thousand) must neither grow
     memory with the flood nor push out the evidence of an account that is actually busy."""
