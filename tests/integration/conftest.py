@@ -10,14 +10,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from sim import personas as P
 from tests.conftest import KAFKA_SH, REPO, free_port, free_port_block
 
 
@@ -122,6 +124,22 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> N
         producer.send(topic, key=key, value=value)
     producer.flush()
     producer.close()
+
+
+def harvest(account: str, start: float, n: int) -> list[tuple[bytes, bytes]]:
+    """``n`` requests of the simulator's CoT harvester from ``start``, as (key, value) records."""
+    events = P.cot_harvester(account, random.Random(account), start, hours=n * 5 / 3600)[:n]
+    return [(account.encode(), orjson.dumps(e)) for e in events]
+
+
+def eventually(check: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``check`` until it holds or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return check()
 
 
 def read_until(bootstrap: str, topic: str, done: Any, timeout: float = 60.0) -> list[Any]:

@@ -3,29 +3,21 @@ event produced before, during and after the outage is processed, and decisions k
 
 from __future__ import annotations
 
-import random
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from sim import personas as P
 from stream.topics import group_lag, wait_for_topics
 from tests.conftest import KAFKA_SH
-from tests.integration.conftest import new_worker, produce, read_until
+from tests.integration.conftest import eventually, harvest, new_worker, produce, read_until
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000.0
-
-
-def harvest(account: str, start: float, n: int) -> list[tuple[bytes, bytes]]:
-    events = P.cot_harvester(account, random.Random(account), start, hours=n * 5 / 3600)[:n]
-    return [(account.encode(), orjson.dumps(e)) for e in events]
 
 
 def test_the_worker_survives_a_broker_restart_and_catches_up(own_broker: tuple[str, dict[str, str]],
@@ -52,10 +44,7 @@ def test_the_worker_survives_a_broker_restart_and_catches_up(own_broker: tuple[s
         produce(bootstrap, "llm.requests", harvest(after, T0 + 7200, 200))
         throttle = read_until(bootstrap, "distillguard.throttle", decided(after), timeout=180)
         assert decided(after)(throttle), worker.log()
-        deadline = time.monotonic() + 120
-        while group_lag(bootstrap, worker.app_id) > 0 and time.monotonic() < deadline:
-            time.sleep(1)
-        assert group_lag(bootstrap, worker.app_id) == 0, worker.log()  # nothing left behind
+        assert eventually(lambda: group_lag(bootstrap, worker.app_id) == 0, 120), worker.log()  # nothing behind
     finally:
         worker.stop()
     assert "Traceback" not in worker.log_path.read_text(errors="replace"), worker.log()

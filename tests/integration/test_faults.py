@@ -22,7 +22,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from sim import personas as P
 from stream.topics import group_lag
 from tests.conftest import make_event
-from tests.integration.conftest import new_worker, produce, read_until
+from tests.integration.conftest import eventually, new_worker, produce, read_until
 
 pytestmark = pytest.mark.integration
 
@@ -64,10 +64,8 @@ def test_a_worker_killed_mid_stream_loses_nothing(own_broker: tuple[str, dict[st
 
         worker.start()
         worker.wait_ready()
-        deadline = time.monotonic() + 120
-        while group_lag(kafka_bootstrap, worker.app_id) > 0 and time.monotonic() < deadline:
-            time.sleep(1)
-        assert group_lag(kafka_bootstrap, worker.app_id) == 0, worker.log()  # every event processed (at-least-once)
+        # every event processed (at-least-once)
+        assert eventually(lambda: group_lag(kafka_bootstrap, worker.app_id) == 0, 120), worker.log()
 
         decisions = ours(read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: False, timeout=5))
         ids: dict[tuple[str, str, float], set[str]] = defaultdict(set)

@@ -5,35 +5,26 @@ after the kill are all processed, their harvester is decided, and the gateway se
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner.default import murmur2
 
 from gateway.client import ThrottleTable
-from sim import personas as P
 from stream.settings import WorkerSettings
 from stream.topics import group_lag, wait_for_topics
-from tests.integration.conftest import ThreeNodes, new_worker, read_until
+from tests.integration.conftest import ThreeNodes, eventually, harvest, new_worker, read_until
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000.0
 PARTITIONS = 4
-
-
-def harvest(account: str, start: float, n: int = 200) -> list[tuple[bytes, bytes]]:
-    events = P.cot_harvester(account, random.Random(account), start, hours=n * 5 / 3600)[:n]
-    return [(account.encode(), orjson.dumps(e)) for e in events]
 
 
 def send(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -70,15 +61,6 @@ def gateway_table(three_nodes: ThreeNodes) -> Iterator[ThrottleTable]:
         thread.join(timeout=10)
 
 
-def eventually(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    return check()
-
-
 def test_worker_and_gateway_recover_when_a_partition_leader_is_killed(
     three_nodes: ThreeNodes, gateway_table: ThrottleTable, tmp_path: Path
 ) -> None:
@@ -97,7 +79,7 @@ def test_worker_and_gateway_recover_when_a_partition_leader_is_killed(
         worker.start()
         worker.wait_ready()
         wait_for_topics(everyone, {"llm.requests", "distillguard.throttle"})
-        send(everyone, harvest(before, T0))
+        send(everyone, harvest(before, T0, 200))
         throttle = read_until(everyone, "distillguard.throttle", decided(before), timeout=120)
         assert decided(before)(throttle), worker.log()
         assert eventually(lambda: gateway_table.check(before) is not None, 30)
@@ -105,7 +87,7 @@ def test_worker_and_gateway_recover_when_a_partition_leader_is_killed(
         victim = leader_of(everyone, after.encode())
         three_nodes.kill(victim)
         survivors = three_nodes.bootstrap(*(n for n in (1, 2, 3) if n != victim))
-        send(survivors, harvest(after, T0 + 7200))  # to a partition whose leader is gone
+        send(survivors, harvest(after, T0 + 7200, 200))  # to a partition whose leader is gone
 
         throttle = read_until(survivors, "distillguard.throttle", decided(after), timeout=180)
         assert decided(after)(throttle), worker.log()

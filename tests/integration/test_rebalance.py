@@ -18,7 +18,7 @@ import pytest
 from sim import personas as P
 from stream.topics import group_lag, wait_for_topics
 from tests.conftest import free_port
-from tests.integration.conftest import WorkerProcess, produce, read_until
+from tests.integration.conftest import WorkerProcess, eventually, produce, read_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,10 +70,8 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(kafka_bootstrap: st
         workers[0].stop()  # one leaves: rebalance again
         sender.join()
 
-        deadline = time.monotonic() + 180
-        while group_lag(kafka_bootstrap, app_id) > 0 and time.monotonic() < deadline:
-            time.sleep(1)
-        assert group_lag(kafka_bootstrap, app_id) == 0, [w.log() for w in workers]  # every record processed
+        # every record processed
+        assert eventually(lambda: group_lag(kafka_bootstrap, app_id) == 0, 180), [w.log() for w in workers]
 
         keys = {f"account:{a}".encode() for a in harvesters + pool}
 
