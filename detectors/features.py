@@ -6,17 +6,15 @@ numbers and four 32-bit hashes of the masked prompt skeleton.
 
 from __future__ import annotations
 
-import operator
 import re
 import tomllib
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import mmh3
 import re2
 
+from detectors import _skeleton
 from detectors.config import RULES_DIR
 from detectors.types import RequestEvent
 
@@ -28,6 +26,7 @@ __all__ = [
     "extract",
     "load_phrasebook",
     "masked_sample",
+    "skeleton_bytes",
     "skeleton_words",
     "template_fingerprint",
 ]
@@ -38,13 +37,7 @@ CATEGORIES = ("chat", "coding", "agentic", "data_analysis", "math_reasoning", "w
 FAMILIES = ("cot", "reconstruct", "debug", "rubric", "rewrite", "role")
 
 _FINGERPRINT_K = 4  # bottom-k shingle hashes kept per request (Blacklight keeps 50 of far longer queries)
-_HEAD_WORDS, _TAIL_WORDS = 24, 8  # skeleton = first and last words: where templates put their frame
-_MASK32 = 0xFFFFFFFF
 _CHAT_MAX_WORDS = 60  # an uncategorized prompt shorter than this is chat, longer is "other"
-# Digits and ASCII punctuation become spaces (bytes.translate: ~6x faster than str.translate with a
-# dict), so numbers, ids and formatting drop out of the skeleton; non-ASCII letters stay word bytes.
-_PUNCT = b"0123456789.,;:!?()[]{}<>\"'`*#|/\\=+-_~^%$@&"
-_SKELETON_TABLE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _SKELETON_HEAD_CHARS, _SKELETON_TAIL_CHARS = 400, 150  # enough text for the head and tail words
 # Python's re, not RE2, for this substitution: re2's sub() is written in Python and slow with many hits.
 _QUOTED = re.compile(r'```.*?```|"[^"\n]{1,400}"|`[^`\n]{1,200}`', re.S)
@@ -160,42 +153,44 @@ def masked_sample(event: RequestEvent, book: PhraseBook, max_chars: int = 240) -
     return b" ".join(words).decode("utf-8", "replace")[:max_chars]
 
 
-def skeleton_words(text: str) -> list[bytes]:
-    """The masked skeleton of a prompt as words: lowercased; code, quoted input, numbers and
-    punctuation removed; only the first and last words kept.
+def skeleton_bytes(text: str) -> bytes:
+    """What a prompt's template is read from: its head and tail, lowercased UTF-8, with code and
+    quoted input removed. Numbers and punctuation go later, as word separators.
 
-    >>> skeleton_words('Rate "the cat sat" on a scale of 1 to 10: ```x = 1```')
-    [b'rate', b'on', b'a', b'scale', b'of', b'to']
+    >>> skeleton_bytes('Rate "the cat sat" on a scale of 1 to 10: ```x = 1```')
+    b'rate   on a scale of 1 to 10:  '
     """
     if len(text) > _SKELETON_HEAD_CHARS + _SKELETON_TAIL_CHARS:
         text = text[:_SKELETON_HEAD_CHARS] + "\n" + text[-_SKELETON_TAIL_CHARS:]
     if '"' in text or "`" in text:
         text = _QUOTED.sub(" ", text)
-    words = text.lower().encode("utf-8", "replace").translate(_SKELETON_TABLE).split()
-    if len(words) > _HEAD_WORDS + _TAIL_WORDS:
-        words = words[:_HEAD_WORDS] + words[-_TAIL_WORDS:]
-    return words
+    return text.lower().encode("utf-8", "replace")
 
 
-def template_fingerprint(words: list[bytes], k: int = _FINGERPRINT_K) -> tuple[int, ...]:
-    """Bottom-``k`` 32-bit hashes of word 3-shingles: MurmurHash3 per word, then CPython's tuple hash
-    (xxHash-based, not salted for ints) per shingle — all in C, ~9 µs for a skeleton. Tuple hashing
-    is stable for a given CPython minor version; the project pins 3.11 and a golden test pins values.
+def skeleton_words(text: str) -> list[bytes]:
+    """The masked skeleton of a prompt as words: ASCII digits and punctuation separate words, and only
+    the first 24 and last 8 words are kept (where templates put their frame). Split in C.
+
+    >>> skeleton_words('Rate "the cat sat" on a scale of 1 to 10: ```x = 1```')
+    [b'rate', b'on', b'a', b'scale', b'of', b'to']
+    """
+    return _skeleton.words(skeleton_bytes(text))
+
+
+def template_fingerprint(text: str, k: int = _FINGERPRINT_K) -> tuple[int, tuple[int, ...]]:
+    """(word count, fingerprint) of a prompt's skeleton: the bottom-``k`` 32-bit hashes of the word
+    3-shingles of :func:`skeleton_words`, with MurmurHash3 (``mmh3.hash``) per word and CPython 3.11's
+    tuple hash per shingle, computed in C (``detectors/_skeleton.c``, ~1 µs). The definition, in
+    Python, is the test that pins the C code to it (``tests/detectors/test_features.py``).
 
     One template filled with different content shares most of its smallest hashes.
 
-    >>> a = template_fingerprint(skeleton_words("You are an expert analyst. Explain step by step: why is the sky blue"))
-    >>> b = template_fingerprint(skeleton_words("You are an expert analyst. Explain step by step: why do cats purr"))
+    >>> _, a = template_fingerprint("You are an expert analyst. Explain step by step: why is the sky blue")
+    >>> _, b = template_fingerprint("You are an expert analyst. Explain step by step: why do cats purr")
     >>> len(set(a) & set(b)) >= 2
     True
     """
-    if not words:
-        return ()
-    hashed = list(map(mmh3.hash, words))
-    if len(hashed) < 3:
-        return tuple(sorted({h & _MASK32 for h in hashed}))[:k]
-    shingles = set(map(operator.and_, map(hash, zip(hashed, hashed[1:], hashed[2:], strict=False)), repeat(_MASK32)))
-    return tuple(sorted(shingles)[:k])
+    return _skeleton.fingerprint(skeleton_bytes(text), k)
 
 
 def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
@@ -208,15 +203,15 @@ def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
         families |= f2
         categories |= c2
     cot = max([w for i, w in enumerate(book.weights) if families >> i & 1], default=0.0) if families else 0.0
-    words = skeleton_words(system + "\n" + prompt if system else prompt)
+    n_words, template = template_fingerprint(system + "\n" + prompt if system else prompt)
     n_tools = event.get("n_tools") or 0
-    category = _category(categories, n_tools, event.get("endpoint") or "", len(words), book)
+    category = _category(categories, n_tools, event.get("endpoint") or "", n_words, book)
     input_tokens = event["input_tokens"]
     return RequestFeatures(
         cot=cot,
         families=families,
         category=category,
-        template=template_fingerprint(words),
+        template=template,
         ratio=event["output_tokens"] / input_tokens if input_tokens else float(event["output_tokens"]),
         n_tools=n_tools,
         thinking=bool(event.get("thinking")),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import mmh3
 import pytest
 
 from detectors.features import (
@@ -9,10 +12,11 @@ from detectors.features import (
     FAMILIES,
     extract,
     load_phrasebook,
+    skeleton_bytes,
     skeleton_words,
     template_fingerprint,
 )
-from sim import realdata
+from sim import personas, realdata
 
 BOOK = load_phrasebook()
 
@@ -121,7 +125,51 @@ def test_skeleton_masks_numbers_quotes_and_code() -> None:
     assert skeleton_words('Sum 17 and 25 in "my file.txt" with ```print(1)```') == skeleton_words(
         'Sum 3 and 99 in "other.csv" with ```x = 2```'
     )
-    assert template_fingerprint([]) == ()
+    assert template_fingerprint("") == (0, ())
+    assert template_fingerprint("12 + 7 = ?") == (0, ())
+
+
+# The definition of the skeleton and its fingerprint, in Python; the C code must agree with it exactly
+# (packed states and cluster partials carry these hashes, so a change would split every template).
+_SEPARATORS = b"0123456789.,;:!?()[]{}<>\"'`*#|/\\=+-_~^%$@&"
+_TO_SPACE = bytes.maketrans(_SEPARATORS, b" " * len(_SEPARATORS))
+
+
+def defined_words(text: str) -> tuple[int, list[bytes]]:
+    words = skeleton_bytes(text).translate(_TO_SPACE).split()
+    return len(words), words if len(words) <= 32 else words[:24] + words[-8:]
+
+
+def defined_fingerprint(text: str, k: int = 4) -> tuple[int, tuple[int, ...]]:
+    n, words = defined_words(text)
+    hashed = [mmh3.hash(w) for w in words]
+    if len(hashed) < 3:
+        return n, tuple(sorted({h & 0xFFFFFFFF for h in hashed}))[:k]
+    shingles = {hash((a, b, c)) & 0xFFFFFFFF for a, b, c in zip(hashed, hashed[1:], hashed[2:], strict=False)}
+    return n, tuple(sorted(shingles)[:k])
+
+
+def edge_cases() -> list[str]:
+    rng = random.Random(5)
+    vocabulary = ["a", "ab", "abc", "abcd", "abcde", "größe", "日本語", "x_y", "you", "step", "Über", "ça"]
+    texts = ["", "one", "one two", "one two three", "Café crème, s'il vous plaît!", "\t\x0b\x0c tabs\r\n"]
+    texts += [" ".join(f"w{i}" for i in range(n)) for n in (31, 32, 33, 40, 200)]
+    texts += [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 60))) for _ in range(300)]
+    texts += [t.format(content="why is the sky blue?") for t in personas.COT_TEMPLATES]
+    return texts
+
+
+def test_the_c_skeleton_and_fingerprint_match_their_definition() -> None:
+    texts = edge_cases()
+    if realdata.available():
+        texts += realdata.benign_prompts()[:3000] + realdata.distill_prompts()[:3000]
+    for text in texts:
+        assert skeleton_words(text) == defined_words(text)[1], text
+        assert template_fingerprint(text) == defined_fingerprint(text), text
+    assert (
+        template_fingerprint("you are an expert. explain step by step", k=2)[1]
+        == defined_fingerprint("you are an expert. explain step by step", k=2)[1]
+    )
 
 
 def test_token_ratio_tools_and_turns_are_carried() -> None:

@@ -1,0 +1,229 @@
+/* The template fingerprint's inner loop in C: skeleton words → bottom-k shingle hashes.
+ *
+ * detectors/features.py defines what this computes (template_fingerprint of skeleton_words, after
+ * the quoted-input removal and lowercasing it does in Python); tests/detectors/test_skeleton.py checks
+ * that both give the same values on the real corpora. Per prompt: one pass over the bytes to find the
+ * words (ASCII digits and punctuation are separators, as in Python's bytes.translate + split), then
+ * MurmurHash3 (x86, 32-bit, seed 0: mmh3.hash) per word and CPython 3.11's tuple hash per 3-shingle.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HEAD_WORDS 24
+#define TAIL_WORDS 8
+#define MAX_K 64
+
+static unsigned char is_separator[256];
+
+static void init_separators(void) {
+    const char *punct = "0123456789.,;:!?()[]{}<>\"'`*#|/\\=+-_~^%$@&";
+    for (const char *p = punct; *p; p++) is_separator[(unsigned char)*p] = 1;
+    /* bytes.split() with no argument splits on ASCII whitespace */
+    const char *space = " \t\n\r\x0b\x0c";
+    for (const char *p = space; *p; p++) is_separator[(unsigned char)*p] = 1;
+}
+
+static inline uint32_t rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+/* MurmurHash3_x86_32 (public domain, Austin Appleby), as mmh3.hash computes it. */
+static int32_t murmur3_32(const unsigned char *data, Py_ssize_t len) {
+    const uint32_t c1 = 0xcc9e2d51, c2 = 0x1b873593;
+    uint32_t h1 = 0;
+    Py_ssize_t nblocks = len / 4;
+    for (Py_ssize_t i = 0; i < nblocks; i++) {
+        uint32_t k1;
+        memcpy(&k1, data + 4 * i, 4); /* little-endian hosts, like mmh3's wheels */
+        k1 *= c1;
+        k1 = rotl32(k1, 15);
+        k1 *= c2;
+        h1 ^= k1;
+        h1 = rotl32(h1, 13);
+        h1 = h1 * 5 + 0xe6546b64;
+    }
+    const unsigned char *tail = data + 4 * nblocks;
+    uint32_t k1 = 0;
+    switch (len & 3) {
+    case 3: k1 ^= (uint32_t)tail[2] << 16; /* fall through */
+    case 2: k1 ^= (uint32_t)tail[1] << 8;  /* fall through */
+    case 1:
+        k1 ^= tail[0];
+        k1 *= c1;
+        k1 = rotl32(k1, 15);
+        k1 *= c2;
+        h1 ^= k1;
+    }
+    h1 ^= (uint32_t)len;
+    h1 ^= h1 >> 16;
+    h1 *= 0x85ebca6b;
+    h1 ^= h1 >> 13;
+    h1 *= 0xc2b2ae35;
+    h1 ^= h1 >> 16;
+    return (int32_t)h1;
+}
+
+/* hash() of a Python int in int32 range: the value itself, except that -1 hashes to -2. */
+static inline uint64_t int_hash(int32_t v) { return (uint64_t)(int64_t)(v == -1 ? -2 : v); }
+
+/* CPython 3.11's tuple hash (Objects/tupleobject.c, xxHash-based) of three ints. */
+static uint64_t tuple3_hash(int32_t a, int32_t b, int32_t c) {
+    const uint64_t p1 = 11400714785074694791ULL, p2 = 14029467366897019727ULL, p5 = 2870177450012600261ULL;
+    uint64_t acc = p5;
+    int32_t items[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        acc += int_hash(items[i]) * p2;
+        acc = (acc << 31) | (acc >> 33);
+        acc *= p1;
+    }
+    acc += 3 ^ (p5 ^ 3527539UL);
+    if (acc == (uint64_t)-1) acc = 1546275796;
+    return acc;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort, drop duplicates, keep the k smallest; returns how many are kept. */
+static int bottom_k(uint32_t *values, int n, int k) {
+    qsort(values, (size_t)n, sizeof(uint32_t), cmp_u32);
+    int kept = 0;
+    for (int i = 0; i < n && kept < k; i++)
+        if (kept == 0 || values[i] != values[kept - 1]) values[kept++] = values[i];
+    return kept;
+}
+
+/* Spans [start, end) of the words of s, as bytes.translate(separators to spaces).split() finds them;
+ * calls visit(ctx, start, end) per word and returns how many there are. */
+typedef int (*visit_fn)(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index);
+
+static Py_ssize_t scan_words(const unsigned char *s, Py_ssize_t n, visit_fn visit, void *ctx) {
+    Py_ssize_t words = 0, i = 0;
+    while (i < n) {
+        while (i < n && is_separator[s[i]]) i++;
+        if (i >= n) break;
+        Py_ssize_t start = i;
+        while (i < n && !is_separator[s[i]]) i++;
+        if (visit(ctx, s, start, i, words) < 0) return -1;
+        words++;
+    }
+    return words;
+}
+
+/* Whether word ``index`` of ``total`` is kept: the first HEAD_WORDS and the last TAIL_WORDS. */
+static inline int kept_word(Py_ssize_t index, Py_ssize_t total) {
+    return index < HEAD_WORDS || index >= total - TAIL_WORDS;
+}
+
+typedef struct {
+    int32_t head[HEAD_WORDS], tail[TAIL_WORDS];
+} word_hashes;
+
+static int hash_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index) {
+    word_hashes *w = ctx;
+    int32_t h = murmur3_32(s + start, end - start);
+    if (index < HEAD_WORDS) w->head[index] = h;
+    w->tail[index % TAIL_WORDS] = h;
+    return 0;
+}
+
+PyDoc_STRVAR(fingerprint_doc,
+"fingerprint(skeleton: bytes, k: int) -> tuple[int, tuple[int, ...]]\n\n"
+"Word count of a lowercased, quote-stripped skeleton (before keeping the first and last words) and\n"
+"the bottom-k 32-bit hashes of its word 3-shingles (features.template_fingerprint).");
+
+static PyObject *fingerprint(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    int k;
+    if (!PyArg_ParseTuple(args, "y*i", &buf, &k)) return NULL;
+    if (k < 0 || k > MAX_K) {
+        PyBuffer_Release(&buf);
+        return PyErr_Format(PyExc_ValueError, "k must be in 0..%d", MAX_K);
+    }
+    word_hashes w; /* the first HEAD_WORDS, and a ring of the last TAIL_WORDS */
+    Py_ssize_t words = scan_words(buf.buf, buf.len, hash_word, &w);
+    PyBuffer_Release(&buf);
+
+    int32_t kept[HEAD_WORDS + TAIL_WORDS];
+    int m = 0;
+    for (Py_ssize_t i = 0; i < words; i++)
+        if (kept_word(i, words)) kept[m++] = i < HEAD_WORDS ? w.head[i] : w.tail[i % TAIL_WORDS];
+    uint32_t hashes[HEAD_WORDS + TAIL_WORDS];
+    int nh = 0;
+    if (m < 3) {
+        for (int w = 0; w < m; w++) hashes[nh++] = (uint32_t)kept[w];
+    } else {
+        for (int w = 0; w + 2 < m; w++) hashes[nh++] = (uint32_t)tuple3_hash(kept[w], kept[w + 1], kept[w + 2]);
+    }
+    int nk = bottom_k(hashes, nh, k);
+    PyObject *fp = PyTuple_New(nk);
+    if (fp == NULL) return NULL;
+    for (int j = 0; j < nk; j++) {
+        PyObject *v = PyLong_FromUnsignedLong(hashes[j]);
+        if (v == NULL) {
+            Py_DECREF(fp);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(fp, j, v);
+    }
+    return Py_BuildValue("nN", words, fp);
+}
+
+typedef struct {
+    PyObject *list;
+    Py_ssize_t total;
+} word_list;
+
+static int append_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index) {
+    word_list *w = ctx;
+    if (!kept_word(index, w->total)) return 0;
+    PyObject *word = PyBytes_FromStringAndSize((const char *)s + start, end - start);
+    if (word == NULL) return -1;
+    int rc = PyList_Append(w->list, word);
+    Py_DECREF(word);
+    return rc;
+}
+
+static int count_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index) {
+    return 0;
+}
+
+PyDoc_STRVAR(words_doc,
+"words(skeleton: bytes) -> list[bytes]\n\n"
+"The first and last words of a lowercased, quote-stripped skeleton (features.skeleton_words).");
+
+static PyObject *words(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
+    word_list w = {PyList_New(0), 0};
+    if (w.list == NULL) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    w.total = scan_words(buf.buf, buf.len, count_word, NULL);
+    Py_ssize_t rc = scan_words(buf.buf, buf.len, append_word, &w);
+    PyBuffer_Release(&buf);
+    if (rc < 0) {
+        Py_DECREF(w.list);
+        return NULL;
+    }
+    return w.list;
+}
+
+static PyMethodDef methods[] = {
+    {"fingerprint", fingerprint, METH_VARARGS, fingerprint_doc},
+    {"words", words, METH_VARARGS, words_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "detectors._skeleton",
+    "Template fingerprints in C (see detectors/features.py for the definition).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__skeleton(void) {
+    init_separators();
+    return PyModule_Create(&module);
+}
