@@ -31,6 +31,7 @@ from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
+from stream.faust_patches import commit_past_duplicate_acks
 from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings, bootstrap_servers
@@ -134,6 +135,7 @@ def create_app(
     settings: WorkerSettings, metrics: WorkerMetrics | None = None, health: Health | None = None
 ) -> faust.App:
     """Build the Faust app; nothing connects until a worker starts it."""
+    commit_past_duplicate_acks()
     health = health or Health()
     cfg = load_scoring(settings.rules)
     metrics = metrics or WorkerMetrics.create(cfg.policy)

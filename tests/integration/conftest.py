@@ -78,7 +78,15 @@ class WorkerProcess:
         self.proc = None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+        """The log's tail, for failure messages; a live worker also dumps what each of its tasks awaits
+        (mode's SIGUSR1 handler), so a stalled worker says where it is stuck."""
+        before = self.log_path.read_text(errors="replace")
+        if self.proc is None or self.proc.poll() is not None:
+            return before[-5000:]
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(3)
+        stacks = self.log_path.read_text(errors="replace")[len(before) :]
+        return f"{before[-5000:]}\n--- tasks of the live worker (SIGUSR1) ---\n{stacks[-30000:]}"
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
