@@ -10,7 +10,7 @@ KAFKA := deploy/kafka/kafka.sh
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(BIN)/distillguard: pyproject.toml detectors/_skeleton.c | system-deps
+$(BIN)/distillguard: pyproject.toml $(wildcard detectors/*.c detectors/*.h) | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

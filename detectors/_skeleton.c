@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_murmur3.h"
+
 #define HEAD_WORDS 24
 #define TAIL_WORDS 8
 #define MAX_K 64
@@ -23,44 +25,6 @@ static void init_separators(void) {
     /* bytes.split() with no argument splits on ASCII whitespace */
     const char *space = " \t\n\r\x0b\x0c";
     for (const char *p = space; *p; p++) is_separator[(unsigned char)*p] = 1;
-}
-
-static inline uint32_t rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
-
-/* MurmurHash3_x86_32 (public domain, Austin Appleby), as mmh3.hash computes it. */
-static int32_t murmur3_32(const unsigned char *data, Py_ssize_t len) {
-    const uint32_t c1 = 0xcc9e2d51, c2 = 0x1b873593;
-    uint32_t h1 = 0;
-    Py_ssize_t nblocks = len / 4;
-    for (Py_ssize_t i = 0; i < nblocks; i++) {
-        uint32_t k1;
-        memcpy(&k1, data + 4 * i, 4); /* little-endian hosts, like mmh3's wheels */
-        k1 *= c1;
-        k1 = rotl32(k1, 15);
-        k1 *= c2;
-        h1 ^= k1;
-        h1 = rotl32(h1, 13);
-        h1 = h1 * 5 + 0xe6546b64;
-    }
-    const unsigned char *tail = data + 4 * nblocks;
-    uint32_t k1 = 0;
-    switch (len & 3) {
-    case 3: k1 ^= (uint32_t)tail[2] << 16; /* fall through */
-    case 2: k1 ^= (uint32_t)tail[1] << 8;  /* fall through */
-    case 1:
-        k1 ^= tail[0];
-        k1 *= c1;
-        k1 = rotl32(k1, 15);
-        k1 *= c2;
-        h1 ^= k1;
-    }
-    h1 ^= (uint32_t)len;
-    h1 ^= h1 >> 16;
-    h1 *= 0x85ebca6b;
-    h1 ^= h1 >> 13;
-    h1 *= 0xc2b2ae35;
-    h1 ^= h1 >> 16;
-    return (int32_t)h1;
 }
 
 /* hash() of a Python int in int32 range: the value itself, except that -1 hashes to -2. */

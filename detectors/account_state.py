@@ -1,33 +1,35 @@
 """Per-account rolling state in constant memory: a one-hour ring of minute buckets plus a decayed
-day-level summary, packed into ~900 bytes for the state table."""
+day-level summary, packed into ~900 bytes — and kept packed: the bytes are the state.
+
+Per request, ``_fold.c`` folds the request into the bytes in place (~1 µs; in Python the fold was the
+largest per-event cost). Everything else reads and writes fields at fixed offsets of the same bytes,
+so there is no unpacking into objects and packing back: a state goes to the table as it is.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
 import struct
-from array import array
-from collections.abc import Iterable
-from math import isfinite
-from typing import TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
-import mmh3
-
+from detectors import _fold
 from detectors.config import WindowConfig
 from detectors.drift import PageHinkleyState
 from detectors.features import CATEGORIES, RequestFeatures
 
-__all__ = ["AccountState", "STATE_VERSION", "Counters", "to_evict"]
+__all__ = ["AccountState", "HourWindow", "STATE_VERSION", "Counters", "to_evict"]
 
 #: Bumped whenever the packed layout changes; older bytes are discarded instead of misread.
 STATE_VERSION = 2
 
-_MASK32 = 0xFFFFFFFF
+_EMPTY = 0xFFFFFFFF  # an unused slot of a hash array (a real hash of that value is as harmless as any)
 _HH_SLOTS = 8  # space-saving heavy hitters of template hashes
-_HH_PER_REQUEST = 2  # a request's two smallest template hashes feed them (a template's minimum is among them)
 _TEMPLATE_K, _IP_K, _UA_K = 16, 8, 8  # bottom-k sizes of the distinct-count sketches
-_GAP_ALPHA = 0.05  # weight of one gap in the running mean/variance of inter-arrival gaps (ours)
-_SESSION_GAP = 1800.0  # a gap longer than this is an idle period, not part of a session's rhythm
 _HOURS = 24
-K = TypeVar("K")
+_T = TypeVar("_T")
+_K = TypeVar("_K")
 
 
 class Counters:
@@ -37,13 +39,76 @@ class Counters:
     SIZE = 9
 
 
-_HEADER = struct.Struct("<BdddddBdiiI" + "f" * 6)  # ..., gap mean/var, Page-Hinkley state
-_N_FLOATS = Counters.SIZE + len(CATEGORIES) + 2 * _HH_SLOTS
-_N_U32 = _HH_SLOTS + _TEMPLATE_K + _IP_K + _UA_K
+# The packed layout, in order: (name, struct format). Offsets follow; _fold.c must agree (checked below).
+_LAYOUT: tuple[tuple[str, str], ...] = (
+    ("version", "B"), ("first_ts", "d"), ("last_ts", "d"), ("created_ts", "d"), ("last_scored", "d"),
+    ("decay_ts", "d"), ("action_level", "B"), ("action_expires", "d"), ("head", "i"), ("hour_head", "i"),
+    ("hour_mask", "I"), ("gap_mean", "f"), ("gap_var", "f"), ("drift", "4f"), ("drift_ts", "d"),
+    ("counters", f"{Counters.SIZE}f"), ("categories", f"{len(CATEGORIES)}f"), ("hh_counts", f"{_HH_SLOTS}f"),
+    ("hh_errors", f"{_HH_SLOTS}f"), ("hh_keys", f"{_HH_SLOTS}I"), ("templates", f"{_TEMPLATE_K}I"),
+    ("ips", f"{_IP_K}I"), ("uas", f"{_UA_K}I"),
+)  # fmt: skip
+_OFFSETS: dict[str, int] = {}
+_offset = 0
+for _name, _fmt in _LAYOUT:
+    _OFFSETS[_name] = _offset
+    _offset += struct.calcsize("<" + _fmt)
+_OFFSETS["rings"] = _FIXED_SIZE = _offset  # then requests (u16 × buckets), CoT (u16 × buckets), tokens (u32 × buckets)
+if any(_fold.LAYOUT.get(name) != offset for name, offset in _OFFSETS.items()):
+    raise ImportError("detectors/_fold.c and account_state's layout disagree: rebuild with `make setup`")
+
+
+class _Field(Generic[_T]):
+    """One scalar of the packed header, read and written in place."""
+
+    def __init__(self, name: str) -> None:
+        self.struct = struct.Struct("<" + dict(_LAYOUT)[name])
+        self.offset = _OFFSETS[name]
+
+    def __get__(self, state: AccountState, owner: Any = None) -> _T:
+        return self.struct.unpack_from(state.data, self.offset)[0]  # type: ignore[no-any-return]
+
+    def __set__(self, state: AccountState, value: _T) -> None:
+        self.struct.pack_into(state.data, self.offset, value)
+
+
+def _floats(data: bytearray, start: int, size: int) -> memoryview[float]:
+    """A float32 window onto the packed state (writes go to the state)."""
+    return memoryview(data)[start : start + 4 * size].cast("f")
+
+
+def _u32s(data: bytearray, start: int, size: int) -> memoryview[int]:
+    return memoryview(data)[start : start + 4 * size].cast("I")
+
+
+class HourWindow(NamedTuple):
+    requests: int
+    tokens: int
+    burst: int  # requests in the busiest bucket
+
+
+_NO_WINDOW = HourWindow(0, 0, 0)
+
+
+@functools.cache
+def _ring_struct(fmt: str, buckets: int) -> struct.Struct:
+    return struct.Struct(f"<{buckets}{fmt}")
+
+
+@functools.cache
+def _fresh(buckets: int) -> bytes:
+    """The packed state of an account with no requests yet (created_ts 0)."""
+    state = AccountState(bytearray(_FIXED_SIZE + 8 * buckets), buckets)
+    struct.pack_into("<B", state.data, 0, STATE_VERSION)
+    state.head = state.hour_head = -1
+    state.drift = PageHinkleyState()
+    for name, size in (("hh_keys", _HH_SLOTS), ("templates", _TEMPLATE_K), ("ips", _IP_K), ("uas", _UA_K)):
+        struct.pack_into(f"<{size}I", state.data, _OFFSETS[name], *[_EMPTY] * size)
+    return bytes(state.data)
 
 
 class AccountState:
-    """Everything the detector remembers about one account. Time is event time, passed in.
+    """Everything the detector remembers about one account, as its packed bytes. Time is event time.
 
     >>> from detectors.config import load_scoring
     >>> from detectors.features import extract, load_phrasebook
@@ -58,38 +123,29 @@ class AccountState:
     True
     """
 
-    __slots__ = (
-        "first_ts", "last_ts", "created_ts", "last_scored", "decay_ts", "action_level", "action_expires",
-        "head", "hour_head", "hour_mask", "gap_mean", "gap_var", "drift", "drift_ts",
-        "counters", "categories", "hh", "templates", "ips", "uas", "ring_requests", "ring_cot", "ring_tokens",
-    )  # fmt: skip
+    __slots__ = ("data", "buckets")
 
-    def __init__(self) -> None:
-        self.first_ts = self.last_ts = self.created_ts = self.last_scored = self.decay_ts = 0.0
-        self.action_level = 0
-        self.action_expires = 0.0
-        self.head = self.hour_head = -1
-        self.hour_mask = 0
-        self.gap_mean = self.gap_var = 0.0
-        self.drift = PageHinkleyState()
-        self.drift_ts = 0.0
-        self.counters = [0.0] * Counters.SIZE
-        self.categories = [0.0] * len(CATEGORIES)
-        self.hh: dict[int, tuple[float, float]] = {}  # template hash -> (count, overestimate)
-        self.templates: list[int] = []
-        self.ips: list[int] = []
-        self.uas: list[int] = []
-        self.ring_requests = array("H")
-        self.ring_cot = array("H")
-        self.ring_tokens = array("I")
+    first_ts: _Field[float] = _Field("first_ts")
+    last_ts: _Field[float] = _Field("last_ts")
+    created_ts: _Field[float] = _Field("created_ts")
+    last_scored: _Field[float] = _Field("last_scored")
+    action_level: _Field[int] = _Field("action_level")
+    action_expires: _Field[float] = _Field("action_expires")
+    head: _Field[int] = _Field("head")  # index of the newest ring bucket (-1: none yet)
+    hour_head: _Field[int] = _Field("hour_head")
+    hour_mask: _Field[int] = _Field("hour_mask")  # bit i: a request in the hour i hours before hour_head
+    gap_mean: _Field[float] = _Field("gap_mean")
+    gap_var: _Field[float] = _Field("gap_var")
+    drift_ts: _Field[float] = _Field("drift_ts")  # event time of the last detected drift
+
+    def __init__(self, data: bytearray, buckets: int) -> None:
+        self.data = data
+        self.buckets = buckets
 
     @classmethod
     def new(cls, cfg: WindowConfig, created_ts: float) -> AccountState:
-        state = cls()
+        state = cls(bytearray(_fresh(cfg.buckets)), cfg.buckets)
         state.created_ts = created_ts
-        state.ring_requests = array("H", bytes(2 * cfg.buckets))
-        state.ring_cot = array("H", bytes(2 * cfg.buckets))
-        state.ring_tokens = array("I", bytes(4 * cfg.buckets))
         return state
 
     # -- folding one request in ------------------------------------------------------------------
@@ -105,143 +161,125 @@ class AccountState:
         ip: str | None = None,
         user_agent: str | None = None,
     ) -> None:
-        """Fold one request's features into the state."""
-        if self.first_ts == 0.0:
-            self.first_ts = self.decay_ts = ts
-        self._decay(ts, cfg)
-        self._ring_add(ts, f.cot > 0, output_tokens, cfg)
-        self._hours_add(ts)
-        if ts > self.last_ts:
-            if self.last_ts:
-                self._gap_add(ts - self.last_ts)
-            self.last_ts = ts
-        c = self.counters
-        c[Counters.REQUESTS] += 1.0
-        c[Counters.COT] += f.cot
-        c[Counters.ROLE] += f.role
-        c[Counters.SINGLE_TURN] += f.single_turn
-        c[Counters.MAX_HIGH] += f.max_tokens >= cfg.max_tokens_high
-        c[Counters.NEW_MODEL] += new_model
-        c[Counters.RATIO] += f.ratio if isfinite(f.ratio) else 0.0
-        c[Counters.TOOLS] += f.n_tools > 0
-        c[Counters.THINKING] += f.thinking
-        self.categories[f.category] += 1.0
-        for h in f.template[:_HH_PER_REQUEST]:
-            self._hh_add(h)
-        if f.template:
-            _bottom_k_add(self.templates, f.template[0], _TEMPLATE_K)
-        if ip:
-            _bottom_k_add(self.ips, mmh3.hash(ip) & _MASK32, _IP_K)
-        if user_agent:
-            _bottom_k_add(self.uas, mmh3.hash(user_agent) & _MASK32, _UA_K)
+        """Fold one request's features into the state (in C, ``_fold.c``). What it does:
 
-    def _decay(self, ts: float, cfg: WindowConfig) -> None:
-        # Lazy, at most once a minute of event time: hot accounts pay nothing per event.
-        elapsed = ts - self.decay_ts
-        if elapsed < 60.0:
-            return
-        factor = 0.5 ** (elapsed / cfg.half_life_seconds)
-        self.counters = [v * factor for v in self.counters]
-        self.categories = [v * factor for v in self.categories]
-        self.hh = {k: (c * factor, e * factor) for k, (c, e) in self.hh.items()}
-        self.decay_ts = ts
-
-    def _ring_add(self, ts: float, cot: bool, tokens: int, cfg: WindowConfig) -> None:
-        index = int(ts // cfg.bucket_seconds)
-        if index > self.head:
-            n = cfg.buckets
-            if self.head < 0 or index - self.head >= n:
-                self.ring_requests = array("H", bytes(2 * n))
-                self.ring_cot = array("H", bytes(2 * n))
-                self.ring_tokens = array("I", bytes(4 * n))
-            else:
-                for i in range(self.head + 1, index + 1):
-                    slot = i % n
-                    self.ring_requests[slot] = self.ring_cot[slot] = self.ring_tokens[slot] = 0
-            self.head = index
-        elif index <= self.head - cfg.buckets:
-            return  # older than the ring
-        slot = index % cfg.buckets
-        if self.ring_requests[slot] < 0xFFFF:
-            self.ring_requests[slot] += 1
-            self.ring_cot[slot] += cot
-        self.ring_tokens[slot] = min(_MASK32, self.ring_tokens[slot] + tokens)
-
-    def _hours_add(self, ts: float) -> None:
-        hour = int(ts // 3600)
-        if hour > self.hour_head:
-            shift = hour - self.hour_head if self.hour_head >= 0 else _HOURS
-            self.hour_mask = (self.hour_mask << min(shift, _HOURS)) & ((1 << _HOURS) - 1)
-            self.hour_head = hour
-        age = self.hour_head - hour
-        if 0 <= age < _HOURS:
-            self.hour_mask |= 1 << age
-
-    def _gap_add(self, gap: float) -> None:
-        if gap > _SESSION_GAP:
-            return
-        if self.gap_mean == 0.0:
-            self.gap_mean = gap
-            return
-        diff = gap - self.gap_mean
-        self.gap_mean += _GAP_ALPHA * diff
-        self.gap_var = (1 - _GAP_ALPHA) * (self.gap_var + _GAP_ALPHA * diff * diff)
-
-    def _hh_add(self, key: int) -> None:
-        hh = self.hh
-        slot = hh.get(key)
-        if slot is not None:
-            hh[key] = (slot[0] + 1.0, slot[1])
-        elif len(hh) < _HH_SLOTS:
-            hh[key] = (1.0, 0.0)
-        else:  # space-saving: the new key takes the smallest slot; what it inherits is its error bound
-            smallest = min(hh.items(), key=_count)[0]
-            inherited = hh.pop(smallest)[0]
-            hh[key] = (inherited + 1.0, inherited)
+        - decay every counter, the category histogram and the heavy hitters by the half-life, lazily
+          (at most once a minute of event time);
+        - count the request, a CoT-eliciting one and its output tokens in the ring's minute bucket
+          (buckets that rolled past are cleared);
+        - mark its hour in the 24-hour mask; fold the gap since the last request into the running
+          mean/variance of gaps (gaps over 30 minutes are idle periods, not rhythm);
+        - add to the decayed counters (requests, CoT weight, role preamble, single turn, high
+          max_tokens, new model, token ratio, tools, thinking) and its category;
+        - feed its two smallest template hashes to the space-saving heavy hitters, its smallest to
+          the distinct-templates sketch, and MurmurHash3 of its IP and user agent to theirs.
+        """
+        flags = (
+            f.role
+            | f.single_turn << 1
+            | (f.max_tokens >= cfg.max_tokens_high) << 2
+            | new_model << 3
+            | (f.n_tools > 0) << 4
+            | f.thinking << 5
+        )
+        t = f.template
+        _fold.fold(
+            self.data, ts, f.cot, f.ratio, flags, f.category, t[0] if t else -1, t[1] if len(t) > 1 else -1,
+            output_tokens, ip, user_agent, self.buckets, cfg.bucket_seconds, cfg.half_life_seconds,
+        )  # fmt: skip
 
     # -- reading it out --------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> memoryview[float]:
+        return _floats(self.data, _OFFSETS["counters"], Counters.SIZE)
+
+    @property
+    def categories(self) -> memoryview[float]:
+        return _floats(self.data, _OFFSETS["categories"], len(CATEGORIES))
+
+    @property
+    def drift(self) -> PageHinkleyState:
+        """The account's Page-Hinkley detector (a copy: assign it back after updating)."""
+        return PageHinkleyState(*struct.unpack_from("<4f", self.data, _OFFSETS["drift"]))
+
+    @drift.setter
+    def drift(self, value: PageHinkleyState) -> None:
+        struct.pack_into("<4f", self.data, _OFFSETS["drift"], *value.as_tuple())
+
+    def heavy_hitters(self) -> dict[int, tuple[float, float]]:
+        """Template hash -> (decayed count, overestimate) of the space-saving slots in use."""
+        keys = _u32s(self.data, _OFFSETS["hh_keys"], _HH_SLOTS)
+        counts = _floats(self.data, _OFFSETS["hh_counts"], _HH_SLOTS)
+        errors = _floats(self.data, _OFFSETS["hh_errors"], _HH_SLOTS)
+        return {k: (c, e) for k, c, e in zip(keys, counts, errors, strict=True) if c > 0}
+
+    def top_template(self) -> int | None:
+        """The template hash with the largest guaranteed count (count minus overestimate), if any."""
+        top, guaranteed = None, -math.inf
+        keys = _u32s(self.data, _OFFSETS["hh_keys"], _HH_SLOTS)
+        counts = _floats(self.data, _OFFSETS["hh_counts"], _HH_SLOTS)
+        errors = _floats(self.data, _OFFSETS["hh_errors"], _HH_SLOTS)
+        for key, count, error in zip(keys, counts, errors, strict=True):
+            if count > 0 and count - error > guaranteed:
+                top, guaranteed = key, count - error
+        return top
+
+    def _sketch(self, name: str, k: int) -> list[int]:
+        return [h for h in _u32s(self.data, _OFFSETS[name], k) if h != _EMPTY]
 
     def share(self, counter: int, prior: float = 0.0) -> float:
         """Decayed share of requests with a property (``Counters.COT`` etc.), shrunk towards 0 by
         ``prior`` pseudo-requests so that two requests cannot make a share of 100%."""
-        n = self.counters[Counters.REQUESTS] + prior
-        return self.counters[counter] / n if n > 0 else 0.0
+        c = self.counters
+        n = c[Counters.REQUESTS] + prior
+        return c[counter] / n if n > 0 else 0.0
+
+    def window(self, now: float, cfg: WindowConfig) -> HourWindow:
+        """Requests, output tokens and the busiest bucket in the hour of the ring ending at ``now``.
+
+        >>> from detectors.config import load_scoring
+        >>> s = AccountState.new(load_scoring().window, created_ts=0.0)
+        >>> s.window(0.0, load_scoring().window)
+        HourWindow(requests=0, tokens=0, burst=0)
+        """
+        index, head, n = int(now // cfg.bucket_seconds), self.head, self.buckets
+        if head < 0 or index - head >= n:
+            return _NO_WINDOW
+        rings = _OFFSETS["rings"]
+        requests: Sequence[int] = _ring_struct("H", n).unpack_from(self.data, rings)
+        tokens: Sequence[int] = _ring_struct("I", n).unpack_from(self.data, rings + 4 * n)
+        if index != head:  # only the buckets still inside the hour ending at ``now``
+            slots = [i % n for i in range(max(head, index) - n + 1, min(index, head) + 1)]
+            requests, tokens = [requests[i] for i in slots], [tokens[i] for i in slots]
+        return HourWindow(sum(requests), sum(tokens), max(requests, default=0))
 
     def requests_last_hour(self, now: float, cfg: WindowConfig) -> int:
-        return sum(self.ring_window(self.ring_requests, now, cfg))
+        return self.window(now, cfg).requests
 
     def tokens_last_hour(self, now: float, cfg: WindowConfig) -> int:
-        return sum(self.ring_window(self.ring_tokens, now, cfg))
+        return self.window(now, cfg).tokens
 
     def burst_per_bucket(self, now: float, cfg: WindowConfig) -> int:
-        return max(self.ring_window(self.ring_requests, now, cfg), default=0)
-
-    def ring_window(self, ring: array[int], now: float, cfg: WindowConfig) -> array[int] | list[int]:
-        """Buckets of the hour ending at ``now``: the whole ring when ``now`` is in the head bucket."""
-        index = int(now // cfg.bucket_seconds)
-        if self.head < 0 or index - self.head >= cfg.buckets:
-            return []
-        if index == self.head:
-            return ring
-        oldest = max(self.head - cfg.buckets + 1, index - cfg.buckets + 1)
-        return [ring[i % cfg.buckets] for i in range(oldest, min(index, self.head) + 1)]
+        return self.window(now, cfg).burst
 
     def template_top_share(self, prior: float = 0.0) -> float:
         """Share of requests whose skeleton carries the account's most frequent template hash,
         counting only what space-saving guarantees (count minus inherited error)."""
         n = self.counters[Counters.REQUESTS] + prior
-        if not self.hh or n <= 0:
+        hh = self.heavy_hitters()
+        if not hh or n <= 0:
             return 0.0
-        return min(1.0, max([c - e for c, e in self.hh.values()]) / n)
+        return min(1.0, max([c - e for c, e in hh.values()]) / n)
 
     def distinct_templates(self) -> float:
-        return _bottom_k_estimate(self.templates, _TEMPLATE_K)
+        return _bottom_k_estimate(self._sketch("templates", _TEMPLATE_K), _TEMPLATE_K)
 
     def distinct_ips(self) -> float:
-        return _bottom_k_estimate(self.ips, _IP_K)
+        return _bottom_k_estimate(self._sketch("ips", _IP_K), _IP_K)
 
     def distinct_uas(self) -> float:
-        return _bottom_k_estimate(self.uas, _UA_K)
+        return _bottom_k_estimate(self._sketch("uas", _UA_K), _UA_K)
 
     def active_hours(self, now: float) -> int:
         """Hours of the last 24 (ending at ``now``) with at least one request."""
@@ -257,22 +295,7 @@ class AccountState:
     # -- bytes ---------------------------------------------------------------------------------
 
     def pack(self) -> bytes:
-        hh_keys = list(self.hh)[:_HH_SLOTS]
-        header = _HEADER.pack(
-            STATE_VERSION, self.first_ts, self.last_ts, self.created_ts, self.last_scored, self.decay_ts,
-            self.action_level, self.action_expires, self.head, self.hour_head, self.hour_mask,
-            self.gap_mean, self.gap_var, *self.drift.as_tuple(),
-        )  # fmt: skip
-        hh_values = [self.hh[k][0] for k in hh_keys] + [0.0] * (_HH_SLOTS - len(hh_keys))
-        hh_values += [self.hh[k][1] for k in hh_keys]
-        floats = array("f", self.counters + self.categories + hh_values)
-        floats.extend([0.0] * (_N_FLOATS - len(floats)))
-        u32 = array("I", _padded(hh_keys, _HH_SLOTS) + _padded(self.templates, _TEMPLATE_K)
-                    + _padded(self.ips, _IP_K) + _padded(self.uas, _UA_K))  # fmt: skip
-        return b"".join((
-            header, struct.pack("<d", self.drift_ts), floats.tobytes(), u32.tobytes(),
-            self.ring_requests.tobytes(), self.ring_cot.tobytes(), self.ring_tokens.tobytes(),
-        ))  # fmt: skip
+        return bytes(self.data)
 
     @staticmethod
     def evidence(data: bytes) -> tuple[float, float]:
@@ -284,66 +307,27 @@ class AccountState:
         >>> AccountState.evidence(fresh), AccountState.evidence(b"?")
         ((0.0, 0.0), (0.0, 0.0))
         """
-        if len(data) < _HEADER.size + 12 or data[0] != STATE_VERSION:
+        if len(data) < _FIXED_SIZE or data[0] != STATE_VERSION:
             return 0.0, 0.0
-        (last_ts,) = struct.unpack_from("<d", data, 9)
-        (requests,) = struct.unpack_from("<f", data, _HEADER.size + 8)  # counters follow drift_ts
+        (last_ts,) = struct.unpack_from("<d", data, _OFFSETS["last_ts"])
+        (requests,) = struct.unpack_from("<f", data, _OFFSETS["counters"] + 4 * Counters.REQUESTS)
         return float(last_ts), float(requests)
 
     @classmethod
     def unpack(cls, data: bytes | None, cfg: WindowConfig) -> AccountState | None:
         """The state packed in ``data``, or ``None`` for no bytes, another version or another ring size."""
-        n = cfg.buckets
-        size = _HEADER.size + 8 + 4 * _N_FLOATS + 4 * _N_U32 + 8 * n
-        if not data or len(data) != size or data[0] != STATE_VERSION:
+        if not data or len(data) != _FIXED_SIZE + 8 * cfg.buckets or data[0] != STATE_VERSION:
             return None
-        s = cls()
-        (_, s.first_ts, s.last_ts, s.created_ts, s.last_scored, s.decay_ts, s.action_level, s.action_expires,
-         s.head, s.hour_head, s.hour_mask, s.gap_mean, s.gap_var, *ph) = _HEADER.unpack_from(data)  # fmt: skip
-        s.drift = PageHinkleyState(*ph)
-        offset = _HEADER.size
-        (s.drift_ts,) = struct.unpack_from("<d", data, offset)
-        offset += 8
-        floats = array("f", data[offset : offset + 4 * _N_FLOATS]).tolist()
-        offset += 4 * _N_FLOATS
-        u32 = array("I", data[offset : offset + 4 * _N_U32]).tolist()
-        offset += 4 * _N_U32
-        ncat = len(CATEGORIES)
-        s.counters = floats[: Counters.SIZE]
-        s.categories = floats[Counters.SIZE : Counters.SIZE + ncat]
-        hh_counts = floats[Counters.SIZE + ncat : Counters.SIZE + ncat + _HH_SLOTS]
-        hh_errors = floats[Counters.SIZE + ncat + _HH_SLOTS :]
-        s.hh = {k: (c, e) for k, c, e in zip(u32[:_HH_SLOTS], hh_counts, hh_errors, strict=True) if c > 0}
-        rest = u32[_HH_SLOTS:]
-        s.templates = [h for h in rest[:_TEMPLATE_K] if h != _MASK32]
-        s.ips = [h for h in rest[_TEMPLATE_K : _TEMPLATE_K + _IP_K] if h != _MASK32]
-        s.uas = [h for h in rest[_TEMPLATE_K + _IP_K :] if h != _MASK32]
-        s.ring_requests = array("H", data[offset : offset + 2 * n])
-        s.ring_cot = array("H", data[offset + 2 * n : offset + 4 * n])
-        s.ring_tokens = array("I", data[offset + 4 * n : offset + 8 * n])
-        return s
+        return cls(bytearray(data), cfg.buckets)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, AccountState) and self.pack() == other.pack()
+        return isinstance(other, AccountState) and self.data == other.data
 
     def __repr__(self) -> str:
         return (
             f"AccountState(requests={self.counters[Counters.REQUESTS]:.1f}, cot={self.share(Counters.COT):.2f}, "
             f"template_top={self.template_top_share():.2f}, action_level={self.action_level})"
         )
-
-
-def _count(item: tuple[int, tuple[float, float]]) -> float:
-    return item[1][0]
-
-
-def _bottom_k_add(sketch: list[int], h: int, k: int) -> None:
-    """Keep the ``k`` smallest distinct hashes, sorted (a KMV distinct-count sketch)."""
-    if h in sketch or (len(sketch) >= k and h >= sketch[-1]):
-        return
-    sketch.append(h)
-    sketch.sort()
-    del sketch[k:]
 
 
 def _bottom_k_estimate(sketch: list[int], k: int) -> float:
@@ -353,12 +337,7 @@ def _bottom_k_estimate(sketch: list[int], k: int) -> float:
     return (k - 1) / ((sketch[-1] + 1) / 2**32)
 
 
-def _padded(values: list[int], size: int) -> list[int]:
-    # 0xFFFFFFFF marks an empty slot; a real hash of that value is as likely as any other and harmless.
-    return values[:size] + [_MASK32] * (size - len(values))
-
-
-def to_evict(states: Iterable[tuple[K, bytes]], before: float, keep: int) -> list[K]:
+def to_evict(states: Iterable[tuple[_K, bytes]], before: float, keep: int) -> list[_K]:
     """Keys of packed states to forget: every one idle since before ``before`` (event time), then, if
     more than ``keep`` remain, those with the least evidence (fewest decayed requests, then longest
     idle) down to 90% of ``keep`` — so a flood of one-request ids is what goes, not a busy account's
@@ -368,8 +347,8 @@ def to_evict(states: Iterable[tuple[K, bytes]], before: float, keep: int) -> lis
     >>> to_evict([("old", _packed(last_ts=1.0, requests=9)), ("busy", busy), ("new", new)], before=50.0, keep=1)
     ['old', 'new']
     """
-    idle: list[K] = []
-    live: list[tuple[float, float, K]] = []
+    idle: list[_K] = []
+    live: list[tuple[float, float, _K]] = []
     for key, data in states:
         last_ts, requests = AccountState.evidence(data)
         if last_ts < before:
@@ -387,5 +366,6 @@ def _packed(last_ts: float, requests: int) -> bytes:
     from detectors.config import load_scoring
 
     state = AccountState.new(load_scoring().window, created_ts=0.0)
-    state.last_ts, state.counters[Counters.REQUESTS] = last_ts, float(requests)
+    state.last_ts = last_ts
+    state.counters[Counters.REQUESTS] = float(requests)
     return state.pack()

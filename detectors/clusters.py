@@ -291,11 +291,9 @@ class MemberSummary(NamedTuple):
 
 
 def member_summary(state: AccountState, now: float, window: Any, account_type: str) -> MemberSummary:
-    top = max(state.hh.items(), key=lambda kv: kv[1][0] - kv[1][1])[0] if state.hh else None
-    c = state.counters
-    return MemberSummary(state.last_ts, state.requests_last_hour(now, window), c[Counters.REQUESTS],
-                         c[Counters.COT], c[Counters.NEW_MODEL], top, account_type, state.first_ts,
-                         state.tokens_last_hour(now, window))  # fmt: skip
+    c, hour = state.counters, state.window(now, window)
+    return MemberSummary(state.last_ts, hour.requests, c[Counters.REQUESTS], c[Counters.COT], c[Counters.NEW_MODEL],
+                         state.top_template(), account_type, state.first_ts, hour.tokens)  # fmt: skip
 
 
 def cluster_vector(members: list[MemberSummary], strong: int, now: float) -> dict[str, float]:

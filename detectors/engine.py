@@ -45,10 +45,10 @@ _CACHE_SIZE = 20_000
 
 def window_summary(state: AccountState, now: float, cfg: ScoringConfig) -> dict[str, float]:
     """Raw (unscaled) figures of an account's window for the people who triage its alert."""
-    w = cfg.window
+    hour = state.window(now, cfg.window)
     return {
-        "requests_last_hour": state.requests_last_hour(now, w),
-        "output_tokens_last_hour": state.tokens_last_hour(now, w),
+        "requests_last_hour": hour.requests,
+        "output_tokens_last_hour": hour.tokens,
         "cot_rate": round(state.share(Counters.COT), 3),
         "top_template_share": round(state.template_top_share(), 3),
         "distinct_templates": round(state.distinct_templates(), 1),
@@ -194,8 +194,10 @@ class Engine:
             ip=event.get("ip"),
             user_agent=event.get("user_agent"),
         )  # fmt: skip
-        if page_hinkley_update(state.drift, features.cot, cfg.drift):
+        drift = state.drift
+        if page_hinkley_update(drift, features.cot, cfg.drift):
             state.drift_ts = ts
+        state.drift = drift
         cohort = event.get("account_type") or "standard"
         if offset is None:
             offset = self._seq = self._seq + 1

@@ -108,7 +108,8 @@ def needs_decision(state: ActionInForce, level: int, now: float, cfg: PolicyConf
     >>> from detectors.config import load_scoring
     >>> cfg = load_scoring().policy
     >>> from detectors.account_state import AccountState
-    >>> s = AccountState(); s.action_level, s.action_expires = 2, 1000.0 + cfg.ttl_seconds
+    >>> s = AccountState.new(load_scoring().window, created_ts=0.0)
+    >>> s.action_level, s.action_expires = 2, 1000.0 + cfg.ttl_seconds
     >>> needs_decision(s, 2, 1000.0, cfg), needs_decision(s, 3, 1000.0, cfg), needs_decision(s, 1, 1000.0, cfg)
     (False, True, False)
     >>> needs_decision(s, 2, 1000.0 + cfg.ttl_seconds * (1 - cfg.renew_when_remaining) + 1, cfg)

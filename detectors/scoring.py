@@ -53,13 +53,12 @@ def account_vector(state: AccountState, now: float, cfg: ScoringConfig) -> dict[
     cats = [v for v in state.categories if v > 0]
     total = sum(cats)
     entropy = -sum([v / total * math.log(v / total) for v in cats]) if total > 0 else 0.0
-    ring = state.ring_window(state.ring_requests, now, w)
-    requests_hour = sum(ring)
+    hour = state.window(now, w)
     age = now - (state.created_ts or state.first_ts)
     return {
-        "volume": _log_scaled(requests_hour, sc.requests_per_hour_cap),
-        "burst": _log_scaled(max(ring, default=0), sc.burst_per_minute_cap),
-        "tokens": _log_scaled(state.tokens_last_hour(now, w), sc.output_tokens_per_hour_cap),
+        "volume": _log_scaled(hour.requests, sc.requests_per_hour_cap),
+        "burst": _log_scaled(hour.burst, sc.burst_per_minute_cap),
+        "tokens": _log_scaled(hour.tokens, sc.output_tokens_per_hour_cap),
         "cot_rate": c[Counters.COT] / shrunk,
         "role_rate": c[Counters.ROLE] / shrunk,
         "template_top": state.template_top_share(sc.share_prior_requests),

@@ -1,0 +1,289 @@
+/* Folding one request into an account's packed state, in place, in C.
+ *
+ * The packed state (detectors/account_state.py, ~900 bytes) is the account's only representation: the
+ * engine keeps it as a bytearray, this folds each request into it, and Python reads it (at scoring
+ * ticks) through AccountState's fixed-offset fields. The offsets below are exported as LAYOUT and
+ * account_state.py refuses to import if they differ from its own layout.
+ *
+ * What the fold does is specified in Python terms by AccountState.add's docstring and by
+ * tests/detectors/test_account_state.py; the decay, ring, hour mask, gap statistics, space-saving
+ * heavy hitters and bottom-k sketches are the ones described there.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "_murmur3.h"
+
+/* header: "<BdddddBdiiI6f" then drift_ts (d) */
+#define OFF_VERSION 0
+#define OFF_FIRST_TS 1
+#define OFF_LAST_TS 9
+#define OFF_CREATED_TS 17
+#define OFF_LAST_SCORED 25
+#define OFF_DECAY_TS 33
+#define OFF_ACTION_LEVEL 41
+#define OFF_ACTION_EXPIRES 42
+#define OFF_HEAD 50
+#define OFF_HOUR_HEAD 54
+#define OFF_HOUR_MASK 58
+#define OFF_GAP_MEAN 62
+#define OFF_GAP_VAR 66
+#define OFF_DRIFT 70 /* four floats: n, mean, cumulative, minimum */
+#define OFF_DRIFT_TS 86
+/* float32 arrays */
+#define N_COUNTERS 9
+#define N_CATEGORIES 8
+#define HH_SLOTS 8
+#define OFF_COUNTERS 94
+#define OFF_CATEGORIES (OFF_COUNTERS + 4 * N_COUNTERS)
+#define OFF_HH_COUNTS (OFF_CATEGORIES + 4 * N_CATEGORIES)
+#define OFF_HH_ERRORS (OFF_HH_COUNTS + 4 * HH_SLOTS)
+/* uint32 arrays (0xFFFFFFFF marks an empty slot) */
+#define TEMPLATE_K 16
+#define IP_K 8
+#define UA_K 8
+#define OFF_HH_KEYS (OFF_HH_ERRORS + 4 * HH_SLOTS)
+#define OFF_TEMPLATES (OFF_HH_KEYS + 4 * HH_SLOTS)
+#define OFF_IPS (OFF_TEMPLATES + 4 * TEMPLATE_K)
+#define OFF_UAS (OFF_IPS + 4 * IP_K)
+#define OFF_RINGS (OFF_UAS + 4 * UA_K) /* requests (u16 × n), CoT requests (u16 × n), tokens (u32 × n) */
+
+/* Counters, in the order of account_state.Counters */
+enum { REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING };
+/* bits of the ``flags`` argument: the boolean counters, in Counters order from ROLE */
+#define FLAG_ROLE 1
+#define FLAG_SINGLE_TURN 2
+#define FLAG_MAX_HIGH 4
+#define FLAG_NEW_MODEL 8
+#define FLAG_TOOLS 16
+#define FLAG_THINKING 32
+
+#define EMPTY 0xFFFFFFFFu
+#define HOURS 24
+#define GAP_ALPHA 0.05
+#define SESSION_GAP 1800.0
+#define DECAY_EVERY 60.0
+
+/* Unaligned reads and writes of the packed fields (little-endian hosts). */
+#define GETTER(name, type) \
+    static inline type get_##name(const unsigned char *b, Py_ssize_t off) { type v; memcpy(&v, b + off, sizeof v); return v; } \
+    static inline void put_##name(unsigned char *b, Py_ssize_t off, type v) { memcpy(b + off, &v, sizeof v); }
+GETTER(f64, double)
+GETTER(f32, float)
+GETTER(i32, int32_t)
+GETTER(u32, uint32_t)
+GETTER(u16, uint16_t)
+
+static void scale_floats(unsigned char *b, Py_ssize_t off, int n, double factor) {
+    for (int i = 0; i < n; i++) put_f32(b, off + 4 * i, (float)(get_f32(b, off + 4 * i) * factor));
+}
+
+static void add_f32(unsigned char *b, Py_ssize_t off, double x) { put_f32(b, off, (float)(get_f32(b, off) + x)); }
+
+/* Lazy exponential decay, at most once a minute of event time: hot accounts pay nothing per event. */
+static void decay(unsigned char *b, double ts, double half_life) {
+    double elapsed = ts - get_f64(b, OFF_DECAY_TS);
+    if (elapsed < DECAY_EVERY) return;
+    double factor = pow(0.5, elapsed / half_life);
+    scale_floats(b, OFF_COUNTERS, N_COUNTERS + N_CATEGORIES + 2 * HH_SLOTS, factor); /* contiguous */
+    put_f64(b, OFF_DECAY_TS, ts);
+}
+
+/* The one-hour ring of buckets: requests, CoT requests and output tokens per bucket. */
+static void ring_add(unsigned char *b, double ts, int cot, long long tokens, int n, double bucket_seconds) {
+    const Py_ssize_t req = OFF_RINGS, cots = OFF_RINGS + 2 * n, tok = OFF_RINGS + 4 * n;
+    long long index = (long long)floor(ts / bucket_seconds);
+    long long head = get_i32(b, OFF_HEAD);
+    if (index > head) {
+        if (head < 0 || index - head >= n) {
+            memset(b + OFF_RINGS, 0, (size_t)(8 * n));
+        } else {
+            for (long long i = head + 1; i <= index; i++) {
+                Py_ssize_t slot = (Py_ssize_t)(i % n);
+                put_u16(b, req + 2 * slot, 0);
+                put_u16(b, cots + 2 * slot, 0);
+                put_u32(b, tok + 4 * slot, 0);
+            }
+        }
+        put_i32(b, OFF_HEAD, (int32_t)index);
+        head = index;
+    } else if (index <= head - n) {
+        return; /* older than the ring */
+    }
+    Py_ssize_t slot = (Py_ssize_t)(((index % n) + n) % n);
+    uint16_t requests = get_u16(b, req + 2 * slot);
+    if (requests < 0xFFFF) {
+        put_u16(b, req + 2 * slot, (uint16_t)(requests + 1));
+        put_u16(b, cots + 2 * slot, (uint16_t)(get_u16(b, cots + 2 * slot) + (cot ? 1 : 0)));
+    }
+    unsigned long long total = (unsigned long long)get_u32(b, tok + 4 * slot) + (unsigned long long)(tokens > 0 ? tokens : 0);
+    put_u32(b, tok + 4 * slot, total > EMPTY ? EMPTY : (uint32_t)total);
+}
+
+/* Which of the last 24 hours saw a request: bit ``age`` of the mask, age 0 = the newest hour. */
+static void hours_add(unsigned char *b, double ts) {
+    long long hour = (long long)floor(ts / 3600.0);
+    long long hour_head = get_i32(b, OFF_HOUR_HEAD);
+    uint32_t mask = get_u32(b, OFF_HOUR_MASK);
+    if (hour > hour_head) {
+        long long shift = hour_head >= 0 ? hour - hour_head : HOURS;
+        mask = shift >= HOURS ? 0 : (uint32_t)((mask << shift) & ((1u << HOURS) - 1));
+        put_i32(b, OFF_HOUR_HEAD, (int32_t)hour);
+        hour_head = hour;
+    }
+    long long age = hour_head - hour;
+    if (age >= 0 && age < HOURS) mask |= 1u << age;
+    put_u32(b, OFF_HOUR_MASK, mask);
+}
+
+/* Running mean and variance of inter-arrival gaps within sessions (exponentially weighted). */
+static void gap_add(unsigned char *b, double gap) {
+    if (gap > SESSION_GAP) return;
+    double mean = get_f32(b, OFF_GAP_MEAN), var = get_f32(b, OFF_GAP_VAR);
+    if (mean == 0.0) {
+        put_f32(b, OFF_GAP_MEAN, (float)gap);
+        return;
+    }
+    double diff = gap - mean;
+    put_f32(b, OFF_GAP_MEAN, (float)(mean + GAP_ALPHA * diff));
+    put_f32(b, OFF_GAP_VAR, (float)((1 - GAP_ALPHA) * (var + GAP_ALPHA * diff * diff)));
+}
+
+/* Space-saving heavy hitters of template hashes; a slot is in use while its count is > 0. */
+static void hh_add(unsigned char *b, uint32_t key) {
+    int empty = -1, smallest = -1;
+    float smallest_count = 0.0f;
+    for (int i = 0; i < HH_SLOTS; i++) {
+        float count = get_f32(b, OFF_HH_COUNTS + 4 * i);
+        if (count <= 0.0f) {
+            if (empty < 0) empty = i;
+            continue;
+        }
+        if (get_u32(b, OFF_HH_KEYS + 4 * i) == key) {
+            put_f32(b, OFF_HH_COUNTS + 4 * i, count + 1.0f);
+            return;
+        }
+        if (smallest < 0 || count < smallest_count) {
+            smallest = i;
+            smallest_count = count;
+        }
+    }
+    if (empty >= 0) {
+        put_u32(b, OFF_HH_KEYS + 4 * empty, key);
+        put_f32(b, OFF_HH_COUNTS + 4 * empty, 1.0f);
+        put_f32(b, OFF_HH_ERRORS + 4 * empty, 0.0f);
+    } else { /* the new key takes the smallest slot; what it inherits is its error bound */
+        put_u32(b, OFF_HH_KEYS + 4 * smallest, key);
+        put_f32(b, OFF_HH_COUNTS + 4 * smallest, smallest_count + 1.0f);
+        put_f32(b, OFF_HH_ERRORS + 4 * smallest, smallest_count);
+    }
+}
+
+/* Keep the k smallest distinct hashes, sorted, empty slots (0xFFFFFFFF) last: a KMV sketch. */
+static void bottom_k_add(unsigned char *b, Py_ssize_t off, int k, uint32_t h) {
+    if (h >= get_u32(b, off + 4 * (k - 1))) return;
+    int i = 0;
+    while (i < k && get_u32(b, off + 4 * i) < h) i++;
+    if (get_u32(b, off + 4 * i) == h) return;
+    memmove(b + off + 4 * (i + 1), b + off + 4 * i, (size_t)(4 * (k - 1 - i)));
+    put_u32(b, off + 4 * i, h);
+}
+
+static int hash_text(PyObject *text, uint32_t *out) {
+    if (text == Py_None) return 0;
+    Py_ssize_t len;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &len);
+    if (utf8 == NULL) return -1;
+    if (len == 0) return 0;
+    *out = (uint32_t)murmur3_32((const unsigned char *)utf8, len);
+    return 1;
+}
+
+PyDoc_STRVAR(fold_doc,
+"fold(state, ts, cot, ratio, flags, category, template0, template1, output_tokens, ip, user_agent,\n"
+"     buckets, bucket_seconds, half_life_seconds) -> None\n\n"
+"Fold one request into the packed ``state`` (a bytearray) in place; see AccountState.add.");
+
+static PyObject *fold(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    double ts, cot, ratio, bucket_seconds, half_life;
+    int flags, category, buckets;
+    long long template0, template1, tokens;
+    PyObject *ip, *ua;
+    if (!PyArg_ParseTuple(args, "w*dddiiLLLOOidd", &buf, &ts, &cot, &ratio, &flags, &category, &template0,
+                          &template1, &tokens, &ip, &ua, &buckets, &bucket_seconds, &half_life))
+        return NULL;
+    unsigned char *b = buf.buf;
+    if (buckets <= 0 || buf.len != OFF_RINGS + 8 * buckets || category < 0 || category >= N_CATEGORIES) {
+        PyBuffer_Release(&buf);
+        return PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets, or category out of range", buckets);
+    }
+    if (!(ip == Py_None || PyUnicode_Check(ip)) || !(ua == Py_None || PyUnicode_Check(ua))) {
+        PyBuffer_Release(&buf);
+        return PyErr_Format(PyExc_TypeError, "ip and user_agent must be str or None");
+    }
+    if (get_f64(b, OFF_FIRST_TS) == 0.0) {
+        put_f64(b, OFF_FIRST_TS, ts);
+        put_f64(b, OFF_DECAY_TS, ts);
+    }
+    decay(b, ts, half_life);
+    ring_add(b, ts, cot > 0, tokens, buckets, bucket_seconds);
+    hours_add(b, ts);
+    double last_ts = get_f64(b, OFF_LAST_TS);
+    if (ts > last_ts) {
+        if (last_ts != 0.0) gap_add(b, ts - last_ts);
+        put_f64(b, OFF_LAST_TS, ts);
+    }
+    add_f32(b, OFF_COUNTERS + 4 * REQUESTS, 1.0);
+    add_f32(b, OFF_COUNTERS + 4 * COT, cot);
+    add_f32(b, OFF_COUNTERS + 4 * RATIO, isfinite(ratio) ? ratio : 0.0);
+    static const int boolean_counters[][2] = {{FLAG_ROLE, ROLE}, {FLAG_SINGLE_TURN, SINGLE_TURN}, {FLAG_MAX_HIGH, MAX_HIGH},
+                                              {FLAG_NEW_MODEL, NEW_MODEL}, {FLAG_TOOLS, TOOLS}, {FLAG_THINKING, THINKING}};
+    for (size_t i = 0; i < sizeof boolean_counters / sizeof boolean_counters[0]; i++)
+        if (flags & boolean_counters[i][0]) add_f32(b, OFF_COUNTERS + 4 * boolean_counters[i][1], 1.0);
+    add_f32(b, OFF_CATEGORIES + 4 * category, 1.0);
+    if (template0 >= 0) {
+        hh_add(b, (uint32_t)template0);
+        bottom_k_add(b, OFF_TEMPLATES, TEMPLATE_K, (uint32_t)template0);
+    }
+    if (template1 >= 0) hh_add(b, (uint32_t)template1);
+    uint32_t h;
+    int rc = hash_text(ip, &h);
+    if (rc > 0) bottom_k_add(b, OFF_IPS, IP_K, h);
+    if (rc >= 0 && (rc = hash_text(ua, &h)) > 0) bottom_k_add(b, OFF_UAS, UA_K, h);
+    PyBuffer_Release(&buf);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"fold", fold, METH_VARARGS, fold_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "detectors._fold", "The per-request fold of packed account state (see account_state.py).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fold(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    PyObject *layout = Py_BuildValue(
+        "{sisisisisisisisisisisisisisisisisisisisisisisisisi}", "version", OFF_VERSION, "first_ts", OFF_FIRST_TS,
+        "last_ts", OFF_LAST_TS, "created_ts", OFF_CREATED_TS, "last_scored", OFF_LAST_SCORED, "decay_ts", OFF_DECAY_TS,
+        "action_level", OFF_ACTION_LEVEL, "action_expires", OFF_ACTION_EXPIRES, "head", OFF_HEAD, "hour_head",
+        OFF_HOUR_HEAD, "hour_mask", OFF_HOUR_MASK, "gap_mean", OFF_GAP_MEAN, "gap_var", OFF_GAP_VAR, "drift",
+        OFF_DRIFT, "drift_ts", OFF_DRIFT_TS, "counters", OFF_COUNTERS, "categories", OFF_CATEGORIES, "hh_counts",
+        OFF_HH_COUNTS, "hh_errors", OFF_HH_ERRORS, "hh_keys", OFF_HH_KEYS, "templates", OFF_TEMPLATES, "ips", OFF_IPS,
+        "uas", OFF_UAS, "rings", OFF_RINGS, "template_k", TEMPLATE_K);
+    if (layout == NULL || PyModule_AddObject(m, "LAYOUT", layout) < 0) {
+        Py_XDECREF(layout);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
