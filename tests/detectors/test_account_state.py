@@ -73,6 +73,31 @@ def test_account_state_top_template_share_separates_a_template_from_variety() ->
     assert varied.template_top_share() < 0.1
 
 
+def test_account_state_counts_each_request_property_in_its_own_counter() -> None:
+    s = fresh()
+    s.add(request(single_turn=False), T0, CFG)
+    s.add(request(cot=0.8, single_turn=True), T0 + 1, CFG)
+    s.add(request(single_turn=False, n_tools=3), T0 + 2, CFG)
+    s.add(request(single_turn=False, max_tokens=CFG.max_tokens_high), T0 + 3, CFG, new_model=True)
+    s.add(request(single_turn=False)._replace(thinking=True, families=1 << 5, ratio=float("inf")), T0 + 4, CFG)
+    counts = {name: s.counters[getattr(Counters, name)] for name in ("REQUESTS", "SINGLE_TURN", "TOOLS", "MAX_HIGH",
+                                                                       "NEW_MODEL", "THINKING", "ROLE")}  # fmt: skip
+    assert counts == {"REQUESTS": 5, "SINGLE_TURN": 1, "TOOLS": 1, "MAX_HIGH": 1, "NEW_MODEL": 1, "THINKING": 1,
+                      "ROLE": 1}  # fmt: skip
+    assert s.counters[Counters.COT] == pytest.approx(0.8)
+    assert s.counters[Counters.RATIO] == pytest.approx(4 * 5.0)  # an infinite ratio adds nothing
+
+
+def test_account_state_heavy_hitters_keep_the_template_that_keeps_coming_back() -> None:
+    s = fresh()
+    for i in range(400):  # one template in every other request, 200 one-off templates between: 8 slots only
+        t = (5, 6) if i % 2 else (10_000 + i, 20_000 + i)
+        s.add(request(template=t), T0 + i, CFG)
+    assert s.top_template() == 5
+    assert 0.4 < s.template_top_share() <= 0.5  # counted without the one-offs' inherited error
+    assert len(s.heavy_hitters()) == 8
+
+
 def test_account_state_estimates_distinct_ips_with_a_fixed_size_sketch() -> None:
     s = fresh()
     for i in range(1000):
