@@ -259,8 +259,67 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(window_doc,
+"window(state, now_index, buckets) -> tuple[int, int, int]\n\n"
+"Requests, output tokens and the busiest bucket's requests in the hour of the ring ending at bucket\n"
+"``now_index`` (AccountState.window).");
+
+static PyObject *window(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    long long index;
+    int n;
+    if (!PyArg_ParseTuple(args, "y*Li", &buf, &index, &n)) return NULL;
+    const unsigned char *b = buf.buf;
+    if (n <= 0 || buf.len != OFF_RINGS + 8 * n) {
+        PyBuffer_Release(&buf);
+        return PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets", n);
+    }
+    long long head = get_i32(b, OFF_HEAD), requests = 0, tokens = 0, burst = 0;
+    if (head >= 0 && index - head < n) {
+        long long oldest = (head > index ? head : index) - n + 1, newest = index < head ? index : head;
+        for (long long i = oldest; i <= newest; i++) {
+            Py_ssize_t slot = (Py_ssize_t)(((i % n) + n) % n);
+            long long r = get_u16(b, OFF_RINGS + 2 * slot);
+            requests += r;
+            tokens += get_u32(b, OFF_RINGS + 4 * n + 4 * slot);
+            if (r > burst) burst = r;
+        }
+    }
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("LLL", requests, tokens, burst);
+}
+
+PyDoc_STRVAR(top_template_doc,
+"top_template(state) -> tuple[int, float] | None\n\n"
+"The heavy hitter with the largest guaranteed count (count minus overestimate) and that count.");
+
+static PyObject *top_template(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
+    const unsigned char *b = buf.buf;
+    if (buf.len < OFF_RINGS) {
+        PyBuffer_Release(&buf);
+        return PyErr_Format(PyExc_ValueError, "not a packed state");
+    }
+    int best = -1;
+    double guaranteed = 0.0;
+    for (int i = 0; i < HH_SLOTS; i++) {
+        double count = get_f32(b, OFF_HH_COUNTS + 4 * i), g = count - get_f32(b, OFF_HH_ERRORS + 4 * i);
+        if (count > 0 && (best < 0 || g > guaranteed)) {
+            best = i;
+            guaranteed = g;
+        }
+    }
+    uint32_t key = best >= 0 ? get_u32(b, OFF_HH_KEYS + 4 * best) : 0;
+    PyBuffer_Release(&buf);
+    if (best < 0) Py_RETURN_NONE;
+    return Py_BuildValue("kd", (unsigned long)key, guaranteed);
+}
+
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, fold_doc},
+    {"window", window, METH_VARARGS, window_doc},
+    {"top_template", top_template, METH_VARARGS, top_template_doc},
     {NULL, NULL, 0, NULL},
 };
 

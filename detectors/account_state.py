@@ -9,9 +9,8 @@ so there is no unpacking into objects and packing back: a state goes to the tabl
 from __future__ import annotations
 
 import functools
-import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from detectors import _fold
@@ -56,13 +55,14 @@ for _name, _fmt in _LAYOUT:
 _OFFSETS["rings"] = _FIXED_SIZE = _offset  # then requests (u16 × buckets), CoT (u16 × buckets), tokens (u32 × buckets)
 if any(_fold.LAYOUT.get(name) != offset for name, offset in _OFFSETS.items()):
     raise ImportError("detectors/_fold.c and account_state's layout disagree: rebuild with `make setup`")
+_OFFSETS["requests"] = _OFFSETS["counters"] + 4 * Counters.REQUESTS  # the one counter read per event
 
 
 class _Field(Generic[_T]):
     """One scalar of the packed header, read and written in place."""
 
-    def __init__(self, name: str) -> None:
-        self.struct = struct.Struct("<" + dict(_LAYOUT)[name])
+    def __init__(self, name: str, fmt: str | None = None) -> None:
+        self.struct = struct.Struct("<" + (fmt or dict(_LAYOUT)[name]))
         self.offset = _OFFSETS[name]
 
     def __get__(self, state: AccountState, owner: Any = None) -> _T:
@@ -85,14 +85,6 @@ class HourWindow(NamedTuple):
     requests: int
     tokens: int
     burst: int  # requests in the busiest bucket
-
-
-_NO_WINDOW = HourWindow(0, 0, 0)
-
-
-@functools.cache
-def _ring_struct(fmt: str, buckets: int) -> struct.Struct:
-    return struct.Struct(f"<{buckets}{fmt}")
 
 
 @functools.cache
@@ -137,6 +129,7 @@ class AccountState:
     gap_mean: _Field[float] = _Field("gap_mean")
     gap_var: _Field[float] = _Field("gap_var")
     drift_ts: _Field[float] = _Field("drift_ts")  # event time of the last detected drift
+    requests: _Field[float] = _Field("requests", "f")  # = counters[Counters.REQUESTS], read on every event
 
     def __init__(self, data: bytearray, buckets: int) -> None:
         self.data = data
@@ -216,14 +209,8 @@ class AccountState:
 
     def top_template(self) -> int | None:
         """The template hash with the largest guaranteed count (count minus overestimate), if any."""
-        top, guaranteed = None, -math.inf
-        keys = _u32s(self.data, _OFFSETS["hh_keys"], _HH_SLOTS)
-        counts = _floats(self.data, _OFFSETS["hh_counts"], _HH_SLOTS)
-        errors = _floats(self.data, _OFFSETS["hh_errors"], _HH_SLOTS)
-        for key, count, error in zip(keys, counts, errors, strict=True):
-            if count > 0 and count - error > guaranteed:
-                top, guaranteed = key, count - error
-        return top
+        top = _fold.top_template(self.data)
+        return None if top is None else top[0]
 
     def _sketch(self, name: str, k: int) -> list[int]:
         return [h for h in _u32s(self.data, _OFFSETS[name], k) if h != _EMPTY]
@@ -236,23 +223,15 @@ class AccountState:
         return c[counter] / n if n > 0 else 0.0
 
     def window(self, now: float, cfg: WindowConfig) -> HourWindow:
-        """Requests, output tokens and the busiest bucket in the hour of the ring ending at ``now``.
+        """Requests, output tokens and the busiest bucket in the hour of the ring ending at ``now``
+        (summed in C, ``_fold.window``, as the ring is written there).
 
         >>> from detectors.config import load_scoring
         >>> s = AccountState.new(load_scoring().window, created_ts=0.0)
         >>> s.window(0.0, load_scoring().window)
         HourWindow(requests=0, tokens=0, burst=0)
         """
-        index, head, n = int(now // cfg.bucket_seconds), self.head, self.buckets
-        if head < 0 or index - head >= n:
-            return _NO_WINDOW
-        rings = _OFFSETS["rings"]
-        requests: Sequence[int] = _ring_struct("H", n).unpack_from(self.data, rings)
-        tokens: Sequence[int] = _ring_struct("I", n).unpack_from(self.data, rings + 4 * n)
-        if index != head:  # only the buckets still inside the hour ending at ``now``
-            slots = [i % n for i in range(max(head, index) - n + 1, min(index, head) + 1)]
-            requests, tokens = [requests[i] for i in slots], [tokens[i] for i in slots]
-        return HourWindow(sum(requests), sum(tokens), max(requests, default=0))
+        return HourWindow(*_fold.window(self.data, int(now // cfg.bucket_seconds), self.buckets))
 
     def requests_last_hour(self, now: float, cfg: WindowConfig) -> int:
         return self.window(now, cfg).requests
@@ -266,11 +245,9 @@ class AccountState:
     def template_top_share(self, prior: float = 0.0) -> float:
         """Share of requests whose skeleton carries the account's most frequent template hash,
         counting only what space-saving guarantees (count minus inherited error)."""
-        n = self.counters[Counters.REQUESTS] + prior
-        hh = self.heavy_hitters()
-        if not hh or n <= 0:
-            return 0.0
-        return min(1.0, max([c - e for c, e in hh.values()]) / n)
+        n = self.requests + prior
+        top = _fold.top_template(self.data)
+        return 0.0 if top is None or n <= 0 else min(1.0, top[1] / n)
 
     def distinct_templates(self) -> float:
         return _bottom_k_estimate(self._sketch("templates", _TEMPLATE_K), _TEMPLATE_K)

@@ -205,7 +205,7 @@ class Engine:
             partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort
         )
         decisions = []
-        if ts - state.last_scored >= cfg.window.tick_seconds and state.counters[0] >= cfg.window.min_requests_to_score:
+        if ts - state.last_scored >= cfg.window.tick_seconds and state.requests >= cfg.window.min_requests_to_score:
             state.last_scored = ts
             if not (self.allowlist and self.is_allowlisted(account_id, event.get("org_id"), ts)):
                 decision = self._score(account_id, state, cohort, ts, event)

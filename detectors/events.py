@@ -117,6 +117,12 @@ def _show(value: Any) -> str:
     return shown if len(shown) <= 40 else shown[:40] + "…"
 
 
+# The same specs as (types, predicate) pairs: the per-event loop reads no dataclass attributes.
+_REQUIRED_CHECKS = tuple((name, spec.types, spec.ok) for name, spec in _REQUIRED.items())
+_OPTIONAL_CHECKS = {name: (spec.types, spec.ok) for name, spec in _OPTIONAL.items()}
+_MISSING = object()
+
+
 def validate_event(obj: Any) -> RequestEvent:
     """Check a decoded JSON value against the contract and return it; unknown fields are ignored.
 
@@ -124,14 +130,18 @@ def validate_event(obj: Any) -> RequestEvent:
     """
     if type(obj) is not dict:
         raise InvalidEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    for name, spec in _REQUIRED.items():
-        if name not in obj:
+    for name, types, ok in _REQUIRED_CHECKS:
+        value = obj.get(name, _MISSING)
+        if value is _MISSING:
             raise InvalidEvent("missing_field", f"required field {name!r} is missing")
-        _check(name, obj[name], spec)
+        if type(value) not in types or (ok is not None and not ok(value)):
+            _check(name, value, _REQUIRED[name])  # raises, saying which
     for name, value in obj.items():
-        optional = _OPTIONAL.get(name)
+        optional = _OPTIONAL_CHECKS.get(name)
         if optional is not None and value is not None:
-            _check(name, value, optional)
+            types, ok = optional
+            if type(value) not in types or (ok is not None and not ok(value)):
+                _check(name, value, _OPTIONAL[name])
     return obj
 
 

@@ -33,9 +33,8 @@ class WorkerSettings:
     batch_seconds: float = float(os.environ.get("DISTILLGUARD_BATCH_SECONDS", "1.0"))
     # Bytes one fetch may return per partition. Faust's 1 MiB default is ~550 of these ~1.9 KB events
     # per partition per fetch, which capped a worker that only decodes at 3.3k events/s; 8 MiB: 11.5k.
-    # Back at 1 MiB: with 8 MiB, workers restarted or rebalanced mid-backlog stalled in two of six test
-    # runs (cause not found); DISTILLGUARD_FETCH_BYTES raises it for throughput at that risk.
-    fetch_bytes_per_partition: int = int(os.environ.get("DISTILLGUARD_FETCH_BYTES", str(1 << 20)))
+    # (The restart "stall" once blamed on 8 MiB was Faust's duplicate-ack commit bug: faust_patches.py.)
+    fetch_bytes_per_partition: int = int(os.environ.get("DISTILLGUARD_FETCH_BYTES", str(8 << 20)))
     housekeeping_seconds: float = 60.0  # idle-account eviction and model checkpoints
     lift_seconds: float = 5.0  # how often expired decisions are lifted with a tombstone
     cluster_idle_tick_seconds: float = 5.0  # score clusters when partials paused this long (wall clock)
