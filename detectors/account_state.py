@@ -292,7 +292,8 @@ class AccountState:
 
     @classmethod
     def unpack(cls, data: bytes | None, cfg: WindowConfig) -> AccountState | None:
-        """The state packed in ``data``, or ``None`` for no bytes, another version or another ring size."""
+        """A writable state from packed ``data`` (a copy), or ``None`` for no bytes, another version or
+        another ring size."""
         if not data or len(data) != _FIXED_SIZE + 8 * cfg.buckets or data[0] != STATE_VERSION:
             return None
         return cls(bytearray(data), cfg.buckets)

@@ -39,7 +39,7 @@ _MAX_MODELS = 1024  # distinct model names remembered; a flood of junk names can
 _LAUNCH_GRACE = 3600.0  # models seen in the first hour of a stream are not "new": they were already there
 _TOP_EXPLANATIONS = 5
 _SWEEP_EVERY = 3600.0  # event-time seconds between idle-account sweeps when under the account cap
-#: Unpacked states kept for hot accounts: ~4 KB each unpacked vs ~0.9 KB packed, so 20,000 cost ~80 MB.
+#: States kept as writable copies for hot accounts between flushes: ~1 KB each, so 20,000 cost ~20 MB.
 _CACHE_SIZE = 20_000
 
 
@@ -130,11 +130,12 @@ class Engine:
     ----------
     store
         Where packed account states live between flushes (:class:`MemoryStore` in replay, a Faust
-        table in the worker). States being worked on stay unpacked in ``cache`` until :meth:`flush`.
+        table in the worker). States being worked on are writable copies in ``cache`` until :meth:`flush`.
     cfg, book
         Thresholds and weights (``rules/scoring.toml``) and phrase families (``rules/phrases.toml``).
     cache_size
-        How many accounts stay unpacked between flushes (least recently used beyond that are packed).
+        How many accounts keep a writable copy between flushes (least recently used beyond that go back
+        to the store).
     local_clusters
         Run the cluster stage in this process (replay, tests). The worker sets it off: it sends
         :meth:`drain_partials` to the cluster stage over Kafka and applies the verdicts that come back
@@ -154,7 +155,7 @@ class Engine:
         self.store = store
         self.cfg = cfg or load_scoring()
         self.book = book or load_phrasebook()
-        self.cache: OrderedDict[str, AccountState] = OrderedDict()  # hot accounts, unpacked (LRU)
+        self.cache: OrderedDict[str, AccountState] = OrderedDict()  # hot accounts' writable states (LRU)
         self.dirty: dict[str, None] = {}  # cached accounts changed since the last flush (ordered set)
         self.cache_size = cache_size
         self.anomaly: dict[str, CohortAnomaly] = {}
@@ -325,7 +326,7 @@ class Engine:
         self.supervised.learn_one(features, confirmed)
 
     def _state(self, account_id: str, event: RequestEvent, ts: float) -> AccountState:
-        """The account's state for updating: from the cache of hot accounts, else unpacked from the store."""
+        """The account's state for updating: from the cache of hot accounts, else copied from the store."""
         cache = self.cache
         state = cache.get(account_id)
         if state is not None:
@@ -346,7 +347,7 @@ class Engine:
     def flush(self) -> int:
         """Pack every state changed since the last flush into the store; returns how many.
 
-        Unpacked states stay cached for the next events of hot accounts (see :meth:`forget_cache`).
+        States stay cached for the next events of hot accounts (see :meth:`forget_cache`).
         """
         cache, store = self.cache, self.store
         for account_id in self.dirty:
@@ -374,7 +375,7 @@ class Engine:
         return len(evicted)
 
     def forget_cache(self) -> None:
-        """Drop unpacked states (after a flush): the worker calls this when partitions move, since
+        """Drop cached states (after a flush): the worker calls this when partitions move, since
         another worker may own and change those accounts' state in the store meanwhile."""
         self.flush()
         self.cache.clear()

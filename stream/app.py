@@ -307,7 +307,7 @@ def create_app(
             engine.flush()
 
     async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        """Partitions are moving: unpacked states may go stale, so re-read them from the table."""
+        """Partitions are moving: cached states may go stale, so re-read them from the table."""
         engine.forget_cache()
 
     app.on_partitions_revoked.connect(on_partitions_revoked)  # type: ignore[arg-type]
