@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from detectors import _fold
 from detectors.account_state import STATE_VERSION, AccountState, Counters
 from detectors.config import load_scoring
 from detectors.features import RequestFeatures
@@ -171,3 +172,10 @@ def test_account_state_packs_into_under_a_kilobyte_whatever_it_has_seen() -> Non
             user_agent=f"ua-{i}",
         )
     assert len(s.pack()) == len(fresh().pack()) < 1024
+
+
+def test_the_c_fold_refuses_bytes_that_are_not_a_state_of_this_ring_size() -> None:
+    with pytest.raises(ValueError, match="not a packed state"):
+        AccountState(bytearray(fresh().pack()[:-1]), CFG.buckets).add(request(), T0, CFG)
+    with pytest.raises(TypeError):  # the fold writes in place: read-only bytes are refused, not copied
+        _fold.fold(fresh().pack(), T0, 0.0, 1.0, 0, 0, -1, -1, 0, None, None, CFG.buckets, 60.0, 21600.0)  # type: ignore[arg-type]
