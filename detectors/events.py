@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -105,11 +105,10 @@ _OPTIONAL: dict[str, _Field] = {
 }
 
 
-def _check(name: str, value: Any, spec: _Field) -> None:
-    if type(value) not in spec.types:
-        raise InvalidEvent("wrong_type", f"field {name!r} must be {spec.wants}, got {_show(value)}")
-    if spec.ok is not None and not spec.ok(value):
-        raise InvalidEvent("bad_value", f"field {name!r} must be {spec.wants}, got {_show(value)}")
+def _refuse(name: str, value: Any, spec: _Field) -> NoReturn:
+    """The error for a value its spec refused: the wrong type, else a bad value."""
+    reason = "wrong_type" if type(value) not in spec.types else "bad_value"
+    raise InvalidEvent(reason, f"field {name!r} must be {spec.wants}, got {_show(value)}")
 
 
 def _show(value: Any) -> str:
@@ -117,9 +116,9 @@ def _show(value: Any) -> str:
     return shown if len(shown) <= 40 else shown[:40] + "…"
 
 
-# The same specs as (types, predicate) pairs: the per-event loop reads no dataclass attributes.
-_REQUIRED_CHECKS = tuple((name, spec.types, spec.ok) for name, spec in _REQUIRED.items())
-_OPTIONAL_CHECKS = {name: (spec.types, spec.ok) for name, spec in _OPTIONAL.items()}
+# The specs as (types, predicate, spec) for the per-event loop, which reads no dataclass attributes.
+_REQUIRED_CHECKS = tuple((name, spec.types, spec.ok, spec) for name, spec in _REQUIRED.items())
+_OPTIONAL_CHECKS = {name: (spec.types, spec.ok, spec) for name, spec in _OPTIONAL.items()}
 _MISSING = object()
 
 
@@ -130,18 +129,18 @@ def validate_event(obj: Any) -> RequestEvent:
     """
     if type(obj) is not dict:
         raise InvalidEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    for name, types, ok in _REQUIRED_CHECKS:
+    for name, types, ok, spec in _REQUIRED_CHECKS:
         value = obj.get(name, _MISSING)
         if value is _MISSING:
             raise InvalidEvent("missing_field", f"required field {name!r} is missing")
         if type(value) not in types or (ok is not None and not ok(value)):
-            _check(name, value, _REQUIRED[name])  # raises, saying which
+            _refuse(name, value, spec)
     for name, value in obj.items():
         optional = _OPTIONAL_CHECKS.get(name)
         if optional is not None and value is not None:
-            types, ok = optional
+            types, ok, spec = optional
             if type(value) not in types or (ok is not None and not ok(value)):
-                _check(name, value, _OPTIONAL[name])
+                _refuse(name, value, spec)
     return obj
 
 
