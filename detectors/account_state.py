@@ -109,7 +109,7 @@ class AccountState:
     >>> for i in range(90):
     ...     event = {"prompt": f"Explain step by step why {i} is odd", "input_tokens": 20, "output_tokens": 900}
     ...     s.add(extract(event, book), 1_000_020.0 + i, cfg)
-    >>> s.requests_last_hour(1_000_110.0, cfg), round(s.share(Counters.COT), 2)
+    >>> s.window(1_000_110.0, cfg).requests, round(s.share(Counters.COT), 2)
     (90, 0.8)
     >>> AccountState.unpack(s.pack(), cfg) == s
     True
@@ -232,15 +232,6 @@ class AccountState:
         HourWindow(requests=0, tokens=0, burst=0)
         """
         return HourWindow(*_fold.window(self.data, int(now // cfg.bucket_seconds), self.buckets))
-
-    def requests_last_hour(self, now: float, cfg: WindowConfig) -> int:
-        return self.window(now, cfg).requests
-
-    def tokens_last_hour(self, now: float, cfg: WindowConfig) -> int:
-        return self.window(now, cfg).tokens
-
-    def burst_per_bucket(self, now: float, cfg: WindowConfig) -> int:
-        return self.window(now, cfg).burst
 
     def template_top_share(self, prior: float = 0.0) -> float:
         """Share of requests whose skeleton carries the account's most frequent template hash,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detectors import _fold
-from detectors.account_state import STATE_VERSION, AccountState, Counters
+from detectors.account_state import STATE_VERSION, AccountState, Counters, HourWindow
 from detectors.config import load_scoring
 from detectors.features import RequestFeatures
 
@@ -42,10 +42,8 @@ def test_account_state_counts_requests_and_tokens_in_the_last_hour() -> None:
     s = fresh()
     for i in range(120):
         s.add(request(), T0 + i * 30, CFG, output_tokens=100)  # one per 30 s for an hour
-    assert s.requests_last_hour(T0 + 3599, CFG) == 120
-    assert s.tokens_last_hour(T0 + 3599, CFG) == 12_000
-    assert s.burst_per_bucket(T0 + 3599, CFG) == 2
-    assert s.requests_last_hour(T0 + 3 * 3600, CFG) == 0  # the ring has moved on
+    assert s.window(T0 + 3599, CFG) == HourWindow(requests=120, tokens=12_000, burst=2)
+    assert s.window(T0 + 3 * 3600, CFG) == HourWindow(0, 0, 0)  # the ring has moved on
 
 
 def test_account_state_ignores_events_older_than_the_ring_but_keeps_late_ones_inside_it() -> None:
@@ -53,7 +51,7 @@ def test_account_state_ignores_events_older_than_the_ring_but_keeps_late_ones_in
     s.add(request(), T0 + 7200, CFG)
     s.add(request(), T0, CFG)  # two hours late: outside the ring
     s.add(request(), T0 + 7000, CFG)  # late, inside the hour
-    assert s.requests_last_hour(T0 + 7200, CFG) == 2
+    assert s.window(T0 + 7200, CFG).requests == 2
 
 
 def test_account_state_shares_decay_towards_recent_behaviour() -> None:
