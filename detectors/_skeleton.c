@@ -1,7 +1,7 @@
 /* The template fingerprint's inner loop in C: skeleton words → bottom-k shingle hashes.
  *
  * detectors/features.py defines what this computes (template_fingerprint of skeleton_words, after
- * the quoted-input removal and lowercasing it does in Python); tests/detectors/test_skeleton.py checks
+ * the quoted-input removal and lowercasing it does in Python); tests/detectors/test_features.py checks
  * that both give the same values on the real corpora. Per prompt: one pass over the bytes to find the
  * words (ASCII digits and punctuation are separators, as in Python's bytes.translate + split), then
  * MurmurHash3 (x86, 32-bit, seed 0: mmh3.hash) per word and CPython 3.11's tuple hash per 3-shingle.

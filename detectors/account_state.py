@@ -82,6 +82,8 @@ def _u32s(data: bytearray, start: int, size: int) -> memoryview[int]:
 
 
 class HourWindow(NamedTuple):
+    """What the ring holds for the hour ending at a moment (:meth:`AccountState.window`)."""
+
     requests: int
     tokens: int
     burst: int  # requests in the busiest bucket
