@@ -259,6 +259,62 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Python's float floor division (CPython's float_floor_div), so that C and Python put a moment in the
+ * same bucket and hour even at boundaries where floor(a / b) would round the other way. */
+static double py_floordiv(double vx, double wx) {
+    double mod = fmod(vx, wx), div = (vx - mod) / wx;
+    if (mod && ((wx < 0) != (mod < 0))) div -= 1.0;
+    if (!div) return copysign(0.0, vx / wx);
+    double floordiv = floor(div);
+    return div - floordiv > 0.5 ? floordiv + 1.0 : floordiv;
+}
+
+typedef struct {
+    long long requests, tokens, burst;
+} hour_window;
+
+/* The ring's hour ending at bucket ``index``. */
+static hour_window ring_window(const unsigned char *b, long long index, int n) {
+    hour_window w = {0, 0, 0};
+    long long head = get_i32(b, OFF_HEAD);
+    if (head >= 0 && index - head < n) {
+        long long oldest = (head > index ? head : index) - n + 1, newest = index < head ? index : head;
+        for (long long i = oldest; i <= newest; i++) {
+            Py_ssize_t slot = (Py_ssize_t)(((i % n) + n) % n);
+            long long r = get_u16(b, OFF_RINGS + 2 * slot);
+            w.requests += r;
+            w.tokens += get_u32(b, OFF_RINGS + 4 * n + 4 * slot);
+            if (r > w.burst) w.burst = r;
+        }
+    }
+    return w;
+}
+
+/* The heavy hitter with the largest guaranteed count (count minus overestimate): its slot, or -1. */
+static int top_slot(const unsigned char *b, double *guaranteed) {
+    int best = -1;
+    *guaranteed = 0.0;
+    for (int i = 0; i < HH_SLOTS; i++) {
+        double count = get_f32(b, OFF_HH_COUNTS + 4 * i), g = count - get_f32(b, OFF_HH_ERRORS + 4 * i);
+        if (count > 0 && (best < 0 || g > *guaranteed)) {
+            best = i;
+            *guaranteed = g;
+        }
+    }
+    return best;
+}
+
+/* A readable packed state for ``n`` buckets from argument ``arg``, or NULL with an exception set. */
+static const unsigned char *state_arg(PyObject *arg, Py_buffer *buf, int n) {
+    if (PyObject_GetBuffer(arg, buf, PyBUF_SIMPLE) < 0) return NULL;
+    if (n <= 0 || buf->len != OFF_RINGS + 8 * n) {
+        PyBuffer_Release(buf);
+        PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets", n);
+        return NULL;
+    }
+    return buf->buf;
+}
+
 PyDoc_STRVAR(window_doc,
 "window(state, now_index, buckets) -> tuple[int, int, int]\n\n"
 "Requests, output tokens and the busiest bucket's requests in the hour of the ring ending at bucket\n"
@@ -266,27 +322,135 @@ PyDoc_STRVAR(window_doc,
 
 static PyObject *window(PyObject *self, PyObject *args) {
     Py_buffer buf;
+    PyObject *state;
     long long index;
     int n;
-    if (!PyArg_ParseTuple(args, "y*Li", &buf, &index, &n)) return NULL;
-    const unsigned char *b = buf.buf;
-    if (n <= 0 || buf.len != OFF_RINGS + 8 * n) {
-        PyBuffer_Release(&buf);
-        return PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets", n);
-    }
-    long long head = get_i32(b, OFF_HEAD), requests = 0, tokens = 0, burst = 0;
-    if (head >= 0 && index - head < n) {
-        long long oldest = (head > index ? head : index) - n + 1, newest = index < head ? index : head;
-        for (long long i = oldest; i <= newest; i++) {
-            Py_ssize_t slot = (Py_ssize_t)(((i % n) + n) % n);
-            long long r = get_u16(b, OFF_RINGS + 2 * slot);
-            requests += r;
-            tokens += get_u32(b, OFF_RINGS + 4 * n + 4 * slot);
-            if (r > burst) burst = r;
-        }
-    }
+    if (!PyArg_ParseTuple(args, "OLi", &state, &index, &n)) return NULL;
+    const unsigned char *b = state_arg(state, &buf, n);
+    if (b == NULL) return NULL;
+    hour_window w = ring_window(b, index, n);
     PyBuffer_Release(&buf);
-    return Py_BuildValue("LLL", requests, tokens, burst);
+    return Py_BuildValue("LLL", w.requests, w.tokens, w.burst);
+}
+
+/* The window vector (scoring.account_vector): names in VECTOR_FEATURES order. */
+static const char *const vector_names[] = {
+    "volume", "burst", "tokens", "cot_rate", "role_rate", "template_top", "focus", "ratio", "single_turn",
+    "max_tokens_high", "regularity", "always_on", "ip_spread", "ua_spread", "new_account", "new_model",
+    "tools", "drift",
+};
+#define N_VECTOR (sizeof vector_names / sizeof vector_names[0])
+enum { P_BUCKETS, P_BUCKET_SECONDS, P_PRIOR, P_REQUESTS_CAP, P_BURST_CAP, P_TOKENS_CAP, P_RATIO_CAP, P_IPS_CAP,
+       P_UAS_CAP, P_NEW_ACCOUNT_SECONDS, P_DRIFT_MEMORY, N_PARAMS };
+
+static double log_scaled(double value, double cap) {
+    double r = log1p(value > 0.0 ? value : 0.0) / log1p(cap);
+    return r < 1.0 ? r : 1.0;
+}
+
+static double capped_share(double value, double cap) { return value / cap < 1.0 ? value / cap : 1.0; }
+
+/* Distinct values in a bottom-k sketch: exact below k, else (k - 1) / (k-th smallest hash as a fraction). */
+static double bottom_k_estimate(const unsigned char *b, Py_ssize_t off, int k) {
+    int used = 0;
+    while (used < k && get_u32(b, off + 4 * used) != EMPTY) used++;
+    if (used < k) return (double)used;
+    return (double)(k - 1) / (((double)get_u32(b, off + 4 * (k - 1)) + 1.0) / 4294967296.0);
+}
+
+PyDoc_STRVAR(vector_doc,
+"vector(state, now, buckets, bucket_seconds, share_prior, requests_per_hour_cap, burst_per_minute_cap,\n"
+"       output_tokens_per_hour_cap, ratio_cap, distinct_ips_cap, distinct_uas_cap, new_account_seconds,\n"
+"       drift_memory_seconds) -> tuple[float, ...]\n\n"
+"The account's window vector at ``now``, in VECTOR_FEATURES order (scoring.account_vector says what\n"
+"each feature is; tests/detectors/test_scoring.py holds their definition in Python).");
+
+static PyObject *vector(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 + N_PARAMS) return PyErr_Format(PyExc_TypeError, "vector() takes %d arguments", 2 + N_PARAMS);
+    double now = PyFloat_AsDouble(args[1]), p[N_PARAMS];
+    for (int i = 0; i < N_PARAMS; i++) p[i] = PyFloat_AsDouble(args[2 + i]);
+    if (PyErr_Occurred()) return NULL;
+    int n = (int)p[P_BUCKETS];
+    Py_buffer buf;
+    const unsigned char *b = state_arg(args[0], &buf, n);
+    if (b == NULL) return NULL;
+
+    double c[N_COUNTERS], cats[N_CATEGORIES];
+    for (int i = 0; i < N_COUNTERS; i++) c[i] = get_f32(b, OFF_COUNTERS + 4 * i);
+    for (int i = 0; i < N_CATEGORIES; i++) cats[i] = get_f32(b, OFF_CATEGORIES + 4 * i);
+    double requests = c[REQUESTS], shrunk = requests + p[P_PRIOR];
+    double total = 0.0, entropy = 0.0;
+    for (int i = 0; i < N_CATEGORIES; i++) if (cats[i] > 0) total += cats[i];
+    if (total > 0)
+        for (int i = 0; i < N_CATEGORIES; i++) if (cats[i] > 0) entropy += cats[i] / total * log(cats[i] / total);
+    hour_window hour = ring_window(b, (long long)py_floordiv(now, p[P_BUCKET_SECONDS]), n);
+    double guaranteed, gap_mean = get_f32(b, OFF_GAP_MEAN), gap_var = get_f32(b, OFF_GAP_VAR);
+    int top = top_slot(b, &guaranteed);
+    double gap_cv = gap_mean > 0 ? pow(gap_var, 0.5) / gap_mean : 1.0;
+    long long hour_head = get_i32(b, OFF_HOUR_HEAD), behind = (long long)py_floordiv(now, 3600.0) - hour_head;
+    int active_hours = 0;
+    if (behind < HOURS && hour_head >= 0)
+        active_hours = __builtin_popcount((get_u32(b, OFF_HOUR_MASK) << (behind > 0 ? behind : 0)) & ((1u << HOURS) - 1));
+    double created = get_f64(b, OFF_CREATED_TS), age = now - (created ? created : get_f64(b, OFF_FIRST_TS));
+    double new_account = 1.0 - age / p[P_NEW_ACCOUNT_SECONDS], drift_ts = get_f64(b, OFF_DRIFT_TS);
+    double x[N_VECTOR] = {
+        log_scaled((double)hour.requests, p[P_REQUESTS_CAP]),
+        log_scaled((double)hour.burst, p[P_BURST_CAP]),
+        log_scaled((double)hour.tokens, p[P_TOKENS_CAP]),
+        c[COT] / shrunk,
+        c[ROLE] / shrunk,
+        top < 0 || shrunk <= 0 ? 0.0 : (guaranteed / shrunk < 1.0 ? guaranteed / shrunk : 1.0),
+        total > 0 ? 1.0 - (-entropy) / log((double)N_CATEGORIES) : 0.0,
+        log_scaled(requests > 0 ? c[RATIO] / requests : 0.0, p[P_RATIO_CAP]),
+        c[SINGLE_TURN] / shrunk,
+        c[MAX_HIGH] / shrunk,
+        requests >= 3 ? 1.0 / (1.0 + gap_cv) : 0.0,
+        active_hours / 24.0,
+        capped_share(bottom_k_estimate(b, OFF_IPS, IP_K), p[P_IPS_CAP]),
+        capped_share(bottom_k_estimate(b, OFF_UAS, UA_K), p[P_UAS_CAP]),
+        new_account > 0.0 ? (new_account < 1.0 ? new_account : 1.0) : 0.0, /* a late event can predate the account */
+        c[NEW_MODEL] / shrunk,
+        c[TOOLS] / shrunk,
+        drift_ts && now - drift_ts < p[P_DRIFT_MEMORY] ? 1.0 : 0.0,
+    };
+    PyBuffer_Release(&buf);
+    PyObject *out = PyTuple_New(N_VECTOR);
+    if (out == NULL) return NULL;
+    for (size_t i = 0; i < N_VECTOR; i++) {
+        PyObject *v = PyFloat_FromDouble(x[i]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(summary_doc,
+"summary(state, now, buckets, bucket_seconds) -> tuple\n\n"
+"What the cluster stage needs of the account at ``now`` (clusters.MemberSummary without the account\n"
+"type): (last_ts, requests_last_hour, requests, cot, new_model, top_template | None, first_ts,\n"
+"tokens_last_hour).");
+
+static PyObject *summary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) return PyErr_Format(PyExc_TypeError, "summary() takes 4 arguments");
+    double now = PyFloat_AsDouble(args[1]), bucket_seconds = PyFloat_AsDouble(args[3]);
+    int n = (int)PyLong_AsLong(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    Py_buffer buf;
+    const unsigned char *b = state_arg(args[0], &buf, n);
+    if (b == NULL) return NULL;
+    hour_window hour = ring_window(b, (long long)py_floordiv(now, bucket_seconds), n);
+    double guaranteed;
+    int top = top_slot(b, &guaranteed);
+    PyObject *top_key = top < 0 ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(get_u32(b, OFF_HH_KEYS + 4 * top));
+    PyObject *out = top_key == NULL ? NULL : Py_BuildValue(
+        "dLdddNdL", get_f64(b, OFF_LAST_TS), hour.requests, (double)get_f32(b, OFF_COUNTERS + 4 * REQUESTS),
+        (double)get_f32(b, OFF_COUNTERS + 4 * COT), (double)get_f32(b, OFF_COUNTERS + 4 * NEW_MODEL), top_key,
+        get_f64(b, OFF_FIRST_TS), hour.tokens);
+    PyBuffer_Release(&buf);
+    return out;
 }
 
 PyDoc_STRVAR(top_template_doc,
@@ -301,15 +465,8 @@ static PyObject *top_template(PyObject *self, PyObject *args) {
         PyBuffer_Release(&buf);
         return PyErr_Format(PyExc_ValueError, "not a packed state");
     }
-    int best = -1;
-    double guaranteed = 0.0;
-    for (int i = 0; i < HH_SLOTS; i++) {
-        double count = get_f32(b, OFF_HH_COUNTS + 4 * i), g = count - get_f32(b, OFF_HH_ERRORS + 4 * i);
-        if (count > 0 && (best < 0 || g > guaranteed)) {
-            best = i;
-            guaranteed = g;
-        }
-    }
+    double guaranteed;
+    int best = top_slot(b, &guaranteed);
     uint32_t key = best >= 0 ? get_u32(b, OFF_HH_KEYS + 4 * best) : 0;
     PyBuffer_Release(&buf);
     if (best < 0) Py_RETURN_NONE;
@@ -320,6 +477,8 @@ static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, fold_doc},
     {"window", window, METH_VARARGS, window_doc},
     {"top_template", top_template, METH_VARARGS, top_template_doc},
+    {"vector", (PyCFunction)(void (*)(void))vector, METH_FASTCALL, vector_doc},
+    {"summary", (PyCFunction)(void (*)(void))summary, METH_FASTCALL, summary_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -341,6 +500,13 @@ PyMODINIT_FUNC PyInit__fold(void) {
         "uas", OFF_UAS, "rings", OFF_RINGS, "template_k", TEMPLATE_K);
     if (layout == NULL || PyModule_AddObject(m, "LAYOUT", layout) < 0) {
         Py_XDECREF(layout);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyObject *names = PyTuple_New(N_VECTOR);
+    for (size_t i = 0; names != NULL && i < N_VECTOR; i++) PyTuple_SET_ITEM(names, i, PyUnicode_FromString(vector_names[i]));
+    if (names == NULL || PyModule_AddObject(m, "VECTOR_FEATURES", names) < 0) {
+        Py_XDECREF(names);
         Py_DECREF(m);
         return NULL;
     }

@@ -1,6 +1,7 @@
 """Types of the C module built from ``_fold.c`` (see ``account_state.AccountState.add``)."""
 
 LAYOUT: dict[str, int]
+VECTOR_FEATURES: tuple[str, ...]
 
 def fold(
     state: bytearray,
@@ -21,3 +22,22 @@ def fold(
 ) -> None: ...
 def window(state: bytearray, now_index: int, buckets: int, /) -> tuple[int, int, int]: ...
 def top_template(state: bytearray, /) -> tuple[int, float] | None: ...
+def vector(
+    state: bytearray,
+    now: float,
+    buckets: float,
+    bucket_seconds: float,
+    share_prior: float,
+    requests_per_hour_cap: float,
+    burst_per_minute_cap: float,
+    output_tokens_per_hour_cap: float,
+    ratio_cap: float,
+    distinct_ips_cap: float,
+    distinct_uas_cap: float,
+    new_account_seconds: float,
+    drift_memory_seconds: float,
+    /,
+) -> tuple[float, ...]: ...
+def summary(
+    state: bytearray, now: float, buckets: int, bucket_seconds: float, /
+) -> tuple[float, int, float, float, float, int | None, float, int]: ...

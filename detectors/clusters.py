@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from detectors.account_state import AccountState, Counters
+from detectors import _fold
+from detectors.account_state import AccountState
 from detectors.config import RULES_DIR
 from detectors.features import RequestFeatures
 from detectors.scoring import logistic
@@ -291,9 +292,11 @@ class MemberSummary(NamedTuple):
 
 
 def member_summary(state: AccountState, now: float, window: Any, account_type: str) -> MemberSummary:
-    c, hour = state.counters, state.window(now, window)
-    return MemberSummary(state.last_ts, hour.requests, c[Counters.REQUESTS], c[Counters.COT], c[Counters.NEW_MODEL],
-                         state.top_template(), account_type, state.first_ts, hour.tokens)  # fmt: skip
+    """The member's summary at ``now``, read from its packed state in C (``_fold.summary``)."""
+    (last_ts, hour_requests, requests, cot, new_model, top, first_ts, hour_tokens) = _fold.summary(
+        state.data, now, window.buckets, window.bucket_seconds
+    )
+    return MemberSummary(last_ts, hour_requests, requests, cot, new_model, top, account_type, first_ts, hour_tokens)
 
 
 def cluster_vector(members: list[MemberSummary], strong: int, now: float) -> dict[str, float]:

@@ -28,6 +28,7 @@ from detectors.scoring import (
     SupervisedModel,
     account_vector,
     fuse,
+    vector_params,
 )
 from detectors.types import Decision, RequestEvent, StateStore
 
@@ -177,6 +178,7 @@ class Engine:
         #: subject until the decision would have expired, so the decision is not renewed.
         self.allowlist: dict[str, float] = {}
         self._challenge_logit = _logit(self.cfg.policy.challenge)
+        self._vector_params = vector_params(self.cfg)
 
     def process(self, event: RequestEvent, partition: int = 0, offset: int | None = None) -> list[Decision]:
         """Fold one event in; score its account if a tick has passed since its last score.
@@ -260,7 +262,7 @@ class Engine:
     def _score(
         self, account_id: str, state: AccountState, cohort: str, now: float, trigger: RequestEvent
     ) -> Decision | None:
-        x = account_vector(state, now, self.cfg)
+        x = account_vector(state, now, self._vector_params)
         score, parts, inputs = self._fused(x, cohort, learn=True)
         if self.on_score is not None:
             self.on_score({"fused": score, "anomaly": inputs.get("anomaly", 0.0), "supervised": inputs["p_supervised"]})

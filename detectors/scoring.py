@@ -15,9 +15,9 @@ from typing import Any
 
 from river import anomaly, compose, linear_model, optim, preprocessing, stats
 
-from detectors.account_state import AccountState, Counters
+from detectors import _fold
+from detectors.account_state import AccountState
 from detectors.config import AnomalyConfig, ScoringConfig, SupervisedConfig
-from detectors.features import CATEGORIES
 
 __all__ = [
     "VECTOR_FEATURES",
@@ -26,6 +26,7 @@ __all__ = [
     "PopulationNorms",
     "SupervisedModel",
     "account_vector",
+    "vector_params",
     "fuse",
     "logistic",
 ]
@@ -37,44 +38,37 @@ VECTOR_FEATURES = (
     "tools", "drift",
 )  # fmt: skip
 
-_LOG_CATEGORIES = math.log(len(CATEGORIES))
+if _fold.VECTOR_FEATURES != VECTOR_FEATURES:
+    raise ImportError("detectors/_fold.c and scoring's VECTOR_FEATURES disagree: rebuild with `make setup`")
 
 
-def _log_scaled(value: float, cap: float) -> float:
-    return min(1.0, math.log1p(max(value, 0.0)) / math.log1p(cap))
-
-
-def account_vector(state: AccountState, now: float, cfg: ScoringConfig) -> dict[str, float]:
-    """The account's window as named features in [0, 1] (see :data:`VECTOR_FEATURES`)."""
+def vector_params(cfg: ScoringConfig) -> tuple[float, ...]:
+    """What :func:`account_vector` needs of the configuration, in the order ``_fold.vector`` takes it."""
     w, sc = cfg.window, cfg.scaling
-    c = state.counters
-    n = c[Counters.REQUESTS]
-    shrunk = n + sc.share_prior_requests  # shares shrink towards 0 while evidence is thin
-    cats = [v for v in state.categories if v > 0]
-    total = sum(cats)
-    entropy = -sum([v / total * math.log(v / total) for v in cats]) if total > 0 else 0.0
-    hour = state.window(now, w)
-    age = now - (state.created_ts or state.first_ts)
-    return {
-        "volume": _log_scaled(hour.requests, sc.requests_per_hour_cap),
-        "burst": _log_scaled(hour.burst, sc.burst_per_minute_cap),
-        "tokens": _log_scaled(hour.tokens, sc.output_tokens_per_hour_cap),
-        "cot_rate": c[Counters.COT] / shrunk,
-        "role_rate": c[Counters.ROLE] / shrunk,
-        "template_top": state.template_top_share(sc.share_prior_requests),
-        "focus": 1.0 - entropy / _LOG_CATEGORIES if total > 0 else 0.0,
-        "ratio": _log_scaled(c[Counters.RATIO] / n if n > 0 else 0.0, sc.ratio_cap),
-        "single_turn": c[Counters.SINGLE_TURN] / shrunk,
-        "max_tokens_high": c[Counters.MAX_HIGH] / shrunk,
-        "regularity": 1.0 / (1.0 + state.gap_cv()) if n >= 3 else 0.0,
-        "always_on": state.active_hours(now) / 24.0,
-        "ip_spread": min(1.0, state.distinct_ips() / sc.distinct_ips_cap),
-        "ua_spread": min(1.0, state.distinct_uas() / sc.distinct_uas_cap),
-        "new_account": max(0.0, 1.0 - age / w.new_account_seconds),
-        "new_model": c[Counters.NEW_MODEL] / shrunk,
-        "tools": c[Counters.TOOLS] / shrunk,
-        "drift": 1.0 if state.drift_ts and now - state.drift_ts < cfg.drift.memory_seconds else 0.0,
-    }
+    return (
+        w.buckets, w.bucket_seconds, sc.share_prior_requests, sc.requests_per_hour_cap, sc.burst_per_minute_cap,
+        sc.output_tokens_per_hour_cap, sc.ratio_cap, sc.distinct_ips_cap, sc.distinct_uas_cap,
+        w.new_account_seconds, cfg.drift.memory_seconds,
+    )  # fmt: skip
+
+
+def account_vector(state: AccountState, now: float, params: tuple[float, ...]) -> dict[str, float]:
+    """The account's window at ``now`` as named features in [0, 1], read from the packed state in C
+    (``_fold.vector``, ~1 µs; ``params`` from :func:`vector_params`). Their definition, in Python, is the
+    test that pins the C to it (``tests/detectors/test_scoring.py``). In short:
+
+    - ``volume``, ``burst``, ``tokens``: requests, busiest minute and output tokens in the last hour,
+      log-scaled to their ``[scaling]`` caps;
+    - ``cot_rate``, ``role_rate``, ``single_turn``, ``max_tokens_high``, ``new_model``, ``tools``: decayed
+      shares of requests, shrunk towards 0 by ``share_prior_requests`` pseudo-requests;
+    - ``template_top``: the guaranteed share of the heaviest template (space-saving), shrunk the same way;
+    - ``focus``: 1 - normalized entropy of the category histogram; ``ratio``: mean output/input tokens;
+    - ``regularity``: 1 / (1 + CV of in-session gaps); ``always_on``: active hours of the last 24 / 24;
+    - ``ip_spread``, ``ua_spread``: distinct IPs / user agents (bottom-k) over their caps;
+    - ``new_account``: 1 at creation, 0 after ``new_account_seconds``; ``drift``: 1 for a day after a
+      Page-Hinkley alarm.
+    """
+    return dict(zip(VECTOR_FEATURES, _fold.vector(state.data, now, *params), strict=True))
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ import random
 from collections import defaultdict
 from typing import Any
 
+from detectors.account_state import Counters
 from detectors.cluster_stage import ClusterStage
-from detectors.clusters import Linker, load_clusters
+from detectors.clusters import Linker, load_clusters, member_summary
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.types import Decision
 from sim import personas as P
+from tests.detectors.histories import random_state
 
 DAY = 86_400.0
 T0 = 1_800_000_000.0 - 1_800_000_000.0 % DAY
@@ -136,3 +138,14 @@ def test_linking_memory_is_bounded_under_an_account_id_flood() -> None:
         members = {f"flood-{j}": [T0 + j, 1.0, 1.0, 0.0, 0.0, None, "trial"] for j in range(i, i + 100)}
         stage.merge({"partition": 0, "seq": i, "at": T0 + i, "obs": [], "members": members})
     assert len(stage.members) <= 500
+
+
+def test_a_member_summary_reads_the_account_window_as_the_account_state_does() -> None:
+    rng, window = random.Random(8), load_scoring().window
+    for _ in range(300):
+        state, now = random_state(rng)
+        hour, c = state.window(now, window), state.counters
+        assert member_summary(state, now, window, "startup") == (
+            state.last_ts, hour.requests, c[Counters.REQUESTS], c[Counters.COT], c[Counters.NEW_MODEL],
+            state.top_template(), "startup", state.first_ts, hour.tokens,
+        )  # fmt: skip

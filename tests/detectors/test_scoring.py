@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from typing import Any
 
 import pytest
 
+from detectors.account_state import AccountState, Counters
 from detectors.config import load_scoring
-from detectors.scoring import VECTOR_FEATURES, CohortAnomaly, SupervisedModel, fuse
+from detectors.features import CATEGORIES, RequestFeatures
+from detectors.scoring import VECTOR_FEATURES, CohortAnomaly, SupervisedModel, account_vector, fuse, vector_params
+from tests.detectors.histories import random_state
 
 CFG = load_scoring()
 
@@ -99,3 +103,66 @@ def test_fusion_rewards_content_at_scale_over_either_alone() -> None:
     scale_only, _ = fuse({"volume": 1.0, "always_on": 1.0, "regularity": 1.0, "focus": 1.0}, w)
     both, _ = fuse({"cot_rate": 1.0, "template_top": 1.0, "single_turn": 1.0, "volume": 1.0}, w)
     assert max(content_only, scale_only) < CFG.policy.limit < CFG.policy.block < both
+
+
+# The definition of the window vector, in Python; the C code (``_fold.vector``) must agree with it exactly.
+_LOG_CATEGORIES = math.log(len(CATEGORIES))
+
+
+def _log_scaled(value: float, cap: float) -> float:
+    return min(1.0, math.log1p(max(value, 0.0)) / math.log1p(cap))
+
+
+def defined_vector(state: AccountState, now: float) -> dict[str, float]:
+    w, sc = CFG.window, CFG.scaling
+    c = state.counters
+    n = c[Counters.REQUESTS]
+    shrunk = n + sc.share_prior_requests  # shares shrink towards 0 while evidence is thin
+    cats = [v for v in state.categories if v > 0]
+    total = sum(cats)
+    entropy = -sum([v / total * math.log(v / total) for v in cats]) if total > 0 else 0.0
+    hour = state.window(now, w)
+    age = now - (state.created_ts or state.first_ts)
+    return {
+        "volume": _log_scaled(hour.requests, sc.requests_per_hour_cap),
+        "burst": _log_scaled(hour.burst, sc.burst_per_minute_cap),
+        "tokens": _log_scaled(hour.tokens, sc.output_tokens_per_hour_cap),
+        "cot_rate": c[Counters.COT] / shrunk,
+        "role_rate": c[Counters.ROLE] / shrunk,
+        "template_top": state.template_top_share(sc.share_prior_requests),
+        "focus": 1.0 - entropy / _LOG_CATEGORIES if total > 0 else 0.0,
+        "ratio": _log_scaled(c[Counters.RATIO] / n if n > 0 else 0.0, sc.ratio_cap),
+        "single_turn": c[Counters.SINGLE_TURN] / shrunk,
+        "max_tokens_high": c[Counters.MAX_HIGH] / shrunk,
+        "regularity": 1.0 / (1.0 + state.gap_cv()) if n >= 3 else 0.0,
+        "always_on": state.active_hours(now) / 24.0,
+        "ip_spread": min(1.0, state.distinct_ips() / sc.distinct_ips_cap),
+        "ua_spread": min(1.0, state.distinct_uas() / sc.distinct_uas_cap),
+        "new_account": min(1.0, max(0.0, 1.0 - age / w.new_account_seconds)),  # a late event may predate it
+        "new_model": c[Counters.NEW_MODEL] / shrunk,
+        "tools": c[Counters.TOOLS] / shrunk,
+        "drift": 1.0 if state.drift_ts and now - state.drift_ts < CFG.drift.memory_seconds else 0.0,
+    }
+
+
+def test_the_c_window_vector_matches_its_definition() -> None:
+    rng = random.Random(5)
+    params = vector_params(CFG)
+    for _ in range(600):
+        state, now = random_state(rng)
+        assert account_vector(state, now, params) == defined_vector(state, now), (state, now)
+
+
+def test_the_window_vector_is_in_the_unit_interval_and_reads_like_its_account() -> None:
+    rng = random.Random(6)
+    for _ in range(200):
+        state, now = random_state(rng)
+        assert all(0.0 <= v <= 1.0 for v in account_vector(state, now, vector_params(CFG)).values())
+    metronome = AccountState.new(CFG.window, created_ts=0.0)
+    for i in range(400):  # a templated CoT request every 6 s from 3 IPs
+        features = RequestFeatures(0.8, 1, 4, (1, 2, 3, 4), 20.0, 0, False, True, 8192)
+        metronome.add(features, 1_800_000_000.0 + 6 * i, CFG.window, output_tokens=2000, ip=f"10.0.0.{i % 3}")
+    x = account_vector(metronome, 1_800_000_000.0 + 2400, vector_params(CFG))
+    assert x["cot_rate"] > 0.75 and x["template_top"] > 0.9 and x["regularity"] > 0.95 and x["focus"] == 1.0
+    assert x["volume"] > 0.7 and x["ip_spread"] == 3 / CFG.scaling.distinct_ips_cap
+    assert x["new_account"] > 0.99  # no creation time given: first seen 40 minutes ago
