@@ -1,10 +1,12 @@
 /* The template fingerprint's inner loop in C: skeleton words → bottom-k shingle hashes.
  *
- * detectors/features.py defines what this computes (template_fingerprint of skeleton_words, after
- * the quoted-input removal and lowercasing it does in Python); tests/detectors/test_features.py checks
- * that both give the same values on the real corpora. Per prompt: one pass over the bytes to find the
- * words (ASCII digits and punctuation are separators, as in Python's bytes.translate + split), then
- * MurmurHash3 (x86, 32-bit, seed 0: mmh3.hash) per word and CPython 3.11's tuple hash per 3-shingle.
+ * detectors/features.py says what this computes (template_fingerprint of skeleton_words of the
+ * lowercased head and tail that features.skeleton_bytes cuts); tests/detectors/test_features.py holds
+ * the definition in Python and checks that both give the same values on the real corpora. Per prompt:
+ * code and quoted input are removed (as re.sub of ```…```, "…" up to 400 and `…` up to 200 characters
+ * would), one pass over the bytes finds the words (ASCII digits and punctuation are separators, as in
+ * Python's bytes.translate + split), then MurmurHash3 (x86, 32-bit, seed 0: mmh3.hash) per word and
+ * CPython 3.11's tuple hash per 3-shingle.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,6 +27,73 @@ static void init_separators(void) {
     /* bytes.split() with no argument splits on ASCII whitespace */
     const char *space = " \t\n\r\x0b\x0c";
     for (const char *p = space; *p; p++) is_separator[(unsigned char)*p] = 1;
+}
+
+/* Characters (not bytes) of UTF-8 in [s, end) until ``stop`` or a newline; -1 when more than ``limit``
+ * come first or the text ends. On success *close is the index of ``stop``. */
+static Py_ssize_t quoted_length(const unsigned char *s, Py_ssize_t from, Py_ssize_t n, unsigned char stop, int limit,
+                                Py_ssize_t *close) {
+    Py_ssize_t chars = 0;
+    for (Py_ssize_t i = from; i < n; i++) {
+        if (s[i] == stop) {
+            *close = i;
+            return chars;
+        }
+        if (s[i] == '\n') return -1;
+        if ((s[i] & 0xC0) != 0x80 && ++chars > limit) return -1; /* continuation bytes are not characters */
+    }
+    return -1;
+}
+
+/* Copy UTF-8 ``s`` to ``out`` with every match of re.compile(r'```.*?```|"[^"\n]{1,400}"|`[^`\n]{1,200}`',
+ * re.S) replaced by one space, leftmost first as re.sub finds them; returns the length written. Matches
+ * start at an ASCII byte, which never occurs inside a multi-byte character, so a byte scan is exact. */
+static Py_ssize_t strip_quoted(const unsigned char *s, Py_ssize_t n, unsigned char *out) {
+    Py_ssize_t i = 0, o = 0, close;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c == '`' && i + 2 < n && s[i + 1] == '`' && s[i + 2] == '`') {
+            const unsigned char *end = NULL;
+            for (Py_ssize_t j = i + 3; j + 2 < n; j++)
+                if (s[j] == '`' && s[j + 1] == '`' && s[j + 2] == '`') {
+                    end = s + j;
+                    break;
+                }
+            if (end != NULL) {
+                out[o++] = ' ';
+                i = end - s + 3;
+                continue;
+            }
+        }
+        if (c == '"' || c == '`') {
+            Py_ssize_t chars = quoted_length(s, i + 1, n, c, c == '"' ? 400 : 200, &close);
+            if (chars >= 1) {
+                out[o++] = ' ';
+                i = close + 1;
+                continue;
+            }
+        }
+        out[o++] = c;
+        i++;
+    }
+    return o;
+}
+
+/* The bytes of ``buf`` with code and quotes removed: ``buf`` itself when it has none, else a copy in
+ * ``stack`` or on the heap (*heap then needs PyMem_Free). */
+static const unsigned char *unquoted(Py_buffer *buf, unsigned char *stack, Py_ssize_t stack_size, unsigned char **heap,
+                                     Py_ssize_t *len) {
+    const unsigned char *s = buf->buf;
+    *heap = NULL;
+    *len = buf->len;
+    if (memchr(s, '"', (size_t)buf->len) == NULL && memchr(s, '`', (size_t)buf->len) == NULL) return s;
+    unsigned char *out = stack;
+    if (buf->len > stack_size) {
+        out = *heap = PyMem_Malloc((size_t)buf->len);
+        if (out == NULL) return (const unsigned char *)PyErr_NoMemory();
+    }
+    *len = strip_quoted(s, buf->len, out);
+    return out;
 }
 
 /* hash() of a Python int in int32 range: the value itself, except that -1 hashes to -2. */
@@ -95,7 +164,7 @@ static int hash_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssi
 
 PyDoc_STRVAR(fingerprint_doc,
 "fingerprint(skeleton: bytes, k: int) -> tuple[int, tuple[int, ...]]\n\n"
-"Word count of a lowercased, quote-stripped skeleton (before keeping the first and last words) and\n"
+"Word count of a lowercased skeleton without code and quotes (before keeping the first and last words) and\n"
 "the bottom-k 32-bit hashes of its word 3-shingles (features.template_fingerprint).");
 
 static PyObject *fingerprint(PyObject *self, PyObject *args) {
@@ -106,8 +175,16 @@ static PyObject *fingerprint(PyObject *self, PyObject *args) {
         PyBuffer_Release(&buf);
         return PyErr_Format(PyExc_ValueError, "k must be in 0..%d", MAX_K);
     }
+    unsigned char stack[4096], *heap;
+    Py_ssize_t len;
+    const unsigned char *text = unquoted(&buf, stack, sizeof stack, &heap, &len);
+    if (text == NULL) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
     word_hashes w; /* the first HEAD_WORDS, and a ring of the last TAIL_WORDS */
-    Py_ssize_t words = scan_words(buf.buf, buf.len, hash_word, &w);
+    Py_ssize_t words = scan_words(text, len, hash_word, &w);
+    PyMem_Free(heap);
     PyBuffer_Release(&buf);
 
     int32_t kept[HEAD_WORDS + TAIL_WORDS];
@@ -156,7 +233,7 @@ static int count_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ss
 
 PyDoc_STRVAR(words_doc,
 "words(skeleton: bytes) -> list[bytes]\n\n"
-"The first and last words of a lowercased, quote-stripped skeleton (features.skeleton_words).");
+"The first and last words of a lowercased skeleton without code and quotes (features.skeleton_words).");
 
 static PyObject *words(PyObject *self, PyObject *args) {
     Py_buffer buf;
@@ -166,8 +243,14 @@ static PyObject *words(PyObject *self, PyObject *args) {
         PyBuffer_Release(&buf);
         return NULL;
     }
-    w.total = scan_words(buf.buf, buf.len, count_word, NULL);
-    Py_ssize_t rc = scan_words(buf.buf, buf.len, append_word, &w);
+    unsigned char stack[4096], *heap;
+    Py_ssize_t len, rc = -1;
+    const unsigned char *text = unquoted(&buf, stack, sizeof stack, &heap, &len);
+    if (text != NULL) {
+        w.total = scan_words(text, len, count_word, NULL);
+        rc = scan_words(text, len, append_word, &w);
+    }
+    PyMem_Free(heap);
     PyBuffer_Release(&buf);
     if (rc < 0) {
         Py_DECREF(w.list);

@@ -39,8 +39,6 @@ FAMILIES = ("cot", "reconstruct", "debug", "rubric", "rewrite", "role")
 _FINGERPRINT_K = 4  # bottom-k shingle hashes kept per request (Blacklight keeps 50 of far longer queries)
 _CHAT_MAX_WORDS = 60  # an uncategorized prompt shorter than this is chat, longer is "other"
 _SKELETON_HEAD_CHARS, _SKELETON_TAIL_CHARS = 400, 150  # enough text for the head and tail words
-# Python's re, not RE2, for this substitution: re2's sub() is written in Python and slow with many hits.
-_QUOTED = re.compile(r'```.*?```|"[^"\n]{1,400}"|`[^`\n]{1,200}`', re.S)
 
 
 class RequestFeatures(NamedTuple):
@@ -154,16 +152,15 @@ def masked_sample(event: RequestEvent, book: PhraseBook, max_chars: int = 240) -
 
 
 def skeleton_bytes(text: str) -> bytes:
-    """What a prompt's template is read from: its head and tail, lowercased UTF-8, with code and
-    quoted input removed. Numbers and punctuation go later, as word separators.
+    """What a prompt's template is read from: its head and tail, lowercased UTF-8. The C skeleton
+    (``_skeleton.c``) then drops code and quoted input, and reads numbers and punctuation as separators.
 
-    >>> skeleton_bytes('Rate "the cat sat" on a scale of 1 to 10: ```x = 1```')
-    b'rate   on a scale of 1 to 10:  '
+    >>> b = skeleton_bytes('Rate THIS: "' + "word " * 200 + 'END"')
+    >>> len(b), b[:16], b[-8:]
+    (551, b'rate this: "word', b'ord end"')
     """
     if len(text) > _SKELETON_HEAD_CHARS + _SKELETON_TAIL_CHARS:
         text = text[:_SKELETON_HEAD_CHARS] + "\n" + text[-_SKELETON_TAIL_CHARS:]
-    if '"' in text or "`" in text:
-        text = _QUOTED.sub(" ", text)
     return text.lower().encode("utf-8", "replace")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import mmh3
 import pytest
@@ -12,7 +13,6 @@ from detectors.features import (
     FAMILIES,
     extract,
     load_phrasebook,
-    skeleton_bytes,
     skeleton_words,
     template_fingerprint,
 )
@@ -133,10 +133,13 @@ def test_skeleton_masks_numbers_quotes_and_code() -> None:
 # (packed states and cluster partials carry these hashes, so a change would split every template).
 _SEPARATORS = b"0123456789.,;:!?()[]{}<>\"'`*#|/\\=+-_~^%$@&"
 _TO_SPACE = bytes.maketrans(_SEPARATORS, b" " * len(_SEPARATORS))
+_QUOTED = re.compile(r'```.*?```|"[^"\n]{1,400}"|`[^`\n]{1,200}`', re.S)  # code and quoted input
 
 
 def defined_words(text: str) -> tuple[int, list[bytes]]:
-    words = skeleton_bytes(text).translate(_TO_SPACE).split()
+    cut = text[:400] + "\n" + text[-150:] if len(text) > 550 else text
+    skeleton = _QUOTED.sub(" ", cut.lower()).encode("utf-8", "replace")
+    words = skeleton.translate(_TO_SPACE).split()
     return len(words), words if len(words) <= 32 else words[:24] + words[-8:]
 
 
@@ -156,6 +159,10 @@ def edge_cases() -> list[str]:
     texts += [" ".join(f"w{i}" for i in range(n)) for n in (31, 32, 33, 40, 200)]
     texts += [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 60))) for _ in range(300)]
     texts += [t.format(content="why is the sky blue?") for t in personas.COT_TEMPLATES]
+    quoting = ['"', "`", "```", "\n", " ", "q", "é", "日", "İ"]  # quotes open and close at odd places
+    texts += ["".join(rng.choice(quoting) for _ in range(rng.randint(0, 80))) for _ in range(600)]
+    texts += [f'a "{"é" * n}" b `{"x" * (n // 2)}` c' for n in (0, 1, 199, 200, 201, 399, 400, 401)]
+    texts += ["say ```" + "日本 " * 300 + "``` then", 'one "unclosed and ```also', "```a``` x ```b```"]
     return texts
 
 
