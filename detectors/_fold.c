@@ -315,6 +315,39 @@ static const unsigned char *state_arg(PyObject *arg, Py_buffer *buf, int n) {
     return buf->buf;
 }
 
+PyDoc_STRVAR(page_hinkley_doc,
+"page_hinkley(state, x, min_instances, delta, threshold, alpha) -> bool\n\n"
+"Fold ``x`` into the account's Page-Hinkley detector (mode \"up\", River's arithmetic step for step;\n"
+"see drift.py); True when the stream's mean has risen, and the detector restarts.");
+
+static PyObject *page_hinkley(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) return PyErr_Format(PyExc_TypeError, "page_hinkley() takes 6 arguments");
+    double x = PyFloat_AsDouble(args[1]), min_instances = PyFloat_AsDouble(args[2]);
+    double delta = PyFloat_AsDouble(args[3]), threshold = PyFloat_AsDouble(args[4]), alpha = PyFloat_AsDouble(args[5]);
+    if (PyErr_Occurred()) return NULL;
+    Py_buffer buf;
+    if (PyObject_GetBuffer(args[0], &buf, PyBUF_WRITABLE) < 0) return NULL;
+    if (buf.len < OFF_RINGS) {
+        PyBuffer_Release(&buf);
+        return PyErr_Format(PyExc_ValueError, "not a packed state");
+    }
+    unsigned char *b = buf.buf;
+    /* River's n, _x_mean, _sum_increase, _min_increase; float32 at rest, double while computing */
+    double n = get_f32(b, OFF_DRIFT) + 1.0, mean = get_f32(b, OFF_DRIFT + 4);
+    double cumulative = get_f32(b, OFF_DRIFT + 8), minimum = get_f32(b, OFF_DRIFT + 12);
+    mean += (x - mean) / n;
+    cumulative = alpha * cumulative + (x - mean) - delta;
+    if (cumulative < minimum) minimum = cumulative;
+    int detected = n >= min_instances && cumulative - minimum > threshold;
+    if (detected) n = mean = cumulative = 0.0, minimum = INFINITY;
+    put_f32(b, OFF_DRIFT, (float)n);
+    put_f32(b, OFF_DRIFT + 4, (float)mean);
+    put_f32(b, OFF_DRIFT + 8, (float)cumulative);
+    put_f32(b, OFF_DRIFT + 12, (float)minimum);
+    PyBuffer_Release(&buf);
+    return PyBool_FromLong(detected);
+}
+
 PyDoc_STRVAR(window_doc,
 "window(state, now_index, buckets) -> tuple[int, int, int]\n\n"
 "Requests, output tokens and the busiest bucket's requests in the hour of the ring ending at bucket\n"
@@ -479,6 +512,7 @@ static PyMethodDef methods[] = {
     {"top_template", top_template, METH_VARARGS, top_template_doc},
     {"vector", (PyCFunction)(void (*)(void))vector, METH_FASTCALL, vector_doc},
     {"summary", (PyCFunction)(void (*)(void))summary, METH_FASTCALL, summary_doc},
+    {"page_hinkley", (PyCFunction)(void (*)(void))page_hinkley, METH_FASTCALL, page_hinkley_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -41,3 +41,6 @@ def vector(
 def summary(
     state: bytearray, now: float, buckets: int, bucket_seconds: float, /
 ) -> tuple[float, int, float, float, float, int | None, float, int]: ...
+def page_hinkley(
+    state: bytearray, x: float, min_instances: float, delta: float, threshold: float, alpha: float, /
+) -> bool: ...

@@ -1,6 +1,11 @@
 """Page-Hinkley change detection in four floats, so that every account can carry its own detector.
 
-The arithmetic is River's ``drift.PageHinkley`` (River 0.26, ``mode="up"``) step for step;
+The arithmetic is River's ``drift.PageHinkley`` (River 0.26, ``mode="up"``) step for step, done in C on
+the account's packed state (``_fold.page_hinkley``, where the per-request fold is):
+
+    n += 1;  mean += (x - mean) / n;  cumulative = alpha * cumulative + (x - mean) - delta
+    minimum = min(minimum, cumulative);  drift when n >= min_instances and cumulative - minimum > threshold
+
 ``tests/detectors/test_drift.py`` runs both on the same streams and checks they flag the same points.
 River's object pickles to ~0.5 KB; this packs into 16 bytes of the account's state.
 """
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from detectors import _fold
 from detectors.config import DriftConfig
 
 __all__ = ["PageHinkleyState", "page_hinkley_update"]
@@ -28,21 +34,16 @@ class PageHinkleyState:
         return (self.n, self.mean, self.cumulative, self.minimum)
 
 
-def page_hinkley_update(state: PageHinkleyState, x: float, cfg: DriftConfig) -> bool:
-    """Fold ``x`` in; ``True`` when the mean of the stream has risen (and the state is reset).
+def page_hinkley_update(state: bytearray, x: float, cfg: DriftConfig) -> bool:
+    """Fold ``x`` into the detector inside packed account ``state``; ``True`` when the mean of the stream
+    has risen (and the detector restarts, as River's does).
 
+    >>> from detectors.account_state import AccountState
     >>> from detectors.config import load_scoring
-    >>> cfg, s = load_scoring().drift, PageHinkleyState()
-    >>> flags = [page_hinkley_update(s, 0.0 if i < 100 else 0.8, cfg) for i in range(200)]
+    >>> cfg = load_scoring()
+    >>> s = AccountState.new(cfg.window, created_ts=0.0)
+    >>> flags = [page_hinkley_update(s.data, 0.0 if i < 100 else 0.8, cfg.drift) for i in range(200)]
     >>> flags.index(True) - 100 < 20   # caught within 20 requests of the change
     True
     """
-    state.n += 1
-    state.mean += (x - state.mean) / state.n
-    state.cumulative = cfg.alpha * state.cumulative + (x - state.mean) - cfg.delta
-    if state.cumulative < state.minimum:
-        state.minimum = state.cumulative
-    if state.n >= cfg.min_instances and state.cumulative - state.minimum > cfg.threshold:
-        state.n, state.mean, state.cumulative, state.minimum = 0.0, 0.0, 0.0, float("inf")
-        return True
-    return False
+    return _fold.page_hinkley(state, x, cfg.min_instances, cfg.delta, cfg.threshold, cfg.alpha)

@@ -197,10 +197,8 @@ class Engine:
             ip=event.get("ip"),
             user_agent=event.get("user_agent"),
         )  # fmt: skip
-        drift = state.drift
-        if page_hinkley_update(drift, features.cot, cfg.drift):
+        if page_hinkley_update(state.data, features.cot, cfg.drift):
             state.drift_ts = ts
-        state.drift = drift
         cohort = event.get("account_type") or "standard"
         if offset is None:
             offset = self._seq = self._seq + 1

@@ -7,10 +7,12 @@ import random
 import pytest
 from river import drift
 
+from detectors.account_state import AccountState
 from detectors.config import load_scoring
 from detectors.drift import PageHinkleyState, page_hinkley_update
 
 CFG = load_scoring().drift
+WINDOW = load_scoring().window
 
 
 def river_flags(stream: list[float]) -> list[int]:
@@ -26,8 +28,8 @@ def river_flags(stream: list[float]) -> list[int]:
 
 
 def our_flags(stream: list[float]) -> list[int]:
-    state = PageHinkleyState()
-    return [i for i, x in enumerate(stream) if page_hinkley_update(state, x, CFG)]
+    state = AccountState.new(WINDOW, created_ts=0.0)
+    return [i for i, x in enumerate(stream) if page_hinkley_update(state.data, x, CFG)]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -44,3 +46,12 @@ def test_page_hinkley_stays_quiet_when_the_share_of_cot_requests_does_not_change
     rng = random.Random(9)
     stream = [0.8 if rng.random() < share else 0.0 for _ in range(5000)]  # a researcher's steady mix
     assert our_flags(stream) == river_flags(stream) == []
+
+
+def test_the_detector_lives_in_the_account_state_and_restarts_after_a_detection() -> None:
+    state = AccountState.new(WINDOW, created_ts=0.0)
+    assert state.drift == PageHinkleyState()
+    flags = [page_hinkley_update(state.data, 0.0 if i < 100 else 1.0, CFG) for i in range(200)]
+    first = flags.index(True)
+    assert state.drift.n == 199 - first and state.drift.mean == 1.0  # counted afresh since the detection
+    assert AccountState.unpack(state.pack(), WINDOW) == state
