@@ -151,14 +151,15 @@ static inline int kept_word(Py_ssize_t index, Py_ssize_t total) {
 }
 
 typedef struct {
-    int32_t head[HEAD_WORDS], tail[TAIL_WORDS];
+    int32_t head[HEAD_WORDS];
+    Py_ssize_t tail[TAIL_WORDS][2]; /* spans of the last TAIL_WORDS words (a ring), hashed at the end */
 } word_hashes;
 
 static int hash_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index) {
     word_hashes *w = ctx;
-    int32_t h = murmur3_32(s + start, end - start);
-    if (index < HEAD_WORDS) w->head[index] = h;
-    w->tail[index % TAIL_WORDS] = h;
+    if (index < HEAD_WORDS) w->head[index] = murmur3_32(s + start, end - start);
+    w->tail[index % TAIL_WORDS][0] = start;
+    w->tail[index % TAIL_WORDS][1] = end;
     return 0;
 }
 
@@ -182,15 +183,17 @@ static PyObject *fingerprint(PyObject *self, PyObject *args) {
         PyBuffer_Release(&buf);
         return NULL;
     }
-    word_hashes w; /* the first HEAD_WORDS, and a ring of the last TAIL_WORDS */
+    word_hashes w; /* hashes of the first HEAD_WORDS, and a ring of the last TAIL_WORDS */
     Py_ssize_t words = scan_words(text, len, hash_word, &w);
+    int32_t kept[HEAD_WORDS + TAIL_WORDS]; /* the kept words' hashes, in order (see kept_word) */
+    int m = 0;
+    for (Py_ssize_t i = 0; i < words && i < HEAD_WORDS; i++) kept[m++] = w.head[i];
+    for (Py_ssize_t i = words - TAIL_WORDS > HEAD_WORDS ? words - TAIL_WORDS : HEAD_WORDS; i < words; i++) {
+        const Py_ssize_t *span = w.tail[i % TAIL_WORDS];
+        kept[m++] = murmur3_32(text + span[0], span[1] - span[0]);
+    }
     PyMem_Free(heap);
     PyBuffer_Release(&buf);
-
-    int32_t kept[HEAD_WORDS + TAIL_WORDS];
-    int m = 0;
-    for (Py_ssize_t i = 0; i < words; i++)
-        if (kept_word(i, words)) kept[m++] = i < HEAD_WORDS ? w.head[i] : w.tail[i % TAIL_WORDS];
     uint32_t hashes[HEAD_WORDS + TAIL_WORDS];
     int nh = 0;
     if (m < 3) {

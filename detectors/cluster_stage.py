@@ -57,10 +57,15 @@ class Partials:
 
     def add(self, partition: int, seq: int, account: str, ts: float, targets: list[tuple[str, bool]],
             account_type: str) -> None:  # fmt: skip
+        touched = self._touched.get(partition)
+        if touched is None:
+            touched = self._touched[partition] = {}
+            self._obs[partition] = []
+        touched[account] = account_type
         if targets:
-            self._obs.setdefault(partition, []).append([account, ts, targets])
-        self._touched.setdefault(partition, {})[account] = account_type
-        self._seq[partition] = max(seq, self._seq.get(partition, -1))
+            self._obs[partition].append([account, ts, targets])
+        if seq > self._seq.get(partition, -1):
+            self._seq[partition] = seq
 
     def drain(self, summary: Callable[[str, str], MemberSummary | None], now: float = 0.0) -> list[dict[str, Any]]:
         """One message per source partition with everything since the last drain (JSON-ready: plain
@@ -69,7 +74,7 @@ class Partials:
         for partition, touched in self._touched.items():
             members = {a: list(s) for a, t in touched.items() if (s := summary(a, t)) is not None}
             out.append({"partition": partition, "seq": self._seq[partition], "at": now,
-                        "obs": self._obs.get(partition, []), "members": members})  # fmt: skip
+                        "obs": self._obs[partition], "members": members})  # fmt: skip
         self._obs, self._touched = {}, {}
         return out
 

@@ -6,6 +6,7 @@ numbers and four 32-bit hashes of the masked prompt skeleton.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ CATEGORIES = ("chat", "coding", "agentic", "data_analysis", "math_reasoning", "w
 #: Phrase families, in bit order of :attr:`RequestFeatures.families`.
 FAMILIES = ("cot", "reconstruct", "debug", "rubric", "rewrite", "role")
 
+_CATEGORY_SHIFT = len(FAMILIES)  # a pattern's bit: families first, then categories
+_FAMILY_MASK = (1 << len(FAMILIES)) - 1
+_ROLE_BIT = 1 << FAMILIES.index("role")
 _FINGERPRINT_K = 4  # bottom-k shingle hashes kept per request (Blacklight keeps 50 of far longer queries)
 _CHAT_MAX_WORDS = 60  # an uncategorized prompt shorter than this is chat, longer is "other"
 _SKELETON_HEAD_CHARS, _SKELETON_TAIL_CHARS = 400, 150  # enough text for the head and tail words
@@ -56,7 +60,7 @@ class RequestFeatures(NamedTuple):
 
     @property
     def role(self) -> bool:
-        return bool(self.families & (1 << FAMILIES.index("role")))
+        return bool(self.families & _ROLE_BIT)
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class PhraseBook:
     """
 
     matcher: Any  # re2.Set
-    labels: tuple[tuple[str, int], ...]  # per pattern: ("family"|"category", index)
+    pattern_bits: tuple[int, ...]  # per pattern: its family's bit, or its category's bit << _CATEGORY_SHIFT
     weights: tuple[float, ...]  # per family
     category_order: tuple[int, ...]  # category indices in priority order
     head_chars: int
@@ -84,14 +88,18 @@ class PhraseBook:
         """(family bitmask, category bitmask) of the lowercased head and tail of ``text``."""
         if len(text) > self.head_chars + self.tail_chars:
             text = text[: self.head_chars] + "\n" + text[-self.tail_chars :]
-        families = categories = 0
+        found = 0
         for i in self.matcher.Match(text.lower()) or ():
-            kind, index = self.labels[i]
-            if kind == "family":
-                families |= 1 << index
-            else:
-                categories |= 1 << index
-        return families, categories
+            found |= self.pattern_bits[i]
+        return found & _FAMILY_MASK, found >> _CATEGORY_SHIFT
+
+    @functools.cached_property
+    def cot_by_families(self) -> tuple[float, ...]:
+        """For each family bitmask, the largest weight among its families: the request's CoT score."""
+        return tuple(
+            max([w for i, w in enumerate(self.weights) if mask >> i & 1], default=0.0)
+            for mask in range(1 << len(FAMILIES))
+        )
 
 
 def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
@@ -99,14 +107,14 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
     path = Path(path) if path is not None else RULES_DIR / "phrases.toml"
     doc = tomllib.loads(path.read_text())
     matcher = re2.Set.SearchSet(re2.Options())
-    labels: list[tuple[str, int]] = []
+    pattern_bits: list[int] = []
 
-    def add(pattern: str, label: tuple[str, int]) -> None:
+    def add(pattern: str, bit: int) -> None:
         try:
             matcher.Add(pattern)
         except Exception as exc:
             raise ValueError(f"{path}: pattern {pattern!r} does not compile under RE2: {exc}") from None
-        labels.append(label)
+        pattern_bits.append(bit)
 
     weights = []
     for index, name in enumerate(FAMILIES):
@@ -115,21 +123,21 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
             raise ValueError(f"{path}: family [families.{name}] is missing")
         weights.append(float(family["weight"]))
         for pattern in family["patterns"]:
-            add(pattern, ("family", index))
+            add(pattern, 1 << index)
     order = []
     for name in doc["categories"]["order"]:
         if name not in CATEGORIES:
             raise ValueError(f"{path}: unknown category {name!r}; known: {CATEGORIES}")
         order.append(CATEGORIES.index(name))
         for pattern in doc["categories"]["patterns"][name]:
-            add(pattern, ("category", CATEGORIES.index(name)))
+            add(pattern, 1 << CATEGORIES.index(name) << _CATEGORY_SHIFT)
     matcher.Compile()
     frame = {w.encode() for w in doc["meta"].get("frame_words", [])}
     for name in FAMILIES:  # the literal words of every family pattern: "step", "reasoning", "rubric", …
         frame |= {w.encode() for p in doc["families"][name]["patterns"] for w in re.findall(r"[a-z]{2,}", p)}
     return PhraseBook(
         matcher=matcher,
-        labels=tuple(labels),
+        pattern_bits=tuple(pattern_bits),
         weights=tuple(weights),
         category_order=tuple(order),
         head_chars=int(doc["meta"]["scan_head_chars"]),
@@ -199,7 +207,7 @@ def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
         f2, c2 = book.hits(system)
         families |= f2
         categories |= c2
-    cot = max([w for i, w in enumerate(book.weights) if families >> i & 1], default=0.0) if families else 0.0
+    cot = book.cot_by_families[families]
     n_words, template = template_fingerprint(system + "\n" + prompt if system else prompt)
     n_tools = event.get("n_tools") or 0
     category = _category(categories, n_tools, event.get("endpoint") or "", n_words, book)

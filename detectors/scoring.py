@@ -115,7 +115,7 @@ def logistic(x: Mapping[str, float], weights: Mapping[str, float]) -> tuple[floa
     >>> logistic({"a": 1.0, "ignored": 5.0}, {"bias": -1.0, "a": 1.0})
     (0.5, {'a': 1.0})
     """
-    parts = {name: weights[name] * x[name] for name in weights if name != "bias" and x.get(name)}
+    parts = {name: w * v for name, w in weights.items() if (v := x.get(name)) and name != "bias"}
     z = weights.get("bias", 0.0) + sum(parts.values())
     return 1.0 / (1.0 + math.exp(-z)), parts
 
