@@ -19,7 +19,7 @@ state, so one writer decides for each account (no step down between an account a
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from detectors.clusters import (
@@ -126,7 +126,9 @@ class ClusterStage:
         # River HalfSpaceTrees over cluster vectors: how unusual a cluster is among clusters seen so far
         # (0 for the first two windows of cluster scorings, like the accounts' cohort models).
         self.anomaly = CohortAnomaly(anomaly)
-        self.members: OrderedDict[str, MemberSummary] = OrderedDict()
+        # account -> its latest summary as sent (a MemberSummary's fields; built into one at a tick only
+        # for accounts in a cluster, which are few)
+        self.members: OrderedDict[str, Sequence[Any]] = OrderedDict()
         self.held: OrderedDict[str, _Held] = OrderedDict()
         self.seen: dict[int, int] = {}  # source partition -> highest sequence merged
         self.duplicates = 0
@@ -144,12 +146,12 @@ class ClusterStage:
         self.latest, self.pending = max(self.latest, float(message.get("at") or 0.0)), True
         members = self.members
         for account, summary in message["members"].items():
-            members[account] = MemberSummary(*summary)
+            members[account] = summary
             members.move_to_end(account)
         while len(members) > self.cfg.max_targets:
             members.popitem(last=False)
         for account, ts, targets in message["obs"]:
-            self.linker.observe(account, ts, [(key, bool(strong)) for key, strong in targets])
+            self.linker.observe(account, ts, targets)
         return True
 
     def snapshot(self) -> dict[str, Any]:
@@ -171,7 +173,7 @@ class ClusterStage:
         self.last_tick, self.pending = now, False
         verdicts = []
         for cluster_id, (members, hubs, strong) in self.linker.clusters(now).items():
-            summaries = [self.members[m] for m in members if m in self.members]
+            summaries = [s for m in members if (s := self._member(m)) is not None]
             if len(summaries) < self.cfg.min_members:
                 continue
             x = cluster_vector(summaries, len(strong), now)
@@ -200,7 +202,7 @@ class ClusterStage:
             tops = Counter(s.top_template for s in summaries if s.top_template is not None).most_common(1)
             cluster_top = tops[0][0] if tops else None
             for member in members:
-                summary = self.members.get(member)
+                summary = self._member(member)
                 if summary is None:
                     continue
                 level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
@@ -217,6 +219,10 @@ class ClusterStage:
         if member.top_template is not None and member.top_template == cluster_top:
             return True
         return member.requests > 0 and member.cot / member.requests >= self.cfg.member_min_cot_share
+
+    def _member(self, account: str) -> MemberSummary | None:
+        summary = self.members.get(account)
+        return None if summary is None else MemberSummary(*summary)
 
     def _held(self, account: str) -> _Held:
         return lru_slot(self.held, account, _Held, self.cfg.max_targets)

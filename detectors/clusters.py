@@ -22,7 +22,7 @@ import math
 import statistics
 import tomllib
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -173,10 +173,11 @@ class Linker:
         # (weights only decay between updates), so a tick never walks the long tail of weak links.
         self.linked: set[tuple[str, str]] = set()
 
-    def observe(self, account: str, ts: float, targets: list[tuple[str, bool]]) -> None:
+    def observe(self, account: str, ts: float, targets: Iterable[Sequence[Any]]) -> None:
+        """Fold in that ``account`` touched each ``(target key, strong?)`` pair at ``ts``."""
         cfg = self.cfg
         for key, strong in targets:
-            target = self._target(key)
+            target = lru_slot(self.targets, key, _Target, cfg.max_targets)
             if target.popular:
                 continue
             hits = target.accounts
@@ -201,9 +202,6 @@ class Linker:
             recent.append((ts, account))
             if len(recent) > cfg.recent_per_target:
                 recent.popleft()
-
-    def _target(self, key: str) -> _Target:
-        return lru_slot(self.targets, key, _Target, self.cfg.max_targets)
 
     def _add_link(self, a: str, b: str, weight: float, ts: float, *, strong: bool, cap: bool) -> None:
         pair = (a, b) if a < b else (b, a)
