@@ -461,13 +461,13 @@ static PyObject *vector(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyDoc_STRVAR(summary_doc,
-"summary(state, now, buckets, bucket_seconds) -> tuple\n\n"
-"What the cluster stage needs of the account at ``now`` (clusters.MemberSummary without the account\n"
-"type): (last_ts, requests_last_hour, requests, cot, new_model, top_template | None, first_ts,\n"
-"tokens_last_hour).");
+"summary(state, now, buckets, bucket_seconds, account_type) -> list\n\n"
+"What the cluster stage needs of the account at ``now``, as the list of clusters.MemberSummary's fields\n"
+"(JSON-ready): last_ts, requests_last_hour, requests, cot, new_model, top_template | None,\n"
+"account_type, first_ts, tokens_last_hour.");
 
 static PyObject *summary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) return PyErr_Format(PyExc_TypeError, "summary() takes 4 arguments");
+    if (nargs != 5) return PyErr_Format(PyExc_TypeError, "summary() takes 5 arguments");
     double now = PyFloat_AsDouble(args[1]), bucket_seconds = PyFloat_AsDouble(args[3]);
     int n = (int)PyLong_AsLong(args[2]);
     if (PyErr_Occurred()) return NULL;
@@ -479,9 +479,9 @@ static PyObject *summary(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     int top = top_slot(b, &guaranteed);
     PyObject *top_key = top < 0 ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(get_u32(b, OFF_HH_KEYS + 4 * top));
     PyObject *out = top_key == NULL ? NULL : Py_BuildValue(
-        "dLdddNdL", get_f64(b, OFF_LAST_TS), hour.requests, (double)get_f32(b, OFF_COUNTERS + 4 * REQUESTS),
+        "[dLdddNOdL]", get_f64(b, OFF_LAST_TS), hour.requests, (double)get_f32(b, OFF_COUNTERS + 4 * REQUESTS),
         (double)get_f32(b, OFF_COUNTERS + 4 * COT), (double)get_f32(b, OFF_COUNTERS + 4 * NEW_MODEL), top_key,
-        get_f64(b, OFF_FIRST_TS), hour.tokens);
+        args[4], get_f64(b, OFF_FIRST_TS), hour.tokens);
     PyBuffer_Release(&buf);
     return out;
 }

@@ -1,3 +1,5 @@
+from typing import Any
+
 """Types of the C module built from ``_fold.c`` (see ``account_state.AccountState.add``)."""
 
 LAYOUT: dict[str, int]
@@ -38,9 +40,7 @@ def vector(
     drift_memory_seconds: float,
     /,
 ) -> tuple[float, ...]: ...
-def summary(
-    state: bytearray, now: float, buckets: int, bucket_seconds: float, /
-) -> tuple[float, int, float, float, float, int | None, float, int]: ...
+def summary(state: bytearray, now: float, buckets: int, bucket_seconds: float, account_type: str, /) -> list[Any]: ...
 def page_hinkley(
     state: bytearray, x: float, min_instances: float, delta: float, threshold: float, alpha: float, /
 ) -> bool: ...

@@ -67,12 +67,12 @@ class Partials:
         if seq > self._seq.get(partition, -1):
             self._seq[partition] = seq
 
-    def drain(self, summary: Callable[[str, str], MemberSummary | None], now: float = 0.0) -> list[dict[str, Any]]:
+    def drain(self, summary: Callable[[str, str], list[Any] | None], now: float = 0.0) -> list[dict[str, Any]]:
         """One message per source partition with everything since the last drain (JSON-ready: plain
         lists, no tuples of our own); empties the buffer. ``at`` is the event time of the drain."""
         out = []
         for partition, touched in self._touched.items():
-            members = {a: list(s) for a, t in touched.items() if (s := summary(a, t)) is not None}
+            members = {a: s for a, t in touched.items() if (s := summary(a, t)) is not None}
             out.append({"partition": partition, "seq": self._seq[partition], "at": now,
                         "obs": self._obs[partition], "members": members})  # fmt: skip
         self._obs, self._touched = {}, {}

@@ -44,6 +44,7 @@ __all__ = [
     "cluster_vector",
     "load_clusters",
     "lru_slot",
+    "member_fields",
     "member_summary",
     "score_cluster",
 ]
@@ -289,12 +290,14 @@ class MemberSummary(NamedTuple):
     tokens_last_hour: float = 0.0  # output tokens in the last hour
 
 
+def member_fields(state: AccountState, now: float, window: Any, account_type: str) -> list[Any]:
+    """The member's :class:`MemberSummary` at ``now`` as the JSON-ready list of its fields, as partials
+    carry it; read from the packed state in C (``_fold.summary``)."""
+    return _fold.summary(state.data, now, window.buckets, window.bucket_seconds, account_type)
+
+
 def member_summary(state: AccountState, now: float, window: Any, account_type: str) -> MemberSummary:
-    """The member's summary at ``now``, read from its packed state in C (``_fold.summary``)."""
-    (last_ts, hour_requests, requests, cot, new_model, top, first_ts, hour_tokens) = _fold.summary(
-        state.data, now, window.buckets, window.bucket_seconds
-    )
-    return MemberSummary(last_ts, hour_requests, requests, cot, new_model, top, account_type, first_ts, hour_tokens)
+    return MemberSummary(*member_fields(state, now, window, account_type))
 
 
 def cluster_vector(members: list[MemberSummary], strong: int, now: float) -> dict[str, float]:

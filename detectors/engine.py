@@ -16,7 +16,7 @@ from typing import Any
 
 from detectors.account_state import AccountState, Counters, to_evict
 from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials
-from detectors.clusters import ClusterConfig, MemberSummary, cluster_targets, load_clusters, member_summary
+from detectors.clusters import ClusterConfig, cluster_targets, load_clusters, member_fields
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
@@ -229,9 +229,11 @@ class Engine:
         """The cluster partials gathered since the last drain, one per source partition (JSON-ready)."""
         self._drained_at = now
 
-        def summary(account: str, account_type: str) -> MemberSummary | None:
-            state = self.cache.get(account) or AccountState.unpack(self.store.get(account), self.cfg.window)
-            return None if state is None else member_summary(state, now, self.cfg.window, account_type)
+        window = self.cfg.window
+
+        def summary(account: str, account_type: str) -> list[Any] | None:
+            state = self.cache.get(account) or AccountState.unpack(self.store.get(account), window)
+            return None if state is None else member_fields(state, now, window, account_type)
 
         return self.partials.drain(summary, now)
 
