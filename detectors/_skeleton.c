@@ -20,8 +20,10 @@
 #define MAX_K 64
 
 static unsigned char is_separator[256];
+static unsigned char lower[256]; /* ASCII lowercase */
 
 static void init_separators(void) {
+    for (int c = 0; c < 256; c++) lower[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     const char *punct = "0123456789.,;:!?()[]{}<>\"'`*#|/\\=+-_~^%$@&";
     for (const char *p = punct; *p; p++) is_separator[(unsigned char)*p] = 1;
     /* bytes.split() with no argument splits on ASCII whitespace */
@@ -262,9 +264,37 @@ static PyObject *words(PyObject *self, PyObject *args) {
     return w.list;
 }
 
+PyDoc_STRVAR(lowered_cut_doc,
+"lowered_cut(text: str, head: int, tail: int) -> bytes | None\n\n"
+"For ASCII ``text``: its first ``head`` and last ``tail`` characters joined by a newline (all of it when\n"
+"no longer than both), lowercased, as bytes; what text[:head] + \"\\n\" + text[-tail:], .lower() and\n"
+".encode() give, in one copy. None for other text (the caller does it in Python) or tail < 1.");
+
+static PyObject *lowered_cut(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0])) return PyErr_Format(PyExc_TypeError, "lowered_cut(str, int, int)");
+    Py_ssize_t head = PyLong_AsSsize_t(args[1]), tail = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *text = args[0];
+    if (!PyUnicode_IS_ASCII(text) || head < 0 || tail < 1) Py_RETURN_NONE;
+    const unsigned char *s = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), cut = n > head + tail;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, cut ? head + 1 + tail : n);
+    if (out == NULL) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    if (cut) {
+        for (Py_ssize_t i = 0; i < head; i++) *o++ = lower[s[i]];
+        *o++ = '\n';
+        for (Py_ssize_t i = n - tail; i < n; i++) *o++ = lower[s[i]];
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) *o++ = lower[s[i]];
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"fingerprint", fingerprint, METH_VARARGS, fingerprint_doc},
     {"words", words, METH_VARARGS, words_doc},
+    {"lowered_cut", (PyCFunction)(void (*)(void))lowered_cut, METH_FASTCALL, lowered_cut_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,6 +26,7 @@ __all__ = [
     "RequestFeatures",
     "extract",
     "load_phrasebook",
+    "lowered_cut",
     "masked_sample",
     "skeleton_bytes",
     "skeleton_words",
@@ -86,10 +87,8 @@ class PhraseBook:
 
     def hits(self, text: str) -> tuple[int, int]:
         """(family bitmask, category bitmask) of the lowercased head and tail of ``text``."""
-        if len(text) > self.head_chars + self.tail_chars:
-            text = text[: self.head_chars] + "\n" + text[-self.tail_chars :]
         found = 0
-        for i in self.matcher.Match(text.lower()) or ():
+        for i in self.matcher.Match(lowered_cut(text, self.head_chars, self.tail_chars)) or ():
             found |= self.pattern_bits[i]
         return found & _FAMILY_MASK, found >> _CATEGORY_SHIFT
 
@@ -167,9 +166,22 @@ def skeleton_bytes(text: str) -> bytes:
     >>> len(b), b[:16], b[-8:]
     (551, b'rate this: "word', b'ord end"')
     """
-    if len(text) > _SKELETON_HEAD_CHARS + _SKELETON_TAIL_CHARS:
-        text = text[:_SKELETON_HEAD_CHARS] + "\n" + text[-_SKELETON_TAIL_CHARS:]
-    return text.lower().encode("utf-8", "replace")
+    return lowered_cut(text, _SKELETON_HEAD_CHARS, _SKELETON_TAIL_CHARS)
+
+
+def lowered_cut(text: str, head: int, tail: int) -> bytes:
+    """The first ``head`` and last ``tail`` characters of ``text`` (all of it if shorter), lowercased,
+    as UTF-8: what the phrase scan and the skeleton read. In C for ASCII text, the common case.
+
+    >>> lowered_cut("Say HELLO to the World", 3, 5), lowered_cut("Ünïcode OK", 3, 2)
+    (b'say\\nworld', b'\\xc3\\xbcn\\xc3\\xaf\\nok')
+    """
+    cut = _skeleton.lowered_cut(text, head, tail)
+    if cut is None:
+        if len(text) > head + tail:
+            text = text[:head] + "\n" + text[-tail:]
+        cut = text.lower().encode("utf-8", "replace")
+    return cut
 
 
 def skeleton_words(text: str) -> list[bytes]:

@@ -13,6 +13,7 @@ from detectors.features import (
     FAMILIES,
     extract,
     load_phrasebook,
+    lowered_cut,
     skeleton_words,
     template_fingerprint,
 )
@@ -177,6 +178,14 @@ def test_the_c_skeleton_and_fingerprint_match_their_definition() -> None:
         template_fingerprint("you are an expert. explain step by step", k=2)[1]
         == defined_fingerprint("you are an expert. explain step by step", k=2)[1]
     )
+
+
+def test_the_c_head_and_tail_cut_is_slicing_then_lowercasing() -> None:
+    texts = edge_cases() + ["AbC" * n for n in (0, 1, 183, 184, 367, 400)] + ["MiXeD ÄSCII", "x" * 2000 + "É"]
+    for text in texts:
+        for head, tail in ((400, 150), (800, 300), (0, 5), (3, 1), (10, 0)):
+            cut = text[:head] + "\n" + text[-tail:] if len(text) > head + tail else text
+            assert lowered_cut(text, head, tail) == cut.lower().encode("utf-8", "replace"), (text, head, tail)
 
 
 def test_token_ratio_tools_and_turns_are_carried() -> None:
