@@ -204,8 +204,9 @@ static int hash_text(PyObject *text, uint32_t *out) {
 
 PyDoc_STRVAR(fold_doc,
 "fold(state, ts, cot, ratio, flags, category, template0, template1, output_tokens, ip, user_agent,\n"
-"     buckets, bucket_seconds, half_life_seconds) -> None\n\n"
-"Fold one request into the packed ``state`` (a bytearray) in place; see AccountState.add.");
+"     buckets, bucket_seconds, half_life_seconds) -> float\n\n"
+"Fold one request into the packed ``state`` (a bytearray) in place; see AccountState.add. Returns the\n"
+"decayed request count after it (what decides whether the account is scored).");
 
 static PyObject *fold(PyObject *self, PyObject *args) {
     Py_buffer buf;
@@ -254,9 +255,10 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     int rc = hash_text(ip, &h);
     if (rc > 0) bottom_k_add(b, OFF_IPS, IP_K, h);
     if (rc >= 0 && (rc = hash_text(ua, &h)) > 0) bottom_k_add(b, OFF_UAS, UA_K, h);
+    double requests = get_f32(b, OFF_COUNTERS + 4 * REQUESTS);
     PyBuffer_Release(&buf);
     if (rc < 0) return NULL;
-    Py_RETURN_NONE;
+    return PyFloat_FromDouble(requests);
 }
 
 /* Python's float floor division (CPython's float_floor_div), so that C and Python put a moment in the

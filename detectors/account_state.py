@@ -110,7 +110,7 @@ class AccountState:
     >>> s = AccountState.new(cfg, created_ts=0.0)
     >>> for i in range(90):
     ...     event = {"prompt": f"Explain step by step why {i} is odd", "input_tokens": 20, "output_tokens": 900}
-    ...     s.add(extract(event, book), 1_000_020.0 + i, cfg)
+    ...     _ = s.add(extract(event, book), 1_000_020.0 + i, cfg)
     >>> s.window(1_000_110.0, cfg).requests, round(s.share(Counters.COT), 2)
     (90, 0.8)
     >>> AccountState.unpack(s.pack(), cfg) == s
@@ -131,7 +131,7 @@ class AccountState:
     gap_mean: _Field[float] = _Field("gap_mean")
     gap_var: _Field[float] = _Field("gap_var")
     drift_ts: _Field[float] = _Field("drift_ts")  # event time of the last detected drift
-    requests: _Field[float] = _Field("requests", "f")  # = counters[Counters.REQUESTS], read on every event
+    requests: _Field[float] = _Field("requests", "f")  # = counters[Counters.REQUESTS]
 
     def __init__(self, data: bytearray, buckets: int) -> None:
         self.data = data
@@ -155,8 +155,9 @@ class AccountState:
         new_model: bool = False,
         ip: str | None = None,
         user_agent: str | None = None,
-    ) -> None:
-        """Fold one request's features into the state (in C, ``_fold.c``). What it does:
+    ) -> float:
+        """Fold one request's features into the state (in C, ``_fold.c``); returns the decayed request
+        count after it. What it does:
 
         - decay every counter, the category histogram and the heavy hitters by the half-life, lazily
           (at most once a minute of event time);
@@ -178,7 +179,7 @@ class AccountState:
             | f.thinking << 5
         )
         t = f.template
-        _fold.fold(
+        return _fold.fold(
             self.data, ts, f.cot, f.ratio, flags, f.category, t[0] if t else -1, t[1] if len(t) > 1 else -1,
             output_tokens, ip, user_agent, self.buckets, cfg.bucket_seconds, cfg.half_life_seconds,
         )  # fmt: skip

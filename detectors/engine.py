@@ -190,7 +190,7 @@ class Engine:
         account_id: str = event["account_id"]
         features = extract(event, self.book)
         state = self._state(account_id, event, ts)
-        state.add(
+        requests = state.add(
             features, ts, cfg.window,
             output_tokens=event["output_tokens"],
             new_model=self.models.is_new(event["model"], ts),
@@ -206,7 +206,7 @@ class Engine:
             partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort
         )
         decisions = []
-        if ts - state.last_scored >= cfg.window.tick_seconds and state.requests >= cfg.window.min_requests_to_score:
+        if requests >= cfg.window.min_requests_to_score and ts - state.last_scored >= cfg.window.tick_seconds:
             state.last_scored = ts
             if not (self.allowlist and self.is_allowlisted(account_id, event.get("org_id"), ts)):
                 decision = self._score(account_id, state, cohort, ts, event)
