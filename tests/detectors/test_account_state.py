@@ -177,3 +177,18 @@ def test_the_c_fold_refuses_bytes_that_are_not_a_state_of_this_ring_size() -> No
         AccountState(bytearray(fresh().pack()[:-1]), CFG.buckets).add(request(), T0, CFG)
     with pytest.raises(TypeError):  # the fold writes in place: read-only bytes are refused, not copied
         _fold.fold(fresh().pack(), T0, 0.0, 1.0, 0, 0, -1, -1, 0, None, None, CFG.buckets, 60.0, 21600.0)  # type: ignore[arg-type]
+
+
+def test_the_c_readers_refuse_what_is_not_a_state_instead_of_reading_past_it() -> None:
+    short = bytearray(fresh().pack()[:-1])
+    params = (CFG.buckets, CFG.bucket_seconds, 5, 3600, 600, 5e6, 100, 16, 8, 604800, 86400)
+    with pytest.raises(ValueError, match="not a packed state"):
+        _fold.vector(short, T0, *params)
+    with pytest.raises(ValueError, match="not a packed state"):
+        _fold.summary(short, T0, CFG.buckets, CFG.bucket_seconds, "standard")
+    with pytest.raises(ValueError, match="not a packed state"):
+        _fold.page_hinkley(bytearray(10), 1.0, 20, 0.1, 10.0, 0.9999)
+    with pytest.raises(BufferError, match="not writable"):  # updated in place: read-only bytes are refused
+        _fold.page_hinkley(fresh().pack(), 1.0, 20, 0.1, 10.0, 0.9999)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _fold.vector(fresh().data, T0)  # type: ignore[call-arg]
