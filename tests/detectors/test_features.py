@@ -8,6 +8,7 @@ import re
 import mmh3
 import pytest
 
+from detectors import _skeleton
 from detectors.features import (
     CATEGORIES,
     FAMILIES,
@@ -178,6 +179,12 @@ def test_the_c_skeleton_and_fingerprint_match_their_definition() -> None:
         template_fingerprint("you are an expert. explain step by step", k=2)[1]
         == defined_fingerprint("you are an expert. explain step by step", k=2)[1]
     )
+
+
+def test_the_c_skeleton_strips_code_from_inputs_longer_than_its_stack_buffer() -> None:
+    code = b"```" + b"x = 1\n" * 2000 + b"```"  # 12 KB: stripped in a heap copy
+    assert _skeleton.fingerprint(code + b" one two three", 4) == _skeleton.fingerprint(b"  one two three", 4)
+    assert _skeleton.words(code + b" one two") == [b"one", b"two"]
 
 
 def test_the_c_head_and_tail_cut_is_slicing_then_lowercasing() -> None:
