@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import orjson
 
+from detectors import _contract
 from detectors.types import RequestEvent
 
 __all__ = ["InvalidEvent", "REASONS", "MAX_EVENT_BYTES", "decode_event", "validate_event"]
@@ -52,22 +53,25 @@ Predicate = Callable[[Any], bool]
 
 @dataclass(frozen=True)
 class _Field:
-    """What one field must be: its JSON types (exact Python types, so ``True`` is not an int) and value."""
+    """What one field must be: its JSON types (exact Python types, so ``True`` is not an int) and value.
+    ``kind`` names the same check in ``_contract.c``, which accepts valid events without Python."""
 
+    kind: str
     types: tuple[type, ...]
     wants: str
     ok: Predicate | None = None
 
 
-_STR = _Field((str,), "a string")
-_ID = _Field((str,), "a non-empty string of at most 256 characters", lambda v: 0 < len(v) <= _MAX_ID_CHARS)
-_COUNT = _Field((int,), "an integer >= 0", lambda v: v >= 0)
-_NUMBER = _Field((int, float), "a finite number", math.isfinite)
-_BOOL = _Field((bool,), "a boolean")
+_STR = _Field("str", (str,), "a string")
+_ID = _Field("id", (str,), "a non-empty string of at most 256 characters", lambda v: 0 < len(v) <= _MAX_ID_CHARS)
+_COUNT = _Field("count", (int,), "an integer >= 0", lambda v: v >= 0)
+_NUMBER = _Field("number", (int, float), "a finite number", math.isfinite)
+_BOOL = _Field("bool", (bool,), "a boolean")
 
 _REQUIRED: dict[str, _Field] = {
     "event_id": _ID,
     "ts": _Field(
+        "ts",
         (int, float),
         "Unix seconds in (0, 1e11): milliseconds are a common gateway bug",
         lambda v: 0 < v < _MAX_TS,
@@ -81,7 +85,7 @@ _REQUIRED: dict[str, _Field] = {
 _OPTIONAL: dict[str, _Field] = {
     "org_id": _ID,
     "api_key_id": _ID,
-    "account_type": _Field((str,), f"one of {sorted(ACCOUNT_TYPES)}", ACCOUNT_TYPES.__contains__),
+    "account_type": _Field("account_type", (str,), f"one of {sorted(ACCOUNT_TYPES)}", ACCOUNT_TYPES.__contains__),
     "account_created_ts": _NUMBER,
     "ip": _STR,
     "asn": _COUNT,
@@ -91,8 +95,8 @@ _OPTIONAL: dict[str, _Field] = {
     "payment_fingerprint": _STR,
     "device_fingerprint": _STR,
     "endpoint": _STR,
-    "status": _Field((int,), "an integer"),
-    "latency_ms": _Field((int, float), "a finite number >= 0", lambda v: 0 <= v < math.inf),
+    "status": _Field("int", (int,), "an integer"),
+    "latency_ms": _Field("latency", (int, float), "a finite number >= 0", lambda v: 0 <= v < math.inf),
     "max_tokens": _COUNT,
     "temperature": _NUMBER,
     "stream": _BOOL,
@@ -120,6 +124,13 @@ def _show(value: Any) -> str:
 _REQUIRED_CHECKS = tuple((name, spec.types, spec.ok, spec) for name, spec in _REQUIRED.items())
 _OPTIONAL_CHECKS = {name: (spec.types, spec.ok, spec) for name, spec in _OPTIONAL.items()}
 _MISSING = object()
+# The same specs for the C accept (_contract.valid): required names and their kinds, optional kinds.
+_FAST = (
+    tuple(_REQUIRED),
+    tuple(_contract.KINDS[spec.kind] for spec in _REQUIRED.values()),
+    {name: _contract.KINDS[spec.kind] for name, spec in _OPTIONAL.items()},
+    ACCOUNT_TYPES,
+)
 
 
 def validate_event(obj: Any) -> RequestEvent:
@@ -129,6 +140,14 @@ def validate_event(obj: Any) -> RequestEvent:
     """
     if type(obj) is not dict:
         raise InvalidEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    if _contract.valid(obj, *_FAST):
+        return obj
+    return _checked(obj)
+
+
+def _checked(obj: dict[str, Any]) -> RequestEvent:
+    """The contract in Python: raises for the first refused field, else returns ``obj``. Runs when the C
+    accept was not sure (an invalid event, or a value C leaves to Python such as a huge integer)."""
     for name, types, ok, spec in _REQUIRED_CHECKS:
         value = obj.get(name, _MISSING)
         if value is _MISSING:

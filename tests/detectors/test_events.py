@@ -10,6 +10,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from detectors import _contract, events
 from detectors.events import MAX_EVENT_BYTES, REASONS, InvalidEvent, decode_event
 from tests.conftest import REPO, make_event
 
@@ -135,3 +136,33 @@ def test_schema_file_lists_every_field_the_decoder_knows() -> None:
     schema = json.loads(Path(REPO / "schemas" / "request-event.schema.json").read_text())
     assert set(schema["properties"]) == set(events._REQUIRED) | set(events._OPTIONAL)
     assert set(schema["required"]) == set(events._REQUIRED)
+
+
+# Values at and around every check's edges, of every JSON type.
+EDGE_VALUES: list[Any] = [
+    None, True, False, 0, 1, -1, 2**63 - 1, -(2**63), 2**64, 10**30, 0.0, -0.0, 0.5, -0.5, 1e11, 1e11 - 1,
+    99_999_999_999.9, 1.8e12, float("inf"), float("-inf"), float("nan"), "", "x", "x" * 256, "x" * 257,
+    "é" * 256, "standard", "enterprise", "Standard", [], {}, [1], {"a": 1},
+]  # fmt: skip
+
+
+def python_accepts(event: dict[str, Any]) -> bool:
+    try:
+        events._checked(event)
+    except InvalidEvent:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("field", sorted(set(events._REQUIRED) | set(events._OPTIONAL)))
+def test_the_c_accept_agrees_with_the_python_contract_on_every_field(field: str) -> None:
+    for value in EDGE_VALUES:
+        event = make_event(1, **{field: value})
+        c_accepts = _contract.valid(event, *events._FAST)
+        assert not c_accepts or python_accepts(event), (field, value)  # C never accepts what Python refuses
+        small_int = not (isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63)
+        if small_int:  # C leaves integers beyond 64 bits to Python; everything else it decides alike
+            assert c_accepts == python_accepts(event), (field, value)
+    missing = make_event(1)
+    missing.pop(field, None)
+    assert _contract.valid(missing, *events._FAST) == python_accepts(missing), field

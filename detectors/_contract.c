@@ -1,0 +1,113 @@
+/* The event contract's fast accept, in C: a decoded event that passes here is valid as it stands.
+ *
+ * detectors/events.py holds the contract (each field's JSON types, predicate and the error it gives);
+ * each field there names one of the checks below (KINDS). This only answers "valid, as is" or "not
+ * sure": on "not sure" events.py runs its own checks, which accept the event or say exactly why not.
+ * tests/detectors/test_events.py checks that both agree on every field with edge-case values.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+enum { K_STR, K_ID, K_COUNT, K_NUMBER, K_BOOL, K_TS, K_ACCOUNT_TYPE, K_INT, K_LATENCY, N_KINDS };
+static const char *const kind_names[N_KINDS] = {"str", "id", "count", "number", "bool", "ts", "account_type",
+                                                "int", "latency"};
+#define MAX_ID_CHARS 256
+#define MAX_TS 1e11
+
+/* An int's value as a double, or 0 when it does not fit a long long (Python decides those). */
+static int small_int(PyObject *v, double *out) {
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = (double)x;
+    return 1;
+}
+
+/* A JSON number (int or float, never bool) as a double; 0 when it is not one. */
+static int number(PyObject *v, double *out) {
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    return PyLong_CheckExact(v) && small_int(v, out);
+}
+
+static int value_ok(PyObject *v, long kind, PyObject *account_types) {
+    double d;
+    switch (kind) {
+    case K_STR: return PyUnicode_CheckExact(v);
+    case K_ID: return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) > 0 && PyUnicode_GET_LENGTH(v) <= MAX_ID_CHARS;
+    case K_COUNT: return PyLong_CheckExact(v) && small_int(v, &d) && d >= 0;
+    case K_NUMBER: return number(v, &d) && isfinite(d);
+    case K_BOOL: return PyBool_Check(v);
+    case K_TS: return number(v, &d) && d > 0 && d < MAX_TS;
+    case K_ACCOUNT_TYPE: return PyUnicode_CheckExact(v) && PySet_Contains(account_types, v) == 1;
+    case K_INT: return PyLong_CheckExact(v);
+    case K_LATENCY: return number(v, &d) && d >= 0 && d < INFINITY;
+    default: return 0;
+    }
+}
+
+PyDoc_STRVAR(valid_doc,
+"valid(event, required_names, required_kinds, optional_kinds, account_types) -> bool\n\n"
+"True when ``event`` (a dict) has every required field and every field the contract knows holds a\n"
+"value its check (a KINDS value) accepts, optional ones may be None; False means \"not sure\".");
+
+static PyObject *valid(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyDict_CheckExact(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) ||
+        !PyDict_Check(args[3]) || !PyAnySet_Check(args[4]))
+        return PyErr_Format(PyExc_TypeError, "valid(dict, tuple, tuple, dict, frozenset)");
+    PyObject *event = args[0], *names = args[1], *kinds = args[2], *optional = args[3], *account_types = args[4];
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (PyTuple_GET_SIZE(kinds) != n) return PyErr_Format(PyExc_ValueError, "one kind per required name");
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyDict_GetItemWithError(event, PyTuple_GET_ITEM(names, i));
+        if (value == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_FALSE;
+        }
+        if (!value_ok(value, PyLong_AsLong(PyTuple_GET_ITEM(kinds, i)), account_types)) Py_RETURN_FALSE;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(event, &pos, &key, &value)) {
+        PyObject *kind = PyDict_GetItemWithError(optional, key);
+        if (kind == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            continue; /* a required field (checked above) or one the contract ignores */
+        }
+        if (value != Py_None && !value_ok(value, PyLong_AsLong(kind), account_types)) Py_RETURN_FALSE;
+    }
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef methods[] = {
+    {"valid", (PyCFunction)(void (*)(void))valid, METH_FASTCALL, valid_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "detectors._contract", "The event contract's fast accept (see events.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__contract(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    PyObject *kinds = PyDict_New();
+    for (int i = 0; kinds != NULL && i < N_KINDS; i++) {
+        PyObject *value = PyLong_FromLong(i);
+        if (value == NULL || PyDict_SetItemString(kinds, kind_names[i], value) < 0) Py_CLEAR(kinds);
+        Py_XDECREF(value);
+    }
+    if (kinds == NULL || PyModule_AddObject(m, "KINDS", kinds) < 0) {
+        Py_XDECREF(kinds);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
