@@ -79,6 +79,10 @@ class Partials:
         return out
 
 
+#: How many fields a member summary in a partial may have (the last ones have defaults).
+_SUMMARY_FIELDS = (len(MemberSummary._fields) - len(MemberSummary._field_defaults), len(MemberSummary._fields))
+
+
 class ClusterVerdict(NamedTuple):
     """A cluster decision for one member, to be applied by the stage that owns the member's state."""
 
@@ -146,6 +150,8 @@ class ClusterStage:
         self.latest, self.pending = max(self.latest, float(message.get("at") or 0.0)), True
         members = self.members
         for account, summary in message["members"].items():
+            if not _SUMMARY_FIELDS[0] <= len(summary) <= _SUMMARY_FIELDS[1]:  # refused here, not at a tick
+                raise ValueError(f"member summary of {account!r} has {len(summary)} fields")
             members[account] = summary
             members.move_to_end(account)
         while len(members) > self.cfg.max_targets:

@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import orjson
+import pytest
 
 from detectors.cluster_stage import ClusterStage, ClusterVerdict
 from detectors.clusters import load_clusters
@@ -88,6 +89,18 @@ def test_replayed_partials_are_dropped_by_source_partition_and_sequence() -> Non
     assert stage.duplicates == 2 and dict(stage.linker.links) == links
     # The same offsets on another source partition are different events.
     assert stage.merge({**first, "partition": 3})
+
+
+def test_a_member_summary_of_the_wrong_shape_is_refused_at_merge_and_cannot_break_a_tick() -> None:
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
+    good = [T0, 10, 50.0, 40.0, 0.0, 7, "standard", T0 - 60, 1000]
+    obs = [[f"a{i}", T0 + i, [["payment_fingerprint:pf", True]]] for i in range(6)]
+    assert stage.merge({"partition": 0, "seq": 1, "at": T0, "members": {f"a{i}": good for i in range(6)}, "obs": obs})
+    for seq, bad in enumerate(([T0, 10], good + [1, 2], 42), 2):  # too few, too many, not a list: invalid
+        with pytest.raises((ValueError, TypeError)):
+            stage.merge({"partition": 0, "seq": seq, "at": T0, "members": {"a0": bad}, "obs": []})
+    assert stage.merge({"partition": 0, "seq": 9, "at": T0, "members": {"a1": good[:7]}, "obs": []})  # older sender
+    assert {v.account for v in stage.tick(T0 + 60)} <= {f"a{i}" for i in range(6)}  # the tick reads every member
 
 
 def test_the_stage_sends_a_member_a_verdict_only_when_it_has_something_new() -> None:
