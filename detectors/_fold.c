@@ -306,12 +306,17 @@ static int top_slot(const unsigned char *b, double *guaranteed) {
     return best;
 }
 
-/* A readable packed state for ``n`` buckets from argument ``arg``, or NULL with an exception set. */
-static const unsigned char *state_arg(PyObject *arg, Py_buffer *buf, int n) {
-    if (PyObject_GetBuffer(arg, buf, PyBUF_SIMPLE) < 0) return NULL;
-    if (n <= 0 || buf->len != OFF_RINGS + 8 * n) {
+enum { HEADER_ONLY, WITH_RING }; /* what a caller of state_arg reads: the fixed fields only, or the ring too */
+
+/* The packed state in argument ``arg`` (``flags``: PyBUF_WRITABLE when it is updated), or NULL with an
+ * exception set: one reading the ring must be exactly the size for ``n`` buckets, one reading only the
+ * fixed fields at least that long. The caller releases ``buf``. */
+static unsigned char *state_arg(PyObject *arg, Py_buffer *buf, int flags, int reads, int n) {
+    if (PyObject_GetBuffer(arg, buf, flags) < 0) return NULL;
+    if (reads == WITH_RING ? n <= 0 || buf->len != OFF_RINGS + 8 * n : buf->len < OFF_RINGS) {
         PyBuffer_Release(buf);
-        PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets", n);
+        if (reads == WITH_RING) PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets", n);
+        else PyErr_SetString(PyExc_ValueError, "not a packed state");
         return NULL;
     }
     return buf->buf;
@@ -328,12 +333,8 @@ static PyObject *page_hinkley(PyObject *self, PyObject *const *args, Py_ssize_t 
     double delta = PyFloat_AsDouble(args[3]), threshold = PyFloat_AsDouble(args[4]), alpha = PyFloat_AsDouble(args[5]);
     if (PyErr_Occurred()) return NULL;
     Py_buffer buf;
-    if (PyObject_GetBuffer(args[0], &buf, PyBUF_WRITABLE) < 0) return NULL;
-    if (buf.len < OFF_RINGS) {
-        PyBuffer_Release(&buf);
-        return PyErr_Format(PyExc_ValueError, "not a packed state");
-    }
-    unsigned char *b = buf.buf;
+    unsigned char *b = state_arg(args[0], &buf, PyBUF_WRITABLE, HEADER_ONLY, 0);
+    if (b == NULL) return NULL;
     /* River's n, _x_mean, _sum_increase, _min_increase; float32 at rest, double while computing */
     double n = get_f32(b, OFF_DRIFT) + 1.0, mean = get_f32(b, OFF_DRIFT + 4);
     double cumulative = get_f32(b, OFF_DRIFT + 8), minimum = get_f32(b, OFF_DRIFT + 12);
@@ -361,7 +362,7 @@ static PyObject *window(PyObject *self, PyObject *args) {
     long long index;
     int n;
     if (!PyArg_ParseTuple(args, "OLi", &state, &index, &n)) return NULL;
-    const unsigned char *b = state_arg(state, &buf, n);
+    const unsigned char *b = state_arg(state, &buf, PyBUF_SIMPLE, WITH_RING, n);
     if (b == NULL) return NULL;
     hour_window w = ring_window(b, index, n);
     PyBuffer_Release(&buf);
@@ -407,7 +408,7 @@ static PyObject *vector(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) return NULL;
     int n = (int)p[P_BUCKETS];
     Py_buffer buf;
-    const unsigned char *b = state_arg(args[0], &buf, n);
+    const unsigned char *b = state_arg(args[0], &buf, PyBUF_SIMPLE, WITH_RING, n);
     if (b == NULL) return NULL;
 
     double c[N_COUNTERS], cats[N_CATEGORIES];
@@ -474,7 +475,7 @@ static PyObject *summary(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     int n = (int)PyLong_AsLong(args[2]);
     if (PyErr_Occurred()) return NULL;
     Py_buffer buf;
-    const unsigned char *b = state_arg(args[0], &buf, n);
+    const unsigned char *b = state_arg(args[0], &buf, PyBUF_SIMPLE, WITH_RING, n);
     if (b == NULL) return NULL;
     hour_window hour = ring_window(b, (long long)py_floordiv(now, bucket_seconds), n);
     double guaranteed;
@@ -494,12 +495,10 @@ PyDoc_STRVAR(top_template_doc,
 
 static PyObject *top_template(PyObject *self, PyObject *args) {
     Py_buffer buf;
-    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
-    const unsigned char *b = buf.buf;
-    if (buf.len < OFF_RINGS) {
-        PyBuffer_Release(&buf);
-        return PyErr_Format(PyExc_ValueError, "not a packed state");
-    }
+    PyObject *state;
+    if (!PyArg_ParseTuple(args, "O", &state)) return NULL;
+    const unsigned char *b = state_arg(state, &buf, PyBUF_SIMPLE, HEADER_ONLY, 0);
+    if (b == NULL) return NULL;
     double guaranteed;
     int best = top_slot(b, &guaranteed);
     uint32_t key = best >= 0 ? get_u32(b, OFF_HH_KEYS + 4 * best) : 0;
