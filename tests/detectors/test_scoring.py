@@ -97,6 +97,27 @@ def test_cohort_anomaly_is_gated_for_its_first_windows_then_flags_outliers() -> 
     assert model.score_one(outlier) == 1.0 > sorted(typical)[50]
 
 
+def test_cohort_anomaly_scores_are_rivers_own_across_window_pivots() -> None:
+    """The C walk over the flat copy of the trees gives River's score_one, float for float: before the
+    first pivot, after each of several pivots (the copy is retaken), for vectors missing a feature
+    (River's live-mass walk) and for values on the other side of every split."""
+    model, rng = anomaly(), random.Random(8)
+    window = CFG.anomaly.window_size
+    checked = 0
+    for i in range(4 * window + 37):
+        x = {name: rng.choice((rng.random(), rng.random() * 0.2, 0.0, 1.0)) for name in VECTOR_FEATURES}
+        if i % 50 == 7:
+            del x[rng.choice(VECTOR_FEATURES)]
+        for probe in (x, {k: 1.0 - v for k, v in x.items()}):
+            assert model.raw_score(probe) == model.trees.score_one(probe)
+            checked += 1
+        model.learn_one(x)
+    assert checked > 2000 and model.n_learned // window == 4
+    restored = pickle.loads(pickle.dumps(model))  # the copy is not pickled; it is retaken from the trees
+    probe = vectors(11, 20)
+    assert [restored.raw_score(x) for x in probe] == [model.trees.score_one(x) for x in probe]
+
+
 def test_fusion_rewards_content_at_scale_over_either_alone() -> None:
     w = CFG.weights
     content_only, _ = fuse({"cot_rate": 1.0, "template_top": 1.0, "single_turn": 1.0}, w)

@@ -1,0 +1,89 @@
+/* River's HalfSpaceTrees score, walked in C over a flat copy of the trees.
+ *
+ * River 0.26's HalfSpaceTrees.score_one walks each tree in Python (~15 µs for 10 trees of height 8,
+ * the most expensive step of an account's scoring tick). What a score reads changes only when the
+ * trees pivot their window masses (every window_size learns), so detectors/scoring.py copies the trees
+ * into one flat array at each pivot (flat_trees) and walks it here. The walk is River's _walk_score,
+ * operation for operation; tests/detectors/test_scoring.py checks it equals River's score_one.
+ *
+ * Layout: for each tree, its 2**(height+1) - 1 nodes in heap order (children of i at 2i+1 and 2i+2),
+ * each a Node below.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    double threshold;
+    long long r_mass;
+    long long feature; /* index into the names tuple; -1 for a leaf */
+} Node;
+
+PyDoc_STRVAR(walk_doc,
+"walk(nodes, x, names, n_trees, height, size_limit) -> float | None\n\n"
+"The sum over the trees of River's _walk_score for the feature dict ``x``; ``nodes`` is the flat\n"
+"array of Node (threshold: double, r_mass: int64, feature: int64) and ``names`` the feature names the\n"
+"indices refer to. None when ``x`` lacks a feature a path needs (River then walks by the live\n"
+"l_mass, which the flat copy does not hold).");
+
+static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyDict_Check(args[1]) || !PyTuple_Check(args[2]))
+        return PyErr_Format(PyExc_TypeError, "walk(bytes, dict, tuple, int, int, float)");
+    Py_buffer buf;
+    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
+    PyObject *x = args[1], *names = args[2], *result = NULL;
+    Py_ssize_t n_trees = PyLong_AsSsize_t(args[3]), height = PyLong_AsSsize_t(args[4]);
+    double size_limit = PyFloat_AsDouble(args[5]);
+    if (PyErr_Occurred()) goto done;
+    Py_ssize_t per_tree = ((Py_ssize_t)2 << height) - 1, n_names = PyTuple_GET_SIZE(names);
+    if (height < 0 || height > 30 || n_trees < 0 || buf.len != (Py_ssize_t)sizeof(Node) * per_tree * n_trees) {
+        PyErr_SetString(PyExc_ValueError, "walk: nodes do not hold n_trees full trees of this height");
+        goto done;
+    }
+    const Node *nodes = (const Node *)buf.buf;
+    double total = 0.0;
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        const Node *tree = nodes + t * per_tree;
+        Py_ssize_t i = 0;
+        long long depth_pow = 1;
+        double score = 0.0;
+        Py_ssize_t level;
+        for (level = 0; level < height; level++) {
+            long long r = tree[i].r_mass;
+            score += (double)(r * depth_pow);
+            if ((double)r < size_limit) break;
+            long long f = tree[i].feature;
+            if (f < 0 || f >= n_names) {
+                PyErr_SetString(PyExc_ValueError, "walk: a branch names no known feature");
+                goto done;
+            }
+            PyObject *v = PyDict_GetItemWithError(x, PyTuple_GET_ITEM(names, f));
+            if (v == NULL) {
+                if (PyErr_Occurred()) goto done;
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+            double value = PyFloat_AsDouble(v);
+            if (value == -1.0 && PyErr_Occurred()) goto done;
+            i = value < tree[i].threshold ? 2 * i + 1 : 2 * i + 2;
+            depth_pow <<= 1;
+        }
+        if (level == height) score += (double)(tree[i].r_mass * depth_pow);
+        total += score;
+    }
+    result = PyFloat_FromDouble(total);
+done:
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, walk_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "detectors._hst",
+    "River's HalfSpaceTrees score over a flat copy of the trees (see detectors/scoring.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__hst(void) { return PyModule_Create(&module); }
