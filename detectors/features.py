@@ -171,7 +171,8 @@ def skeleton_bytes(text: str) -> bytes:
 
 def lowered_cut(text: str, head: int, tail: int) -> bytes:
     """The first ``head`` and last ``tail`` characters of ``text`` (all of it if shorter), lowercased,
-    as UTF-8: what the phrase scan and the skeleton read. In C for ASCII text, the common case.
+    as UTF-8: what the phrase scan and the skeleton read. In C (``_skeleton.lowered_cut``), which leaves
+    to Python only a cut holding a capital sigma (its lowercase depends on context) or a lone surrogate.
 
     >>> lowered_cut("Say HELLO to the World", 3, 5), lowered_cut("Ünïcode OK", 3, 2)
     (b'say\\nworld', b'\\xc3\\xbcn\\xc3\\xaf\\nok')

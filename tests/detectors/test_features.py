@@ -195,6 +195,30 @@ def test_the_c_head_and_tail_cut_is_slicing_then_lowercasing() -> None:
             assert lowered_cut(text, head, tail) == cut.lower().encode("utf-8", "replace"), (text, head, tail)
 
 
+def test_the_c_cut_lowercases_every_script_as_python_does() -> None:
+    """Non-ASCII text is cut and lowercased in C too (Unicode's full lowercase, UTF-8 out), equal to the
+    Python definition; only a capital sigma (context-dependent) or a lone surrogate is left to Python."""
+    rng = random.Random(5)
+    alphabet = (
+        "AbZ ,.\n" "ÀÉÎÕÜßÿ" "ĀĞİıŁŒŸ" "ẞǅǈǋ" "ΑΒΓΔΩάσς" "АБВЁЖЯабв" "ԱԲՖﬓﬔ" "中文日本語한국어" "😀🙂" "𐐀𐐁𐐨" "Ꭰ"
+    )  # fmt: skip
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.choice((5, 60, 700, 1200, 3000)))) for _ in range(400)]
+    if realdata.available():
+        texts += [p for p in realdata.benign_prompts() + realdata.distill_prompts() if not p.isascii()]
+    in_c = 0
+    for text in texts:
+        for head, tail in ((400, 150), (800, 300), (3, 1)):
+            cut = text[:head] + "\n" + text[-tail:] if len(text) > head + tail else text
+            expected = cut.lower().encode("utf-8", "replace")
+            got = _skeleton.lowered_cut(text, head, tail)
+            assert got == expected or got is None, (text, head, tail)
+            in_c += got is not None
+    assert in_c > 0.9 * 3 * len(texts)
+    for python_only in ("ΣΟΦΙΑ", "x\ud800y"):
+        assert _skeleton.lowered_cut(python_only, 10, 5) is None
+        assert lowered_cut(python_only, 10, 5) == python_only.lower().encode("utf-8", "replace")
+
+
 def test_token_ratio_tools_and_turns_are_carried() -> None:
     f = features("hello", n_tools=2, thinking=True, n_messages=6, max_tokens=8192)
     assert (f.ratio, f.n_tools, f.thinking, f.single_turn, f.max_tokens) == (8.0, 2, True, False, 8192)
