@@ -7,48 +7,55 @@
  * operation for operation; tests/detectors/test_scoring.py checks it equals River's score_one.
  *
  * Layout: for each tree, its 2**(height+1) - 1 nodes in heap order (children of i at 2i+1 and 2i+2),
- * each a Node below.
+ * each a Node below (fixed once the trees are built), and their r_mass in the same order (int64; new
+ * at each pivot).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 typedef struct {
     double threshold;
-    long long r_mass;
     long long feature; /* index into the names tuple; -1 for a leaf */
 } Node;
 
 PyDoc_STRVAR(walk_doc,
-"walk(nodes, x, names, n_trees, height, size_limit) -> float | None\n\n"
+"walk(nodes, masses, x, names, n_trees, height, size_limit) -> float | None\n\n"
 "The sum over the trees of River's _walk_score for the feature dict ``x``; ``nodes`` is the flat\n"
-"array of Node (threshold: double, r_mass: int64, feature: int64) and ``names`` the feature names the\n"
-"indices refer to. None when ``x`` lacks a feature a path needs (River then walks by the live\n"
-"l_mass, which the flat copy does not hold).");
+"array of Node (threshold: double, feature: int64), ``masses`` their r_mass (int64) and ``names`` the\n"
+"feature names the indices refer to. None when ``x`` lacks a feature a path needs (River then walks\n"
+"by the live l_mass, which the flat copy does not hold).");
 
 static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6 || !PyDict_Check(args[1]) || !PyTuple_Check(args[2]))
-        return PyErr_Format(PyExc_TypeError, "walk(bytes, dict, tuple, int, int, float)");
-    Py_buffer buf;
+    if (nargs != 7 || !PyDict_Check(args[2]) || !PyTuple_Check(args[3]))
+        return PyErr_Format(PyExc_TypeError, "walk(bytes, bytes, dict, tuple, int, int, float)");
+    Py_buffer buf, mass_buf;
     if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *x = args[1], *names = args[2], *result = NULL;
-    Py_ssize_t n_trees = PyLong_AsSsize_t(args[3]), height = PyLong_AsSsize_t(args[4]);
-    double size_limit = PyFloat_AsDouble(args[5]);
+    if (PyObject_GetBuffer(args[1], &mass_buf, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    PyObject *x = args[2], *names = args[3], *result = NULL;
+    Py_ssize_t n_trees = PyLong_AsSsize_t(args[4]), height = PyLong_AsSsize_t(args[5]);
+    double size_limit = PyFloat_AsDouble(args[6]);
     if (PyErr_Occurred()) goto done;
     Py_ssize_t per_tree = ((Py_ssize_t)2 << height) - 1, n_names = PyTuple_GET_SIZE(names);
-    if (height < 0 || height > 30 || n_trees < 0 || buf.len != (Py_ssize_t)sizeof(Node) * per_tree * n_trees) {
-        PyErr_SetString(PyExc_ValueError, "walk: nodes do not hold n_trees full trees of this height");
+    if (height < 0 || height > 30 || n_trees < 0 || buf.len != (Py_ssize_t)sizeof(Node) * per_tree * n_trees ||
+        mass_buf.len != (Py_ssize_t)sizeof(long long) * per_tree * n_trees) {
+        PyErr_SetString(PyExc_ValueError, "walk: nodes and masses do not hold n_trees full trees of this height");
         goto done;
     }
     const Node *nodes = (const Node *)buf.buf;
+    const long long *all_masses = (const long long *)mass_buf.buf;
     double total = 0.0;
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const Node *tree = nodes + t * per_tree;
+        const long long *r_mass = all_masses + t * per_tree;
         Py_ssize_t i = 0;
         long long depth_pow = 1;
         double score = 0.0;
         Py_ssize_t level;
         for (level = 0; level < height; level++) {
-            long long r = tree[i].r_mass;
+            long long r = r_mass[i];
             score += (double)(r * depth_pow);
             if ((double)r < size_limit) break;
             long long f = tree[i].feature;
@@ -67,11 +74,12 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             i = value < tree[i].threshold ? 2 * i + 1 : 2 * i + 2;
             depth_pow <<= 1;
         }
-        if (level == height) score += (double)(tree[i].r_mass * depth_pow);
+        if (level == height) score += (double)(r_mass[i] * depth_pow);
         total += score;
     }
     result = PyFloat_FromDouble(total);
 done:
+    PyBuffer_Release(&mass_buf);
     PyBuffer_Release(&buf);
     return result;
 }

@@ -1,5 +1,12 @@
 """Types of the C module built from ``_hst.c`` (see ``scoring.CohortAnomaly``)."""
 
 def walk(
-    nodes: bytes, x: dict[str, float], names: tuple[str, ...], n_trees: int, height: int, size_limit: float, /
+    nodes: bytes,
+    masses: bytes,
+    x: dict[str, float],
+    names: tuple[str, ...],
+    n_trees: int,
+    height: int,
+    size_limit: float,
+    /,
 ) -> float | None: ...

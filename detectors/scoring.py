@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ __all__ = [
     "PopulationNorms",
     "SupervisedModel",
     "account_vector",
-    "flat_trees",
+    "FlatTrees",
     "vector_params",
     "fuse",
     "logistic",
@@ -144,26 +145,29 @@ class CohortAnomaly:
         )
         self.quantile = stats.Quantile(cfg.quantile)
         self.n_learned = 0
-        self._flat: tuple[bytes, tuple[str, ...]] | None = None  # the trees as scores read them; None: stale
+        self._flat: FlatTrees | None = None  # the trees' shape, as _hst.walk reads it (built once)
+        self._masses: bytes | None = None  # their window masses; None when stale
 
     def learn_one(self, x: dict[str, float]) -> None:
         self.trees.learn_one(x)  # type: ignore[no-untyped-call]  # River's HST is not annotated
         self.n_learned += 1
         if self.trees.counter == 0:  # the window masses pivoted: what a score reads changed
-            self._flat = None
+            self._masses = None
 
     def raw_score(self, x: dict[str, float]) -> float:
         """River's ``HalfSpaceTrees.score_one(x)``, the same float, in C when ``x`` has every feature."""
         trees = self.trees
         if trees._first_window:
             return 0.0
-        if self._flat is None:
-            self._flat = flat_trees(trees.trees, trees.height)
-        nodes, names = self._flat
-        walked = _hst.walk(nodes, x, names, trees.n_trees, trees.height, 0.1 * trees.window_size)
+        flat = self._flat
+        if flat is None:
+            flat = self._flat = FlatTrees.of(trees)
+        if self._masses is None:
+            self._masses = flat.masses()
+        walked = _hst.walk(flat.nodes, self._masses, x, flat.names, flat.n_trees, flat.height, flat.size_limit)
         if walked is None:  # a missing feature: River goes down the busier side, by live masses
             return float(trees.score_one(x))  # type: ignore[no-untyped-call]
-        return 1 - walked / trees._max_score  # type: ignore[no-any-return]
+        return 1 - walked / flat.max_score
 
     def score_one(self, x: dict[str, float]) -> float:
         """Relative anomaly in [0, 1]; every raw score also updates the cohort's running quantile."""
@@ -175,42 +179,58 @@ class CohortAnomaly:
         return min(1.0, raw / q) if q > 0 else 0.0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_flat"}  # rebuilt from the trees on load
+        return {k: v for k, v in self.__dict__.items() if k not in ("_flat", "_masses")}  # rebuilt on load
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _flat=None)
+        self.__dict__.update(state, _flat=None, _masses=None)
 
 
-_NODE = struct.Struct("=dqq")  # _hst.c's Node: threshold, r_mass, feature index (-1: a leaf)
+_NODE = struct.Struct("=dq")  # _hst.c's Node: threshold, feature index (-1: a leaf)
 
 
-def flat_trees(roots: list[Any], height: int) -> tuple[bytes, tuple[str, ...]]:
-    """River's padded trees as ``_hst.walk`` reads them: every node in heap order, and the feature names
-    its indices refer to.
+@dataclass(frozen=True)
+class FlatTrees:
+    """River's padded trees as ``_hst.walk`` reads them: every node in heap order (a full tree) with
+    its split, and the feature names the splits' indices refer to. Splits never change; the masses a
+    score reads change at each window pivot (:meth:`masses`).
 
     >>> from river import anomaly
     >>> hst = anomaly.HalfSpaceTrees(n_trees=2, height=3, seed=1)
     >>> hst.learn_one({"a": 0.2, "b": 0.9})
-    >>> nodes, names = flat_trees(hst.trees, 3)
-    >>> len(nodes) == 2 * (2**4 - 1) * _NODE.size, names
-    (True, ('a', 'b'))
+    >>> flat = FlatTrees.of(hst)
+    >>> len(flat.nodes) == 2 * (2**4 - 1) * _NODE.size, flat.names, len(flat.masses()) == 2 * (2**4 - 1) * 8
+    (True, ('a', 'b'), True)
     """
-    nodes = []
-    for root in roots:  # breadth first: heap order in a full tree
-        queue = deque([root])
-        while queue:
-            node = queue.popleft()
-            nodes.append(node)
-            queue.extend(getattr(node, "children", ()))
-    names = tuple(sorted({node.feature for node in nodes if hasattr(node, "feature")}))
-    index = {name: i for i, name in enumerate(names)}
-    out = bytearray()
-    for node in nodes:
-        if hasattr(node, "feature"):
-            out += _NODE.pack(node.threshold, node.r_mass, index[node.feature])
-        else:
-            out += _NODE.pack(0.0, node.r_mass, -1)
-    return bytes(out), names
+
+    nodes: bytes
+    names: tuple[str, ...]
+    river_nodes: tuple[Any, ...]
+    n_trees: int
+    height: int
+    size_limit: float
+    max_score: int
+
+    @classmethod
+    def of(cls, trees: Any) -> FlatTrees:
+        nodes = []
+        for root in trees.trees:  # breadth first: heap order in a full tree
+            queue = deque([root])
+            while queue:
+                node = queue.popleft()
+                nodes.append(node)
+                queue.extend(getattr(node, "children", ()))
+        names = tuple(sorted({node.feature for node in nodes if hasattr(node, "feature")}))
+        index = {name: i for i, name in enumerate(names)}
+        packed = b"".join(
+            _NODE.pack(node.threshold, index[node.feature]) if hasattr(node, "feature") else _NODE.pack(0.0, -1)
+            for node in nodes
+        )
+        return cls(packed, names, tuple(nodes), trees.n_trees, trees.height, 0.1 * trees.window_size,
+                   trees._max_score)  # fmt: skip
+
+    def masses(self) -> bytes:
+        """Every node's ``r_mass`` (the reference window's), in the order of :attr:`nodes`."""
+        return array("q", [node.r_mass for node in self.river_nodes]).tobytes()
 
 
 class SupervisedModel:
