@@ -21,7 +21,7 @@ import hashlib
 import math
 import statistics
 import tomllib
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +148,9 @@ class _Target:
     __slots__ = ("recent", "accounts", "popular")
 
     def __init__(self) -> None:
-        self.recent: deque[tuple[float, str]] = deque()
+        # (ts, account) of the latest hits, oldest first; at most recent_per_target + 1 long, so a list
+        # (a deque allocates a 64-slot block for each of the many targets hit only once)
+        self.recent: list[tuple[float, str]] = []
         self.accounts: dict[str, int] = {}  # account -> times it hit the target
         self.popular = False
 
@@ -192,7 +194,7 @@ class Linker:
             weight = 1.0 / math.log2(1 + len(hits))
             recent = target.recent
             while recent and ts - recent[0][0] > cfg.window_seconds:
-                recent.popleft()
+                del recent[0]
             # SynchroTrap compares accounts by the Jaccard similarity of their actions, so a co-occurrence
             # weighs (fewer hits / more hits) of the two accounts on the target: an account hammering a
             # shared /24 co-occurs with everyone there, which says nothing about any one of them.
@@ -202,7 +204,7 @@ class Linker:
                 self._add_link(account, other, weight * similar, ts, strong=False, cap=False)
             recent.append((ts, account))
             if len(recent) > cfg.recent_per_target:
-                recent.popleft()
+                del recent[0]
 
     def _add_link(self, a: str, b: str, weight: float, ts: float, *, strong: bool, cap: bool) -> None:
         pair = (a, b) if a < b else (b, a)
