@@ -116,17 +116,21 @@ static uint64_t tuple3_hash(int32_t a, int32_t b, int32_t c) {
     return acc;
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sort, drop duplicates, keep the k smallest; returns how many are kept. */
+/* The k smallest distinct values, ascending, moved to the front; returns how many there are: what
+ * sorting, dropping duplicates and keeping the first k gives, in one pass of insertions (k is small, and
+ * qsort's calls through a comparison pointer cost more than the rest of the fingerprint). */
 static int bottom_k(uint32_t *values, int n, int k) {
-    qsort(values, (size_t)n, sizeof(uint32_t), cmp_u32);
     int kept = 0;
-    for (int i = 0; i < n && kept < k; i++)
-        if (kept == 0 || values[i] != values[kept - 1]) values[kept++] = values[i];
+    for (int i = 0; i < n; i++) {
+        uint32_t v = values[i];
+        if (kept == k && (k == 0 || v >= values[kept - 1])) continue;
+        int at = kept;
+        while (at > 0 && values[at - 1] > v) at--;
+        if (at > 0 && values[at - 1] == v) continue; /* a duplicate */
+        if (kept < k) kept++;
+        for (int j = kept - 1; j > at; j--) values[j] = values[j - 1];
+        values[at] = v;
+    }
     return kept;
 }
 

@@ -175,10 +175,10 @@ def test_the_c_skeleton_and_fingerprint_match_their_definition() -> None:
     for text in texts:
         assert skeleton_words(text) == defined_words(text)[1], text
         assert template_fingerprint(text) == defined_fingerprint(text), text
-    assert (
-        template_fingerprint("you are an expert. explain step by step", k=2)[1]
-        == defined_fingerprint("you are an expert. explain step by step", k=2)[1]
-    )
+    repeats = ["a b c " * 12, "x y " * 20 + "z", "one two three one two three four"]  # repeated shingles
+    for text in repeats + edge_cases()[::7]:
+        for k in (0, 1, 2, 3, 9, 30, 64):  # bottom-k for every k, past the number of shingles too
+            assert template_fingerprint(text, k=k) == defined_fingerprint(text, k=k), (text, k)
 
 
 def test_the_c_skeleton_strips_code_from_inputs_longer_than_its_stack_buffer() -> None:
