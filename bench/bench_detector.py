@@ -119,7 +119,6 @@ def bytes_per_account(n_accounts: int, events_per_account: int = 2, pool: int = 
         if a % 5000 == 0:
             engine.flush()
     engine.flush()
-    engine.merge_partials()  # the cluster stage holds every account's summary and links, as after a tick
     heap = tracemalloc.get_traced_memory()[0] - before
     clusters_heap = sum(
         stat.size

@@ -228,13 +228,11 @@ class Engine:
             self._drained_at = now
             self.partials.mark(now)
             return []
-        self.merge_partials(now)
+        self._merge_partials(now)
         return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
 
-    def merge_partials(self, now: float | None = None) -> None:
-        """In process: merge the partials held since the stage's last tick (at ``now``, by default the
-        newest event time), for a checkpoint or to look at the stage between ticks."""
-        for message in self.drain_partials(self._latest_ts if now is None else now):
+    def _merge_partials(self, now: float) -> None:
+        for message in self.drain_partials(now):
             self.cluster_stage.merge(message)
 
     def drain_partials(self, now: float) -> list[dict[str, Any]]:
@@ -399,7 +397,7 @@ class Engine:
     def checkpoint(self) -> bytes:
         """Models as bytes, stamped with River's version: a checkpoint only loads under the same one."""
         if self.local_clusters:  # partials held in process between the stage's ticks go in too
-            self.merge_partials()
+            self._merge_partials(self._latest_ts)
         models = {
             "anomaly": self.anomaly,
             "norms": self.norms,

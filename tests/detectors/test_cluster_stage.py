@@ -99,7 +99,7 @@ def test_in_process_marks_give_what_sending_every_second_gives() -> None:
                 every_second += [d for v in stage.tick(e["ts"]) if (d := worker.apply_verdict(v)) is not None]
     for message in worker.drain_partials(events[-1]["ts"]):  # both send what is left at the end
         stage.merge(message)
-    local.merge_partials()
+    local._merge_partials(events[-1]["ts"])
 
     assert len(in_process) > 40 and [d.to_record() for d in in_process] == [d.to_record() for d in every_second]
     assert dict(local.cluster_stage.members) == dict(stage.members)

@@ -58,20 +58,6 @@ def test_engine_state_survives_a_restart_through_the_store() -> None:
     assert state.counters[0] == 40  # all requests remembered
 
 
-def test_engine_checkpoint_carries_the_links_of_seconds_not_yet_merged() -> None:
-    """In process, partials wait for the cluster stage's next tick; a checkpoint taken before it still
-    holds every link and member seen (a restart loses nothing)."""
-    events = [make_event(i, account=f"acct-{i}", ts=T0 + 2 * i, payment_fingerprint="card-1") for i in range(10)]
-    engine = Engine(MemoryStore())
-    run(engine, events)
-    assert list(engine.cluster_stage.members) == ["acct-0"]  # merged at the stage's first tick; 18 s since
-    restarted = Engine(MemoryStore())
-    restarted.restore(engine.checkpoint())
-    assert set(restarted.cluster_stage.members) == {f"acct-{i}" for i in range(10)}
-    (cluster,) = restarted.cluster_stage.linker.clusters(T0 + 30).values()
-    assert cluster.members == sorted(f"acct-{i}" for i in range(10))
-
-
 def test_engine_checkpoint_refuses_another_river_version() -> None:
     engine = Engine(MemoryStore())
     run(engine, traffic())
