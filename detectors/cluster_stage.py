@@ -41,27 +41,19 @@ __all__ = ["ClusterStage", "ClusterVerdict", "Partials", "partial_key"]
 class Partials:
     """Account side: link targets and touched accounts per source partition, until the next send.
 
-    A touched account's summary is taken when the partials are drained, or at the first :meth:`mark`
-    after the account's last touch: a mark is a send point that did not send (the in-process engine marks
-    every second of event time, as a worker sends, but drains only when the cluster stage is due), so
-    the summaries are those the sends at the marks would have carried.
-
     >>> p = Partials()
     >>> p.add(3, 41, "a", 10.0, [("payment_fingerprint:pf", True)], "standard")
-    >>> p.mark(11.0)
-    >>> p.add(3, 42, "b", 11.5, [("payment_fingerprint:pf", True)], "startup")
-    >>> [(m["partition"], m["seq"], len(m["obs"]), m["members"]) for m in p.drain(lambda a, t, at: [at, t], 12.0)]
-    [(3, 42, 2, {'a': [11.0, 'standard'], 'b': [12.0, 'startup']})]
-    >>> p.drain(lambda a, t, at: None)
+    >>> p.add(3, 42, "b", 11.0, [("payment_fingerprint:pf", True)], "startup")
+    >>> [(m["partition"], m["seq"], len(m["obs"]), sorted(m["members"])) for m in p.drain(lambda a, t: None)]
+    [(3, 42, 2, [])]
+    >>> p.drain(lambda a, t: None)
     []
     """
 
     def __init__(self) -> None:
         self._obs: dict[int, list[list[Any]]] = {}
         self._seq: dict[int, int] = {}
-        # partition -> account -> (account type, index of the first mark after its last touch)
-        self._touched: dict[int, dict[str, tuple[str, int]]] = {}
-        self._marks: list[float] = []  # event times of the marks since the last drain
+        self._touched: dict[int, dict[str, str]] = {}  # partition -> account -> account type
 
     def add(self, partition: int, seq: int, account: str, ts: float, targets: list[tuple[str, bool]],
             account_type: str) -> None:  # fmt: skip
@@ -69,27 +61,21 @@ class Partials:
         if touched is None:
             touched = self._touched[partition] = {}
             self._obs[partition] = []
-        touched[account] = (account_type, len(self._marks))
+        touched[account] = account_type
         if targets:
             self._obs[partition].append([account, ts, targets])
         if seq > self._seq.get(partition, -1):
             self._seq[partition] = seq
 
-    def mark(self, now: float) -> None:
-        """A send point that does not send: accounts touched before it are summarized as of ``now``."""
-        self._marks.append(now)
-
-    def drain(self, summary: Callable[[str, str, float], list[Any] | None], now: float = 0.0) -> list[dict[str, Any]]:
+    def drain(self, summary: Callable[[str, str], list[Any] | None], now: float = 0.0) -> list[dict[str, Any]]:
         """One message per source partition with everything since the last drain (JSON-ready: plain
-        lists, no tuples of our own); empties the buffer. ``summary(account, account_type, at)`` gives a
-        member's summary at event time ``at``; ``at`` of the message is the event time of the drain."""
+        lists, no tuples of our own); empties the buffer. ``at`` is the event time of the drain."""
         out = []
-        marks = [*self._marks, now]  # an account touched after the last mark is summarized at the drain
         for partition, touched in self._touched.items():
-            members = {a: s for a, (t, k) in touched.items() if (s := summary(a, t, marks[k])) is not None}
+            members = {a: s for a, t in touched.items() if (s := summary(a, t)) is not None}
             out.append({"partition": partition, "seq": self._seq[partition], "at": now,
                         "obs": self._obs[partition], "members": members})  # fmt: skip
-        self._obs, self._touched, self._marks = {}, {}, []
+        self._obs, self._touched = {}, {}
         return out
 
 

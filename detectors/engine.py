@@ -168,7 +168,6 @@ class Engine:
         self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly)
         self.local_clusters = local_clusters
         self._drained_at = 0.0
-        self._latest_ts = 0.0  # newest event time processed
         self._swept_at = -math.inf  # event time of the last eviction sweep
         self._seq = 0
         self._ticks = 0
@@ -188,8 +187,6 @@ class Engine:
         """
         cfg = self.cfg
         ts = float(event["ts"])
-        if ts > self._latest_ts:
-            self._latest_ts = ts
         account_id: str = event["account_id"]
         features = extract(event, self.book)
         state = self._state(account_id, event, ts)
@@ -220,20 +217,13 @@ class Engine:
         return decisions
 
     def _run_cluster_stage(self, now: float) -> list[Decision]:
-        """In-process cluster stage, called once a second of event time as a worker sends its partials:
-        the stage reads nothing between its ticks, so the partials are marked (summaries as of now) and
-        merged only when a tick is due — the same summaries, links and verdicts as sent every second."""
+        """In-process cluster stage: the same partials, merge, tick and verdicts as over Kafka."""
         stage = self.cluster_stage
-        if not stage.due(now):
-            self._drained_at = now
-            self.partials.mark(now)
-            return []
-        self._merge_partials(now)
-        return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
-
-    def _merge_partials(self, now: float) -> None:
         for message in self.drain_partials(now):
-            self.cluster_stage.merge(message)
+            stage.merge(message)
+        if not stage.due(now):
+            return []
+        return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
 
     def drain_partials(self, now: float) -> list[dict[str, Any]]:
         """The cluster partials gathered since the last drain, one per source partition (JSON-ready)."""
@@ -241,9 +231,9 @@ class Engine:
 
         window = self.cfg.window
 
-        def summary(account: str, account_type: str, at: float) -> list[Any] | None:
+        def summary(account: str, account_type: str) -> list[Any] | None:
             state = self.cache.get(account) or AccountState.unpack(self.store.get(account), window)
-            return None if state is None else member_fields(state, at, window, account_type)
+            return None if state is None else member_fields(state, now, window, account_type)
 
         return self.partials.drain(summary, now)
 
@@ -396,8 +386,6 @@ class Engine:
 
     def checkpoint(self) -> bytes:
         """Models as bytes, stamped with River's version: a checkpoint only loads under the same one."""
-        if self.local_clusters:  # partials held in process between the stage's ticks go in too
-            self._merge_partials(self._latest_ts)
         models = {
             "anomaly": self.anomaly,
             "norms": self.norms,

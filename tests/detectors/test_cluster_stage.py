@@ -78,34 +78,6 @@ def test_a_pool_split_over_two_account_stages_gets_the_in_process_verdicts() -> 
     assert sum(got[a] == expected[a] for a in got) >= 0.9 * len(expected)
 
 
-def test_in_process_marks_give_what_sending_every_second_gives() -> None:
-    """Replay merges partials only when the stage is due, with summaries as of each second's mark: the
-    same member summaries, links and decisions as an account stage that sends every second."""
-    events = pool_traffic()
-    local = Engine(MemoryStore())
-    in_process = [d for e in events for d in local.process(e)]
-
-    worker = Engine(MemoryStore(), local_clusters=False)
-    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
-    every_second: list[Decision] = []
-    drained_at = 0.0
-    for offset, e in enumerate(events, 1):
-        every_second += worker.process(e, offset=offset)
-        if e["ts"] - drained_at >= 1.0:
-            drained_at = e["ts"]
-            for message in worker.drain_partials(e["ts"]):
-                stage.merge(message)
-            if stage.due(e["ts"]):
-                every_second += [d for v in stage.tick(e["ts"]) if (d := worker.apply_verdict(v)) is not None]
-    for message in worker.drain_partials(events[-1]["ts"]):  # both send what is left at the end
-        stage.merge(message)
-    local._merge_partials(events[-1]["ts"])
-
-    assert len(in_process) > 40 and [d.to_record() for d in in_process] == [d.to_record() for d in every_second]
-    assert dict(local.cluster_stage.members) == dict(stage.members)
-    assert dict(local.cluster_stage.linker.links) == dict(stage.linker.links)
-
-
 def test_replayed_partials_are_dropped_by_source_partition_and_sequence() -> None:
     stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
     first = {"partition": 2, "seq": 100, "at": T0, "members": {},
