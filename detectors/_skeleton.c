@@ -318,6 +318,7 @@ static PyObject *lowered_cut(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_ssize_t head = PyLong_AsSsize_t(args[1]), tail = PyLong_AsSsize_t(args[2]);
     if (PyErr_Occurred()) return NULL;
     PyObject *text = args[0];
+    if (PyUnicode_READY(text) < 0) return NULL; /* a legacy string gets its PEP 393 form */
     if (head < 0 || tail < 1) Py_RETURN_NONE;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), cut = n > head + tail;
     if (PyUnicode_IS_ASCII(text)) { /* the common case: one byte per character, in and out */
