@@ -156,8 +156,7 @@ class ClusterStage:
             members.move_to_end(account)
         while len(members) > self.cfg.max_targets:
             members.popitem(last=False)
-        for account, ts, targets in message["obs"]:
-            self.linker.observe(account, ts, targets)
+        self.linker.observe_many(message["obs"])
         return True
 
     def snapshot(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from detectors import _fold
+from detectors import _fold, _link
 from detectors.account_state import AccountState
 from detectors.config import RULES_DIR
 from detectors.features import RequestFeatures
@@ -144,19 +144,23 @@ def lru_slot(store: OrderedDict[K, V], key: K, new: Callable[[], V], cap: int) -
     return slot
 
 
-class _Target:
-    __slots__ = ("recent", "accounts", "popular")
+#: What the linker remembers of one target: its latest ``(ts, account)`` hits (``recent``), how often each
+#: account hit it (``accounts``) and whether it is ``popular``. A C type; checkpoints name it by this name.
+_Target = _link.Target
 
-    def __init__(self) -> None:
-        # (ts, account) of the latest hits, oldest first; at most recent_per_target + 1 long, so a list
-        # (a deque allocates a 64-slot block for each of the many targets hit only once)
-        self.recent: list[tuple[float, str]] = []
-        self.accounts: dict[str, int] = {}  # account -> times it hit the target
-        self.popular = False
+
+def _link_params(cfg: ClusterConfig) -> tuple[float | int, ...]:
+    """The config values the C fold reads, in its order."""
+    return (cfg.window_seconds, cfg.max_accounts_per_target, cfg.max_targets, cfg.recent_per_target,
+            cfg.strong_weight, cfg.half_life_seconds, cfg.link_threshold, cfg.max_links)  # fmt: skip
 
 
 class Linker:
     """Streaming account linking with bounded memory; :meth:`clusters` gives the current components.
+
+    The fold of observations runs in C (``_link.c``) over the structures below, exactly as the module
+    docstring defines it; ``tests/detectors/test_clusters.py`` holds the definition in Python and checks
+    the two agree.
 
     >>> cfg = load_clusters()
     >>> linker = Linker(cfg)
@@ -169,59 +173,26 @@ class Linker:
 
     def __init__(self, cfg: ClusterConfig) -> None:
         self.cfg = cfg
-        self.targets: OrderedDict[str, _Target] = OrderedDict()
+        self._params = _link_params(cfg)
+        # target key -> _Target, least recently used first
+        self.targets: OrderedDict[str, Any] = OrderedDict()
         # (node, node) -> [weight at last_ts, last_ts, strong?]; nodes are accounts or "@target" hubs
         self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
         # Links whose weight reached the threshold when last updated: only these can join a cluster
         # (weights only decay between updates), so a tick never walks the long tail of weak links.
         self.linked: set[tuple[str, str]] = set()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._params = _link_params(self.cfg)  # checkpoints from before the C fold have none
+
     def observe(self, account: str, ts: float, targets: Iterable[Sequence[Any]]) -> None:
         """Fold in that ``account`` touched each ``(target key, strong?)`` pair at ``ts``."""
-        cfg = self.cfg
-        for key, strong in targets:
-            target = lru_slot(self.targets, key, _Target, cfg.max_targets)
-            if target.popular:
-                continue
-            hits = target.accounts
-            hits[account] = mine = hits.get(account, 0) + 1
-            if mine == 1 and len(hits) > (cfg.max_accounts_per_target * (50 if strong else 1)):
-                target.popular, target.accounts = True, {}  # shared by too many: links nobody
-                continue
-            if strong:
-                self._add_link(account, "@" + key, cfg.strong_weight, ts, strong=True, cap=True)
-                continue
-            weight = 1.0 / math.log2(1 + len(hits))
-            recent = target.recent
-            while recent and ts - recent[0][0] > cfg.window_seconds:
-                del recent[0]
-            # SynchroTrap compares accounts by the Jaccard similarity of their actions, so a co-occurrence
-            # weighs (fewer hits / more hits) of the two accounts on the target: an account hammering a
-            # shared /24 co-occurs with everyone there, which says nothing about any one of them.
-            for other in dict.fromkeys(other for _, other in recent if other != account):
-                theirs = hits.get(other, 1)
-                similar = min(mine, theirs) / max(mine, theirs)
-                self._add_link(account, other, weight * similar, ts, strong=False, cap=False)
-            recent.append((ts, account))
-            if len(recent) > cfg.recent_per_target:
-                del recent[0]
+        self.observe_many([(account, ts, targets)])
 
-    def _add_link(self, a: str, b: str, weight: float, ts: float, *, strong: bool, cap: bool) -> None:
-        pair = (a, b) if a < b else (b, a)
-        link = self.links.get(pair)
-        if link is None:
-            link = self.links[pair] = [weight, ts, strong]
-            if len(self.links) > self.cfg.max_links:
-                oldest, _ = self.links.popitem(last=False)
-                self.linked.discard(oldest)
-        else:
-            decayed = link[0] * 0.5 ** (max(0.0, ts - link[1]) / self.cfg.half_life_seconds)
-            link[0] = min(weight, decayed + weight) if cap else decayed + weight
-            link[1] = max(link[1], ts)
-            link[2] = link[2] or strong
-            self.links.move_to_end(pair)
-        if link[0] >= self.cfg.link_threshold:
-            self.linked.add(pair)
+    def observe_many(self, obs: Iterable[Sequence[Any]]) -> None:
+        """Fold in each ``(account, ts, targets)`` of ``obs``, in order (a partial's ``obs``)."""
+        _link.observe(self.targets, self.links, self.linked, self._params, obs)
 
     def clusters(self, now: float) -> dict[str, Cluster]:
         """cluster id -> :class:`Cluster`, for the components of two accounts or more."""

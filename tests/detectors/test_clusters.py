@@ -3,13 +3,15 @@ proxies with ordinary customers are not; one weak link sweeps nobody in; memory 
 
 from __future__ import annotations
 
+import math
+import pickle
 import random
-from collections import defaultdict
+from collections import OrderedDict, defaultdict, deque
 from typing import Any
 
 from detectors.account_state import Counters
 from detectors.cluster_stage import ClusterStage
-from detectors.clusters import Linker, load_clusters, member_summary
+from detectors.clusters import ClusterConfig, Linker, _Target, load_clusters, member_summary
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.types import Decision
@@ -149,3 +151,131 @@ def test_a_member_summary_reads_the_account_window_as_the_account_state_does() -
             state.last_ts, hour.requests, c[Counters.REQUESTS], c[Counters.COT], c[Counters.NEW_MODEL],
             state.top_template(), "startup", state.first_ts, hour.tokens,
         )  # fmt: skip
+
+
+class ReferenceLinker:
+    """The linker's fold as the module docstring defines it, in Python (what ``_link.c`` must equal)."""
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.targets: OrderedDict[str, list[Any]] = OrderedDict()  # key -> [recent, accounts, popular]
+        self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        self.linked: set[tuple[str, str]] = set()
+
+    def observe(self, account: str, ts: float, targets: list[tuple[str, bool]]) -> None:
+        cfg = self.cfg
+        for key, strong in targets:
+            target = self.targets.get(key)
+            if target is None:
+                target = self.targets[key] = [[], {}, False]
+                if len(self.targets) > cfg.max_targets:
+                    self.targets.popitem(last=False)
+            else:
+                self.targets.move_to_end(key)
+            recent, hits, popular = target
+            if popular:
+                continue
+            hits[account] = mine = hits.get(account, 0) + 1
+            if mine == 1 and len(hits) > cfg.max_accounts_per_target * (50 if strong else 1):
+                target[1], target[2] = {}, True
+                continue
+            if strong:
+                self._add_link(account, "@" + key, cfg.strong_weight, ts, strong=True, cap=True)
+                continue
+            weight = 1.0 / math.log2(1 + len(hits))
+            while recent and ts - recent[0][0] > cfg.window_seconds:
+                del recent[0]
+            for other in dict.fromkeys(other for _, other in recent if other != account):
+                theirs = hits.get(other, 1)
+                similar = min(mine, theirs) / max(mine, theirs)
+                self._add_link(account, other, weight * similar, ts, strong=False, cap=False)
+            recent.append((ts, account))
+            if len(recent) > cfg.recent_per_target:
+                del recent[0]
+
+    def _add_link(self, a: str, b: str, weight: float, ts: float, *, strong: bool, cap: bool) -> None:
+        pair = (a, b) if a < b else (b, a)
+        link = self.links.get(pair)
+        if link is None:
+            link = self.links[pair] = [weight, ts, strong]
+            if len(self.links) > self.cfg.max_links:
+                oldest, _ = self.links.popitem(last=False)
+                self.linked.discard(oldest)
+        else:
+            decayed = link[0] * 0.5 ** (max(0.0, ts - link[1]) / self.cfg.half_life_seconds)
+            link[0] = min(weight, decayed + weight) if cap else decayed + weight
+            link[1] = max(link[1], ts)
+            link[2] = link[2] or strong
+            self.links.move_to_end(pair)
+        if link[0] >= self.cfg.link_threshold:
+            self.linked.add(pair)
+
+
+def linker_view(linker: Linker | ReferenceLinker) -> str:
+    """Everything a linker holds, in order, with types (an int timestamp is not a float one)."""
+    targets = [(k, *t) if isinstance(t, list) else (k, t.recent, t.accounts, t.popular)
+               for k, t in linker.targets.items()]  # fmt: skip
+    return repr((targets, list(linker.links.items()), sorted(linker.linked)))
+
+
+def small_caps(**caps: Any) -> ClusterConfig:
+    cfg = load_clusters()
+    return type(cfg)(**{**cfg.__dict__, **caps})
+
+
+def random_observations(rng: random.Random, n: int) -> list[tuple[str, float, list[tuple[str, bool]]]]:
+    """Accounts hitting strong and soft targets, mostly in time order, some late, some at integer times."""
+    obs, t = [], T0
+    for _ in range(n):
+        t += rng.expovariate(0.5)
+        ts: float = t - rng.uniform(0, 90) if rng.random() < 0.1 else t
+        if rng.random() < 0.1:
+            ts = int(ts)
+        targets = [(f"payment_fingerprint:pf-{rng.randrange(6)}", True)] if rng.random() < 0.3 else []
+        targets += [(f"template:{rng.randrange(40)}", False) for _ in range(rng.randrange(3))]
+        targets.append((f"ip24:10.0.{rng.randrange(8)}", False))
+        obs.append((f"acct-{int(60 * rng.random() ** 2)}", ts, targets))
+    return obs
+
+
+def test_the_c_fold_links_exactly_as_the_python_definition() -> None:
+    # Small caps, so that targets and links are evicted, soft targets turn popular and decayed links drop out.
+    cfg = small_caps(max_targets=25, max_links=80, max_accounts_per_target=12, recent_per_target=5,
+                     window_seconds=30.0, half_life_seconds=200.0, link_threshold=1.2)  # fmt: skip
+    popular, linked = 0, 0
+    for seed in range(6):
+        obs = random_observations(random.Random(seed), 3000)
+        ours, reference = Linker(cfg), ReferenceLinker(cfg)
+        for i, (account, ts, targets) in enumerate(obs):
+            ours.observe(account, ts, targets)
+            reference.observe(account, ts, targets)
+            if i % 100 == 99:
+                assert linker_view(ours) == linker_view(reference), (seed, i)
+                popular += any(t.popular for t in ours.targets.values())
+                linked += len(ours.linked)
+        assert len(ours.links) == cfg.max_links
+    assert popular and linked  # the streams reached every branch of the fold
+
+
+def test_a_linker_folds_on_after_a_checkpoint_as_it_would_have_without_one() -> None:
+    cfg = small_caps(max_targets=25, max_links=80, recent_per_target=5)
+    obs = random_observations(random.Random(11), 2000)
+    straight = Linker(cfg)
+    straight.observe_many(obs)
+    restored = Linker(cfg)
+    restored.observe_many(obs[:1000])
+    restored = pickle.loads(pickle.dumps(restored))
+    restored.observe_many(obs[1000:])
+    assert linker_view(restored) == linker_view(straight)
+
+
+def test_a_target_from_a_checkpoint_of_the_python_fold_keeps_folding() -> None:
+    # Before the fold ran in C a target was a slotted Python object whose recent hits were a deque;
+    # pickle restores such a checkpoint by setting those attributes on the C type.
+    old = _Target.__new__(_Target)
+    old.recent, old.accounts, old.popular = deque([(T0, "a")]), {"a": 1}, False  # type: ignore[assignment]
+    linker = Linker(load_clusters())
+    linker.targets["template:7"] = old
+    linker.observe("b", T0 + 1, [("template:7", False)])
+    assert old.recent == [(T0, "a"), (T0 + 1, "b")] and old.accounts == {"a": 1, "b": 1}
+    assert list(linker.links) == [("a", "b")]

@@ -1,0 +1,22 @@
+"""Types of the C module built from ``_link.c`` (see ``clusters.Linker``)."""
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+class Target:
+    recent: list[tuple[float, str]]
+    accounts: dict[str, int]
+    popular: bool
+    def __init__(
+        self, recent: list[tuple[float, str]] = ..., accounts: dict[str, int] = ..., popular: bool = ...
+    ) -> None: ...
+
+def observe(
+    targets: OrderedDict[Any, Target],
+    links: OrderedDict[tuple[str, str], list[Any]],
+    linked: set[tuple[str, str]],
+    params: tuple[float | int, ...],
+    obs: Iterable[Sequence[Any]],
+    /,
+) -> None: ...
