@@ -1,4 +1,5 @@
-/* The linker's fold of observations, in C, over the linker's own Python structures.
+/* The linker's fold of observations, in C, over the linker's own Python structures; and the targets
+ * of one event (clusters.cluster_targets), which every event pays for, cluster stage in process or not.
  *
  * detectors/clusters.py's Linker folds each (account, target) observation into an LRU of targets and an
  * LRU of decaying links. In Python the fold was the costliest step of the cluster stage (~15% of a
@@ -106,7 +107,7 @@ typedef struct {
     Py_ssize_t max_per_target, max_targets, recent_per_target, max_links;
 } Linker;
 
-static PyObject *s_move_to_end, *s_at;
+static PyObject *s_move_to_end, *s_at, *s_ip;
 
 static int move_to_end(PyObject *od, PyObject *key) {
     PyObject *r = PyObject_CallMethodOneArg(od, s_move_to_end, key);
@@ -358,8 +359,98 @@ fail:
     return NULL;
 }
 
+
+/* ---- the targets of one event */
+
+/* f"{name}:{value}" */
+static int append_target(PyObject *out, PyObject *name, PyObject *value, PyObject *strong) {
+    PyObject *text = PyUnicode_CheckExact(value) ? Py_NewRef(value) : PyObject_Format(value, NULL);
+    if (text == NULL) return -1;
+    PyObject *key;
+    if (PyUnicode_READY(name) < 0 || PyUnicode_READY(text) < 0) {
+        Py_DECREF(text);
+        return -1;
+    }
+    if (PyUnicode_IS_ASCII(name) && PyUnicode_IS_ASCII(text)) { /* the usual case, without a format parse */
+        Py_ssize_t n = PyUnicode_GET_LENGTH(name), t = PyUnicode_GET_LENGTH(text);
+        key = PyUnicode_New(n + 1 + t, 127);
+        if (key != NULL) {
+            Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
+            memcpy(out, PyUnicode_1BYTE_DATA(name), n);
+            out[n] = ':';
+            memcpy(out + n + 1, PyUnicode_1BYTE_DATA(text), t);
+        }
+    } else {
+        key = PyUnicode_FromFormat("%U:%U", name, text);
+    }
+    Py_DECREF(text);
+    if (key == NULL) return -1;
+    PyObject *pair = PyTuple_Pack(2, key, strong);
+    Py_DECREF(key);
+    if (pair == NULL) return -1;
+    int rc = PyList_Append(out, pair);
+    Py_DECREF(pair);
+    return rc;
+}
+
+PyDoc_STRVAR(targets_doc,
+"targets(event, template, strong, soft) -> list[tuple[str, bool]]\n\n"
+"clusters.cluster_targets in C: ``strong`` and ``soft`` are the names of the strong and the soft\n"
+"targets, ``template`` the request's first template hash or None.");
+
+static PyObject *targets(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyDict_Check(args[0]) || !PyTuple_Check(args[2]) || !PyTuple_Check(args[3]))
+        return PyErr_Format(PyExc_TypeError, "targets(dict, int | None, tuple, tuple)");
+    PyObject *event = args[0], *template = args[1], *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    for (int strong = 1; strong >= 0; strong--) {
+        PyObject *names = args[strong ? 2 : 3];
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+            PyObject *name = PyTuple_GET_ITEM(names, i), *value;
+            if (!PyUnicode_Check(name)) {
+                PyErr_SetString(PyExc_TypeError, "targets: names must be str");
+                goto fail;
+            }
+            if (!strong && PyUnicode_CompareWithASCIIString(name, "template") == 0) {
+                value = template == Py_None ? NULL : template;
+            } else if (!strong && PyUnicode_CompareWithASCIIString(name, "ip24") == 0) {
+                PyObject *ip = PyDict_GetItemWithError(event, s_ip);
+                if (ip == NULL && PyErr_Occurred()) goto fail;
+                if (ip == NULL || !PyUnicode_Check(ip) || PyUnicode_READY(ip) < 0) continue; /* the contract: a str */
+                Py_ssize_t n = PyUnicode_GET_LENGTH(ip), dots = 0, last = -1;
+                int kind = PyUnicode_KIND(ip);
+                const void *data = PyUnicode_DATA(ip);
+                for (Py_ssize_t j = 0; j < n; j++)
+                    if (PyUnicode_READ(kind, data, j) == '.') dots++, last = j;
+                if (dots != 3) continue;
+                PyObject *net = PyUnicode_Substring(ip, 0, last);
+                if (net == NULL) goto fail;
+                int rc = append_target(out, name, net, Py_False);
+                Py_DECREF(net);
+                if (rc < 0) goto fail;
+                continue;
+            } else {
+                value = PyDict_GetItemWithError(event, name);
+                if (value == NULL && PyErr_Occurred()) goto fail;
+                if (value == Py_None) value = NULL; /* soft: present unless None; strong: set (truthy) */
+                if (strong && value != NULL) {
+                    int truthy = PyObject_IsTrue(value);
+                    if (truthy < 0) goto fail;
+                    if (!truthy) value = NULL;
+                }
+            }
+            if (value != NULL && append_target(out, name, value, strong ? Py_True : Py_False) < 0) goto fail;
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"observe", (PyCFunction)(void (*)(void))observe, METH_FASTCALL, observe_doc},
+    {"targets", (PyCFunction)(void (*)(void))targets, METH_FASTCALL, targets_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -368,7 +459,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_link", NULL, -1, me
 PyMODINIT_FUNC PyInit__link(void) {
     s_move_to_end = PyUnicode_InternFromString("move_to_end");
     s_at = PyUnicode_InternFromString("@");
-    if (s_move_to_end == NULL || s_at == NULL || PyType_Ready(&TargetType) < 0) return NULL;
+    s_ip = PyUnicode_InternFromString("ip");
+    if (s_move_to_end == NULL || s_at == NULL || s_ip == NULL || PyType_Ready(&TargetType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Target", (PyObject *)&TargetType) < 0) {

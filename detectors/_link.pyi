@@ -1,7 +1,7 @@
 """Types of the C module built from ``_link.c`` (see ``clusters.Linker``)."""
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 class Target:
@@ -20,3 +20,6 @@ def observe(
     obs: Iterable[Sequence[Any]],
     /,
 ) -> None: ...
+def targets(
+    event: Mapping[str, Any], template: int | None, strong: tuple[str, ...], soft: tuple[str, ...], /
+) -> list[tuple[str, bool]]: ...

@@ -106,18 +106,8 @@ def cluster_targets(event: RequestEvent, features: RequestFeatures, cfg: Cluster
     >>> sorted(cluster_targets(e, extract(e, load_phrasebook()), cfg))[:2]
     [('ip24:203.0.113', False), ('payment_fingerprint:pf', True)]
     """
-    targets = [(f"{name}:{value}", True) for name in cfg.strong_targets if (value := event.get(name))]
-    for name in cfg.soft_targets:
-        if name == "template":
-            if features.template:
-                targets.append((f"template:{features.template[0]}", False))
-        elif name == "ip24":
-            ip = event.get("ip") or ""
-            if ip.count(".") == 3:
-                targets.append((f"ip24:{ip[: ip.rfind('.')]}", False))
-        elif (value := event.get(name)) is not None:
-            targets.append((f"{name}:{value}", False))
-    return targets
+    template = features.template[0] if features.template else None
+    return _link.targets(event, template, cfg.strong_targets, cfg.soft_targets)
 
 
 K = TypeVar("K")

@@ -11,9 +11,10 @@ from typing import Any
 
 from detectors.account_state import Counters
 from detectors.cluster_stage import ClusterStage
-from detectors.clusters import ClusterConfig, Linker, _Target, load_clusters, member_summary
+from detectors.clusters import ClusterConfig, Linker, _Target, cluster_targets, load_clusters, member_summary
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
+from detectors.features import RequestFeatures
 from detectors.types import Decision
 from sim import personas as P
 from tests.detectors.histories import random_state
@@ -279,3 +280,35 @@ def test_a_target_from_a_checkpoint_of_the_python_fold_keeps_folding() -> None:
     linker.observe("b", T0 + 1, [("template:7", False)])
     assert old.recent == [(T0, "a"), (T0 + 1, "b")] and old.accounts == {"a": 1, "b": 1}
     assert list(linker.links) == [("a", "b")]
+
+
+def reference_targets(event: dict[str, Any], template: tuple[int, ...], cfg: ClusterConfig) -> list[tuple[str, bool]]:
+    """``cluster_targets`` as defined in Python: strong targets that are set, then the soft ones present."""
+    targets = [(f"{name}:{value}", True) for name in cfg.strong_targets if (value := event.get(name))]
+    for name in cfg.soft_targets:
+        if name == "template":
+            if template:
+                targets.append((f"template:{template[0]}", False))
+        elif name == "ip24":
+            ip = event.get("ip") or ""
+            if ip.count(".") == 3:
+                targets.append((f"ip24:{ip[: ip.rfind('.')]}", False))
+        elif (value := event.get(name)) is not None:
+            targets.append((f"{name}:{value}", False))
+    return targets
+
+
+def test_an_events_targets_are_its_strong_infrastructure_then_its_soft_targets() -> None:
+    rng = random.Random(5)
+    values: list[Any] = [None, "", 0, 7, "pf-1", "fp-ü", True, 3.5]
+    ips = [None, "", "203.0.113.9", "2001:db8::1", "10.0.0", "1.2.3.4.5", "١٢.٣.٤.٥", "a.b.c.d", "..."]
+    for cfg in (load_clusters(), small_caps(strong_targets=("asn",), soft_targets=("ip24", "payment_fingerprint"))):
+        for _ in range(2000):
+            event = {name: rng.choice(values) for name in ("payment_fingerprint", "device_fingerprint",
+                                                           "tls_fingerprint", "asn", "user_agent")}  # fmt: skip
+            event = {k: v for k, v in event.items() if v is not None or rng.random() < 0.5}
+            if (ip := rng.choice(ips)) is not None:
+                event["ip"] = ip
+            template = rng.choice([(), (rng.getrandbits(32), 1, 2, 3)])
+            features = RequestFeatures(0.0, 0, 0, template, 1.0, 0, False, True, 0)
+            assert cluster_targets(event, features, cfg) == reference_targets(event, template, cfg)  # type: ignore[arg-type]
