@@ -16,6 +16,11 @@ from typing import Any, NamedTuple
 import re2
 
 from detectors import _skeleton
+
+try:  # Hyperscan, where it was built (see pyproject.toml); RE2 defines the scan and stands in otherwise
+    from detectors import _phrases
+except ImportError:  # pragma: no cover - exercised on platforms without Hyperscan
+    _phrases = None  # type: ignore[assignment]
 from detectors.config import RULES_DIR
 from detectors.types import RequestEvent
 
@@ -68,7 +73,9 @@ class RequestFeatures(NamedTuple):
 class PhraseBook:
     """Compiled phrase families and category patterns from ``rules/phrases.toml``.
 
-    One RE2 ``Set`` matches every pattern of every family and category in a single linear-time pass.
+    One RE2 ``Set`` matches every pattern of every family and category in a single linear-time pass;
+    where Hyperscan is built, its multi-pattern ``scanner`` does the same twice as fast (a test checks
+    the two agree), returning the OR of the patterns' bits.
 
     >>> book = load_phrasebook()
     >>> f = extract({"prompt": "Solve 12*7. Explain your reasoning step by step.", "input_tokens": 12,
@@ -84,12 +91,17 @@ class PhraseBook:
     head_chars: int
     tail_chars: int
     frame_words: frozenset[bytes] = frozenset()  # words shown in alert samples; the rest is masked
+    scanner: Any = None  # _phrases.Scanner over the same patterns, or None where Hyperscan is missing
 
     def hits(self, text: str) -> tuple[int, int]:
         """(family bitmask, category bitmask) of the lowercased head and tail of ``text``."""
-        found = 0
-        for i in self.matcher.Match(lowered_cut(text, self.head_chars, self.tail_chars)) or ():
-            found |= self.pattern_bits[i]
+        cut = lowered_cut(text, self.head_chars, self.tail_chars)
+        if self.scanner is not None:
+            found = self.scanner.scan(cut)
+        else:
+            found = 0
+            for i in self.matcher.Match(cut) or ():
+                found |= self.pattern_bits[i]
         return found & _FAMILY_MASK, found >> _CATEGORY_SHIFT
 
     @functools.cached_property
@@ -106,6 +118,7 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
     path = Path(path) if path is not None else RULES_DIR / "phrases.toml"
     doc = tomllib.loads(path.read_text())
     matcher = re2.Set.SearchSet(re2.Options())
+    patterns: list[str] = []
     pattern_bits: list[int] = []
 
     def add(pattern: str, bit: int) -> None:
@@ -113,6 +126,7 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
             matcher.Add(pattern)
         except Exception as exc:
             raise ValueError(f"{path}: pattern {pattern!r} does not compile under RE2: {exc}") from None
+        patterns.append(pattern)
         pattern_bits.append(bit)
 
     weights = []
@@ -131,6 +145,12 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
         for pattern in doc["categories"]["patterns"][name]:
             add(pattern, 1 << CATEGORIES.index(name) << _CATEGORY_SHIFT)
     matcher.Compile()
+    scanner = None
+    if _phrases is not None:
+        try:
+            scanner = _phrases.Scanner(tuple(patterns), tuple(pattern_bits))
+        except ValueError:  # syntax RE2 takes and Hyperscan does not: RE2 scans this book
+            scanner = None
     frame = {w.encode() for w in doc["meta"].get("frame_words", [])}
     for name in FAMILIES:  # the literal words of every family pattern: "step", "reasoning", "rubric", …
         frame |= {w.encode() for p in doc["families"][name]["patterns"] for w in re.findall(r"[a-z]{2,}", p)}
@@ -142,6 +162,7 @@ def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
         head_chars=int(doc["meta"]["scan_head_chars"]),
         tail_chars=int(doc["meta"]["scan_tail_chars"]),
         frame_words=frozenset(frame),
+        scanner=scanner,
     )
 
 
