@@ -101,11 +101,12 @@ static void ring_add(unsigned char *b, double ts, int cot, long long tokens, int
         if (head < 0 || index - head >= n) {
             memset(b + OFF_RINGS, 0, (size_t)(8 * n));
         } else {
+            Py_ssize_t slot = (Py_ssize_t)((head + 1) % n);
             for (long long i = head + 1; i <= index; i++) {
-                Py_ssize_t slot = (Py_ssize_t)(i % n);
                 put_u16(b, req + 2 * slot, 0);
                 put_u16(b, cots + 2 * slot, 0);
                 put_u32(b, tok + 4 * slot, 0);
+                if (++slot == n) slot = 0;
             }
         }
         put_i32(b, OFF_HEAD, (int32_t)index);
@@ -281,12 +282,13 @@ static hour_window ring_window(const unsigned char *b, long long index, int n) {
     long long head = get_i32(b, OFF_HEAD);
     if (head >= 0 && index - head < n) {
         long long oldest = (head > index ? head : index) - n + 1, newest = index < head ? index : head;
+        Py_ssize_t slot = (Py_ssize_t)(((oldest % n) + n) % n); /* one division, not two per bucket */
         for (long long i = oldest; i <= newest; i++) {
-            Py_ssize_t slot = (Py_ssize_t)(((i % n) + n) % n);
             long long r = get_u16(b, OFF_RINGS + 2 * slot);
             w.requests += r;
             w.tokens += get_u32(b, OFF_RINGS + 4 * n + 4 * slot);
             if (r > w.burst) w.burst = r;
+            if (++slot == n) slot = 0;
         }
     }
     return w;
@@ -480,12 +482,27 @@ static PyObject *summary(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     hour_window hour = ring_window(b, (long long)py_floordiv(now, bucket_seconds), n);
     double guaranteed;
     int top = top_slot(b, &guaranteed);
-    PyObject *top_key = top < 0 ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(get_u32(b, OFF_HH_KEYS + 4 * top));
-    PyObject *out = top_key == NULL ? NULL : Py_BuildValue(
-        "[dLdddNOdL]", get_f64(b, OFF_LAST_TS), hour.requests, (double)get_f32(b, OFF_COUNTERS + 4 * REQUESTS),
-        (double)get_f32(b, OFF_COUNTERS + 4 * COT), (double)get_f32(b, OFF_COUNTERS + 4 * NEW_MODEL), top_key,
-        args[4], get_f64(b, OFF_FIRST_TS), hour.tokens);
+    PyObject *items[9] = {
+        PyFloat_FromDouble(get_f64(b, OFF_LAST_TS)),
+        PyLong_FromLongLong(hour.requests),
+        PyFloat_FromDouble((double)get_f32(b, OFF_COUNTERS + 4 * REQUESTS)),
+        PyFloat_FromDouble((double)get_f32(b, OFF_COUNTERS + 4 * COT)),
+        PyFloat_FromDouble((double)get_f32(b, OFF_COUNTERS + 4 * NEW_MODEL)),
+        top < 0 ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(get_u32(b, OFF_HH_KEYS + 4 * top)),
+        Py_NewRef(args[4]),
+        PyFloat_FromDouble(get_f64(b, OFF_FIRST_TS)),
+        PyLong_FromLongLong(hour.tokens),
+    }; /* built directly: Py_BuildValue's format parse was a third of the call */
     PyBuffer_Release(&buf);
+    PyObject *out = PyList_New(9);
+    for (int i = 0; i < 9; i++) {
+        if (items[i] == NULL || out == NULL) {
+            for (int j = 0; j < 9; j++) Py_XDECREF(items[j]);
+            Py_XDECREF(out);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 9; i++) PyList_SET_ITEM(out, i, items[i]);
     return out;
 }
 
