@@ -114,9 +114,18 @@ class PhraseBook:
 
 
 def load_phrasebook(path: Path | str | None = None) -> PhraseBook:
-    """Compile ``rules/phrases.toml`` (or ``path``); a bad pattern raises ``ValueError`` naming it."""
+    """Compile ``rules/phrases.toml`` (or ``path``); a bad pattern raises ``ValueError`` naming it.
+
+    A book is immutable, so one compiled from the same text is shared (compiling for Hyperscan takes
+    ~80 ms, and every engine loads a book).
+    """
     path = Path(path) if path is not None else RULES_DIR / "phrases.toml"
-    doc = tomllib.loads(path.read_text())
+    return _compiled(path, path.read_text())
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(path: Path, text: str) -> PhraseBook:
+    doc = tomllib.loads(text)
     matcher = re2.Set.SearchSet(re2.Options())
     patterns: list[str] = []
     pattern_bits: list[int] = []
