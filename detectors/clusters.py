@@ -165,7 +165,7 @@ class Linker:
         self.cfg = cfg
         self._params = _link_params(cfg)
         # target key -> _Target, least recently used first
-        self.targets: OrderedDict[str, Any] = OrderedDict()
+        self.targets: OrderedDict[str, _link.Target] = OrderedDict()
         # (node, node) -> [weight at last_ts, last_ts, strong?]; nodes are accounts or "@target" hubs
         self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
         # Links whose weight reached the threshold when last updated: only these can join a cluster
