@@ -202,19 +202,10 @@ static int observe_target(Linker *l, PyObject *account, PyObject *ts_obj, double
         if (move_to_end(l->targets, key) < 0) goto fail;
     }
     if (target->popular) goto done;
-    if (target->accounts == NULL || target->recent == NULL) {
-        PyErr_SetString(PyExc_TypeError, "a target needs its recent hits and accounts");
+    if (target->accounts == NULL || target->recent == NULL || !PyDict_Check(target->accounts) ||
+        !PyList_Check(target->recent)) { /* Linker.__setstate__ turns old checkpoints' deques into lists */
+        PyErr_SetString(PyExc_TypeError, "a target needs a list of recent hits and a dict of accounts");
         goto fail;
-    }
-    if (!PyDict_Check(target->accounts) || !PyList_Check(target->recent)) {
-        /* checkpoints from before the C fold held a deque of recent hits */
-        PyObject *recent = PySequence_List(target->recent);
-        if (recent == NULL || !PyDict_Check(target->accounts)) {
-            Py_XDECREF(recent);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a target's accounts must be a dict");
-            goto fail;
-        }
-        Py_SETREF(target->recent, recent);
     }
     PyObject *hits = target->accounts;
     long mine = hits_of(hits, account, 0);

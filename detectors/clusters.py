@@ -173,8 +173,13 @@ class Linker:
         self.linked: set[tuple[str, str]] = set()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Load a checkpoint; one from before the C fold has no ``_params`` and may hold targets whose
+        recent hits are a deque (the C fold reads lists)."""
         self.__dict__.update(state)
-        self._params = _link_params(self.cfg)  # checkpoints from before the C fold have none
+        self._params = _link_params(self.cfg)
+        for target in self.targets.values():
+            if type(target.recent) is not list:
+                target.recent = list(target.recent)
 
     def observe(self, account: str, ts: float, targets: Iterable[Sequence[Any]]) -> None:
         """Fold in that ``account`` touched each ``(target key, strong?)`` pair at ``ts``."""

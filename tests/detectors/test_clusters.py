@@ -272,11 +272,13 @@ def test_a_linker_folds_on_after_a_checkpoint_as_it_would_have_without_one() -> 
 
 def test_a_target_from_a_checkpoint_of_the_python_fold_keeps_folding() -> None:
     # Before the fold ran in C a target was a slotted Python object whose recent hits were a deque;
-    # pickle restores such a checkpoint by setting those attributes on the C type.
+    # pickle restores such a checkpoint by setting those attributes on the C type, then the linker's state.
     old = _Target.__new__(_Target)
     old.recent, old.accounts, old.popular = deque([(T0, "a")]), {"a": 1}, False  # type: ignore[assignment]
-    linker = Linker(load_clusters())
-    linker.targets["template:7"] = old
+    state = {**Linker(load_clusters()).__dict__, "targets": OrderedDict({"template:7": old})}
+    del state["_params"]
+    linker = Linker.__new__(Linker)
+    linker.__setstate__(state)
     linker.observe("b", T0 + 1, [("template:7", False)])
     assert old.recent == [(T0, "a"), (T0 + 1, "b")] and old.accounts == {"a": 1, "b": 1}
     assert list(linker.links) == [("a", "b")]
