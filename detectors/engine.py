@@ -22,13 +22,15 @@ from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
 from detectors.policy import decide, level_for_score, needs_decision, reason_codes
 from detectors.scoring import (
+    VECTOR_FEATURES,
     CohortAnomaly,
     Explanation,
+    LinearFusion,
     PopulationNorms,
     SupervisedModel,
-    account_vector,
     fuse,
     vector_params,
+    window_vector,
 )
 from detectors.types import Decision, RequestEvent, StateStore
 
@@ -141,7 +143,8 @@ class Engine:
     local_clusters
         Run the cluster stage in this process (replay, tests). The worker sets it off: it sends
         :meth:`drain_partials` to the cluster stage over Kafka and applies the verdicts that come back
-        with :meth:`apply_verdict`.
+        with :meth:`apply_verdict`. In process, partials are handed over when the stage is due to tick
+        (the stage reads them only then), not every second as the worker sends them.
     """
 
     def __init__(
@@ -168,7 +171,6 @@ class Engine:
         self.partials = Partials()
         self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly)
         self.local_clusters = local_clusters
-        self._drained_at = 0.0
         self._swept_at = -math.inf  # event time of the last eviction sweep
         self._seq = 0
         self._ticks = 0
@@ -180,6 +182,7 @@ class Engine:
         self.allowlist: dict[str, float] = {}
         self._challenge_logit = _logit(self.cfg.policy.challenge)
         self._vector_params = vector_params(self.cfg)
+        self._fusion = LinearFusion.of(self.cfg.weights)
 
     def process(self, event: RequestEvent, partition: int = 0, offset: int | None = None) -> list[Decision]:
         """Fold one event in; score its account if a tick has passed since its last score.
@@ -213,7 +216,7 @@ class Engine:
                 decision = self._score(account_id, state, cohort, ts, event)
                 if decision is not None:
                     decisions.append(decision)
-        if self.local_clusters and ts - self._drained_at >= 1.0:
+        if self.local_clusters and self.cluster_stage.due(ts):
             decisions += self._run_cluster_stage(ts)
         return decisions
 
@@ -222,14 +225,10 @@ class Engine:
         stage = self.cluster_stage
         for message in self.drain_partials(now):
             stage.merge(message)
-        if not stage.due(now):
-            return []
         return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
 
     def drain_partials(self, now: float) -> list[dict[str, Any]]:
         """The cluster partials gathered since the last drain, one per source partition (JSON-ready)."""
-        self._drained_at = now
-
         window = self.cfg.window
 
         def summary(account: str, account_type: str) -> list[Any] | None:
@@ -263,14 +262,16 @@ class Engine:
     def _score(
         self, account_id: str, state: AccountState, cohort: str, now: float, trigger: RequestEvent
     ) -> Decision | None:
-        x = account_vector(state, now, self._vector_params)
-        score, parts, inputs = self._fused(x, cohort, learn=True)
+        values = window_vector(state, now, self._vector_params)
+        x = dict(zip(VECTOR_FEATURES, values, strict=True))
+        score, inputs = self._fused(x, values, cohort, learn=True)
         if self.on_score is not None:
             self.on_score({"fused": score, "anomaly": inputs.get("anomaly", 0.0), "supervised": inputs["p_supervised"]})
         requests = state.counters[Counters.REQUESTS]
         level = level_for_score(score, requests, cohort, self.cfg.policy)
         if not needs_decision(state, level, now, self.cfg.policy):
             return None  # nothing new to say: skip building the explanation
+        _, parts = fuse(inputs, self.cfg.weights)
         norms = self.norms[cohort]
         weights = self.cfg.weights
         explanation = [  # value = part / weight: exact for product terms too, which are not in ``inputs``
@@ -298,9 +299,10 @@ class Engine:
         )
 
     def _fused(
-        self, x: dict[str, float], cohort: str, *, learn: bool
-    ) -> tuple[float, dict[str, float], dict[str, float]]:
-        """Fuse the window vector with the supervised and (when it could matter) anomaly inputs."""
+        self, x: dict[str, float], values: tuple[float, ...], cohort: str, *, learn: bool
+    ) -> tuple[float, dict[str, float]]:
+        """Fuse the window vector (``x``, its ``values`` in order) with the supervised and (when it could matter)
+        anomaly inputs: the score, and the inputs that :func:`fuse` turns into each one's part."""
         model = self.anomaly.get(cohort)
         if model is None:
             model = self.anomaly[cohort] = CohortAnomaly(self.cfg.anomaly)
@@ -312,17 +314,15 @@ class Engine:
                 model.learn_one(x)
         p_supervised = self.supervised.score_one(x)
         inputs = {**x, "supervised": (p_supervised - 0.5) * 2.0 * self.supervised.confidence}
-        score, parts = fuse(inputs, self.cfg.weights)
+        z = self._fusion.logit(values, inputs["supervised"])
         # The trees can add at most weights["anomaly"] to the logit: ask them only when that could
         # lift the account to "challenge" (HST is the most expensive step of a tick).
         w_anomaly = self.cfg.weights["anomaly"]
-        if _logit(score) + w_anomaly >= self._challenge_logit:
+        if z + w_anomaly >= self._challenge_logit:
             inputs["anomaly"] = a = model.score_one(x)
-            if a > 0:
-                parts["anomaly"] = w_anomaly * a
-                score = 1.0 / (1.0 + math.exp(-(_logit(score) + w_anomaly * a)))
+            z += w_anomaly * a
         inputs["p_supervised"] = p_supervised  # for metrics; not a fusion input (no weight)
-        return score, parts, inputs
+        return 1.0 / (1.0 + math.exp(-z)), inputs
 
     def learn_verdict(self, features: dict[str, float], confirmed: bool) -> None:
         """A triage verdict on a decision whose evidence carried ``features``: teach the classifier."""

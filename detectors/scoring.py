@@ -9,10 +9,11 @@ triage verdicts, whose weight grows with the number of verdicts.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from array import array
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,13 @@ __all__ = [
     "CohortAnomaly",
     "Explanation",
     "FlatTrees",
+    "LinearFusion",
     "PopulationNorms",
     "SupervisedModel",
+    "PRODUCTS",
     "account_vector",
     "vector_params",
+    "window_vector",
     "fuse",
     "logistic",
 ]
@@ -72,7 +76,13 @@ def account_vector(state: AccountState, now: float, params: tuple[float, ...]) -
     - ``new_account``: 1 at creation, 0 after ``new_account_seconds``; ``drift``: 1 for a day after a
       Page-Hinkley alarm.
     """
-    return dict(zip(VECTOR_FEATURES, _fold.vector(state.data, now, *params), strict=True))
+    return dict(zip(VECTOR_FEATURES, window_vector(state, now, params), strict=True))
+
+
+def window_vector(state: AccountState, now: float, params: tuple[float, ...]) -> tuple[float, ...]:
+    """:func:`account_vector`'s values alone, in :data:`VECTOR_FEATURES` order (what
+    :meth:`LinearFusion.logit` reads)."""
+    return _fold.vector(state.data, now, *params)
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,56 @@ def fuse(inputs: dict[str, float], weights: Any) -> tuple[float, dict[str, float
     (True, 'cot_x_volume')
     """
     x = dict(inputs)
-    x["templated_single_turn"] = x.get("template_top", 0.0) * x.get("single_turn", 0.0)
-    x["cot_x_volume"] = x.get("cot_rate", 0.0) * x.get("volume", 0.0)
-    x["templated_x_volume"] = x["templated_single_turn"] * x.get("volume", 0.0)
+    for name, factors in PRODUCTS:
+        x[name] = math.prod(x.get(factor, 0.0) for factor in factors)
     return logistic(x, weights)
+
+
+#: The fusion's product terms: each the product of the window features it names.
+PRODUCTS = (
+    ("templated_single_turn", ("template_top", "single_turn")),
+    ("cot_x_volume", ("cot_rate", "volume")),
+    ("templated_x_volume", ("template_top", "single_turn", "volume")),
+)
+
+
+@dataclass(frozen=True)
+class LinearFusion:
+    """:func:`fuse`'s logit read straight off a window vector, without each input's part: most ticks
+    decide nothing and need only the score (~0.8 µs against ~3 µs for :func:`fuse`). The anomaly term
+    is added by the caller, only when the trees are asked.
+
+    >>> from detectors.config import load_scoring
+    >>> w = load_scoring().weights
+    >>> v = [0.5] * len(VECTOR_FEATURES)
+    >>> z = LinearFusion.of(w).logit(v, supervised=0.2)
+    >>> score, _ = fuse({**dict(zip(VECTOR_FEATURES, v)), "supervised": 0.2}, w)
+    >>> math.isclose(1 / (1 + math.exp(-z)), score)
+    True
+    """
+
+    bias: float
+    linear: tuple[float, ...]  # the weight of each window feature, in VECTOR_FEATURES order (0: none)
+    products: tuple[tuple[float, tuple[int, ...]], ...]  # (weight, indices of the factors)
+    supervised: float
+
+    @classmethod
+    def of(cls, weights: Mapping[str, float]) -> LinearFusion:
+        index = {name: i for i, name in enumerate(VECTOR_FEATURES)}
+        products = tuple((weights.get(name, 0.0), tuple(index[f] for f in factors)) for name, factors in PRODUCTS)
+        linear = tuple(weights.get(name, 0.0) for name in VECTOR_FEATURES)
+        covered = {"bias", "supervised", "anomaly", *VECTOR_FEATURES, *(name for name, _ in PRODUCTS)}
+        if missing := sorted(name for name, w in weights.items() if w and name not in covered):
+            raise ValueError(f"the fusion has no input for weights {missing}")
+        return cls(weights.get("bias", 0.0), linear, products, weights.get("supervised", 0.0))
+
+    def logit(self, v: Sequence[float], supervised: float = 0.0) -> float:
+        z: float = self.bias + sum(map(operator.mul, self.linear, v)) + self.supervised * supervised
+        for weight, factors in self.products:
+            for i in factors:
+                weight *= v[i]
+            z += weight
+        return z
 
 
 def logistic(x: Mapping[str, float], weights: Mapping[str, float]) -> tuple[float, dict[str, float]]:

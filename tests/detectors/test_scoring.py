@@ -12,7 +12,15 @@ import pytest
 from detectors.account_state import AccountState, Counters
 from detectors.config import load_scoring
 from detectors.features import CATEGORIES, RequestFeatures
-from detectors.scoring import VECTOR_FEATURES, CohortAnomaly, SupervisedModel, account_vector, fuse, vector_params
+from detectors.scoring import (
+    VECTOR_FEATURES,
+    CohortAnomaly,
+    LinearFusion,
+    SupervisedModel,
+    account_vector,
+    fuse,
+    vector_params,
+)
 from tests.detectors.histories import random_state
 
 CFG = load_scoring()
@@ -124,6 +132,23 @@ def test_fusion_rewards_content_at_scale_over_either_alone() -> None:
     scale_only, _ = fuse({"volume": 1.0, "always_on": 1.0, "regularity": 1.0, "focus": 1.0}, w)
     both, _ = fuse({"cot_rate": 1.0, "template_top": 1.0, "single_turn": 1.0, "volume": 1.0}, w)
     assert max(content_only, scale_only) < CFG.policy.limit < CFG.policy.block < both
+
+
+def test_the_fast_logit_is_the_fusions_own_on_any_vector_and_weights() -> None:
+    rng = random.Random(4)
+    for trial in range(300):
+        # The configured weights, then random ones (some zero), so no weight can be left out unnoticed.
+        w = dict(CFG.weights) if trial == 0 else {k: rng.choice((0.0, rng.uniform(-5, 5))) for k in CFG.weights}
+        values = [rng.choice((0.0, 1.0, rng.random())) for _ in VECTOR_FEATURES]
+        supervised = rng.uniform(-1, 1)
+        score, _ = fuse({**dict(zip(VECTOR_FEATURES, values, strict=True)), "supervised": supervised}, w)
+        z = LinearFusion.of(w).logit(values, supervised)
+        assert 1 / (1 + math.exp(-z)) == pytest.approx(score, rel=1e-12, abs=1e-15)
+
+
+def test_a_weight_the_fast_logit_cannot_read_is_refused() -> None:
+    with pytest.raises(ValueError, match="tools_x_volume"):
+        LinearFusion.of({**CFG.weights, "tools_x_volume": 1.0})
 
 
 # The definition of the window vector, in Python; the C code (``_fold.vector``) must agree with it exactly.
