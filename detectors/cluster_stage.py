@@ -35,7 +35,7 @@ from detectors.config import AnomalyConfig, PolicyConfig
 from detectors.policy import level_for_score, needs_decision, reason_codes
 from detectors.scoring import CohortAnomaly
 
-__all__ = ["ClusterStage", "ClusterVerdict", "Partials", "partial_key"]
+__all__ = ["ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "partial_key"]
 
 
 class Partials:
@@ -67,9 +67,10 @@ class Partials:
         if seq > self._seq.get(partition, -1):
             self._seq[partition] = seq
 
-    def drain(self, summary: Callable[[str, str], list[Any] | None], now: float = 0.0) -> list[dict[str, Any]]:
+    def drain(self, summary: Callable[[str, str], Sequence[Any] | None], now: float = 0.0) -> list[dict[str, Any]]:
         """One message per source partition with everything since the last drain (JSON-ready: plain
-        lists, no tuples of our own); empties the buffer. ``at`` is the event time of the drain."""
+        lists, no tuples of our own, when ``summary`` gives lists); empties the buffer. ``at`` is the event
+        time of the drain."""
         out = []
         for partition, touched in self._touched.items():
             members = {a: s for a, t in touched.items() if (s := summary(a, t)) is not None}
@@ -77,6 +78,16 @@ class Partials:
                         "obs": self._obs[partition], "members": members})  # fmt: skip
         self._obs, self._touched = {}, {}
         return out
+
+
+class PendingSummary(NamedTuple):
+    """In process only, a member summary not read yet: the member's account type and the drain time it
+    is due at. The stage reads it from the account's state (``ClusterStage.resolve``) only when the member
+    is in a cluster at a tick — few are. It reads what an eager summary would have: every later touch of
+    the account is drained, as a newer one, before the next tick."""
+
+    account_type: str
+    at: float
 
 
 #: How many fields a member summary in a partial may have (the last ones have defaults).
@@ -133,6 +144,9 @@ class ClusterStage:
         # account -> its latest summary as sent (a MemberSummary's fields; built into one at a tick only
         # for accounts in a cluster, which are few)
         self.members: OrderedDict[str, Sequence[Any]] = OrderedDict()
+        #: Reads a :class:`PendingSummary` of an account from its state (set by an in-process engine):
+        #: its fields, or None where the account's state is gone (evicted: the member drops out).
+        self.resolve: Callable[[str, str, float], list[Any] | None] | None = None
         self.held: OrderedDict[str, _Held] = OrderedDict()
         self.seen: dict[int, int] = {}  # source partition -> highest sequence merged
         self.duplicates = 0
@@ -150,7 +164,8 @@ class ClusterStage:
         self.latest, self.pending = max(self.latest, float(message.get("at") or 0.0)), True
         members = self.members
         for account, summary in message["members"].items():
-            if not _SUMMARY_FIELDS[0] <= len(summary) <= _SUMMARY_FIELDS[1]:  # refused here, not at a tick
+            if type(summary) is not PendingSummary and not _SUMMARY_FIELDS[0] <= len(summary) <= _SUMMARY_FIELDS[1]:
+                # refused here, not at a tick
                 raise ValueError(f"member summary of {account!r} has {len(summary)} fields")
             members[account] = summary
             members.move_to_end(account)
@@ -161,6 +176,9 @@ class ClusterStage:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything learned so far, for the engine's checkpoint (configs are not part of it)."""
+        for account, summary in list(self.members.items()):
+            if type(summary) is PendingSummary:
+                self._resolved(account, summary)
         return {"linker": self.linker, "members": self.members, "held": self.held, "seen": self.seen,
                 "last_tick": self.last_tick, "anomaly": self.anomaly}  # fmt: skip
 
@@ -227,7 +245,18 @@ class ClusterStage:
 
     def _member(self, account: str) -> MemberSummary | None:
         summary = self.members.get(account)
+        if type(summary) is PendingSummary:
+            summary = self._resolved(account, summary)
         return None if summary is None else MemberSummary(*summary)
+
+    def _resolved(self, account: str, pending: PendingSummary) -> list[Any] | None:
+        """A pending summary read, and kept in its place (least recently merged stays first)."""
+        fields = None if self.resolve is None else self.resolve(account, pending.account_type, pending.at)
+        if fields is None:
+            del self.members[account]
+        else:
+            self.members[account] = fields
+        return fields
 
     def _held(self, account: str) -> _Held:
         return lru_slot(self.held, account, _Held, self.cfg.max_targets)

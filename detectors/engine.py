@@ -15,7 +15,7 @@ from importlib.metadata import version
 from typing import Any
 
 from detectors.account_state import AccountState, Counters, to_evict
-from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials
+from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials, PendingSummary
 from detectors.clusters import ClusterConfig, cluster_targets, load_clusters, member_fields
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
@@ -170,6 +170,7 @@ class Engine:
         self.clusters_cfg = clusters or load_clusters()
         self.partials = Partials()
         self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly)
+        self.cluster_stage.resolve = self._member_fields
         self.local_clusters = local_clusters
         self._swept_at = -math.inf  # event time of the last eviction sweep
         self._seq = 0
@@ -221,21 +222,21 @@ class Engine:
         return decisions
 
     def _run_cluster_stage(self, now: float) -> list[Decision]:
-        """In-process cluster stage: the same partials, merge, tick and verdicts as over Kafka."""
+        """In-process cluster stage: the same partials, merge, tick and verdicts as over Kafka; members'
+        summaries are read from their state only if the tick needs them (:class:`PendingSummary`)."""
         stage = self.cluster_stage
-        for message in self.drain_partials(now):
+        for message in self.partials.drain(lambda account, account_type: PendingSummary(account_type, now), now):
             stage.merge(message)
         return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
 
     def drain_partials(self, now: float) -> list[dict[str, Any]]:
         """The cluster partials gathered since the last drain, one per source partition (JSON-ready)."""
-        window = self.cfg.window
+        return self.partials.drain(lambda account, account_type: self._member_fields(account, account_type, now), now)
 
-        def summary(account: str, account_type: str) -> list[Any] | None:
-            state = self.cache.get(account) or AccountState.unpack(self.store.get(account), window)
-            return None if state is None else member_fields(state, now, window, account_type)
-
-        return self.partials.drain(summary, now)
+    def _member_fields(self, account: str, account_type: str, now: float) -> list[Any] | None:
+        """A member summary's fields at ``now``, or None when the account has no state (evicted)."""
+        state = self.cache.get(account) or AccountState.unpack(self.store.get(account), self.cfg.window)
+        return None if state is None else member_fields(state, now, self.cfg.window, account_type)
 
     def apply_verdict(self, verdict: ClusterVerdict) -> Decision | None:
         """A cluster verdict on one of this engine's accounts → its decision (or none: the action in

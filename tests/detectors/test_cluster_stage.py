@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.cluster_stage import ClusterStage, ClusterVerdict
+from detectors.cluster_stage import ClusterStage, ClusterVerdict, PendingSummary
 from detectors.clusters import load_clusters
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
@@ -145,3 +145,51 @@ def test_a_member_linked_only_by_co_occurrence_and_unlike_its_cluster_is_at_most
     assert "agent" in verdicts and verdicts["agent"].cluster_id == verdicts["h-0"].cluster_id  # linked…
     assert all(verdicts[a].level >= 2 for a in pool)  # …the pool limited or blocked…
     assert verdicts["agent"].level == 1  # …the agent only challenged
+
+
+class EagerEngine(Engine):
+    """The in-process stage as the worker feeds it: every touched member's summary read at the drain."""
+
+    def _run_cluster_stage(self, now: float) -> list[Decision]:
+        for message in self.drain_partials(now):
+            self.cluster_stage.merge(message)
+        return [d for v in self.cluster_stage.tick(now) if (d := self.apply_verdict(v)) is not None]
+
+
+def test_in_process_summaries_read_only_when_a_tick_needs_them_are_the_ones_a_drain_would_send() -> None:
+    reads = {"lazy": 0, "eager": 0}
+
+    def counting(engine: Engine, name: str) -> Engine:
+        read = engine._member_fields
+
+        def counted(account: str, account_type: str, at: float) -> list[Any] | None:
+            reads[name] += 1
+            return read(account, account_type, at)
+
+        engine._member_fields = counted  # type: ignore[method-assign]
+        engine.cluster_stage.resolve = counted
+        return engine
+
+    lazy, eager = counting(Engine(MemoryStore()), "lazy"), counting(EagerEngine(MemoryStore()), "eager")
+    events = pool_traffic()
+    # Two hours later one more request, so that most pending summaries are read long after they were due.
+    events.append({**events[-1], "event_id": "late", "ts": events[-1]["ts"] + 7200})
+    lazy_decisions = [d for e in events for d in lazy.process(e)]
+    eager_decisions = [d for e in events for d in eager.process(e)]
+
+    assert len(cluster_actions(eager_decisions)) >= 36
+    assert lazy_decisions == eager_decisions
+    assert 0 < reads["lazy"] < reads["eager"]  # the chat users, in no cluster, are never read
+    assert list(lazy.cluster_stage.snapshot()["members"].items()) == list(eager.cluster_stage.members.items())
+
+
+def test_a_pending_member_whose_state_is_gone_drops_out_of_its_cluster() -> None:
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
+    fields = [T0, 40.0, 600.0, 590.0, 0.0, 7, "standard", T0 - 600, 1000.0]
+    stage.resolve = lambda account, account_type, at: None if account == "a0" else fields
+    obs = [[f"a{i}", T0 + i, [["payment_fingerprint:card", True]]] for i in range(6)]
+    members = {f"a{i}": PendingSummary("standard", T0 + 60) for i in range(6)}
+    stage.merge({"partition": 0, "seq": 1, "at": T0 + 60, "obs": obs, "members": members})
+    verdicts = stage.tick(T0 + 60)
+    assert {v.account for v in verdicts} == {f"a{i}" for i in range(1, 6)}
+    assert "a0" not in stage.members and all(stage.members[f"a{i}"] == fields for i in range(1, 6))
