@@ -144,7 +144,8 @@ class Engine:
         Run the cluster stage in this process (replay, tests). The worker sets it off: it sends
         :meth:`drain_partials` to the cluster stage over Kafka and applies the verdicts that come back
         with :meth:`apply_verdict`. In process, partials are handed over when the stage is due to tick
-        (the stage reads them only then), not every second as the worker sends them.
+        (it reads them only then), not after every batch as the worker sends them, and a member's summary
+        is read from its state only if the tick finds it in a cluster.
     """
 
     def __init__(
