@@ -439,7 +439,122 @@ fail:
     return NULL;
 }
 
+
+/* ---- the components of the link graph at a tick */
+
+/* Linker.clusters' find: the root of x's tree (a borrowed reference), halving the path on the way. */
+static PyObject *find_root(PyObject *parent, PyObject *x) {
+    for (;;) {
+        PyObject *up = PyDict_SetDefault(parent, x, x);
+        if (up == NULL) return NULL;
+        int differs = PyObject_RichCompareBool(up, x, Py_NE);
+        if (differs <= 0) return differs < 0 ? NULL : up;
+        PyObject *grand = PyDict_GetItemWithError(parent, up);
+        if (grand == NULL) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_KeyError, "%R", up);
+            return NULL;
+        }
+        Py_INCREF(grand);
+        int rc = PyDict_SetItem(parent, x, grand);
+        Py_DECREF(grand); /* the dict holds it, as x's parent and as a key */
+        if (rc < 0) return NULL;
+        x = grand;
+    }
+}
+
+static int is_hub(PyObject *node) {
+    return PyUnicode_Check(node) && PyUnicode_GET_LENGTH(node) > 0 && PyUnicode_READ_CHAR(node, 0) == '@';
+}
+
+PyDoc_STRVAR(components_doc,
+"components(links, linked, now, half_life, threshold) -> tuple[dict[str, tuple[list[str], list[str]]], set[str]]\n\n"
+"``Linker.clusters``' union-find over the ``linked`` pairs whose link, decayed to ``now``, still reaches\n"
+"``threshold`` (the others leave ``linked``): each component's root (its least node) -> (accounts, hubs\n"
+"without their leading \"@\"), in order of first appearance, and the accounts joined to a hub.");
+
+static PyObject *components(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyDict_Check(args[0]) || !PySet_Check(args[1]))
+        return PyErr_Format(PyExc_TypeError, "components(dict, set, float, float, float)");
+    PyObject *links = args[0], *linked = args[1];
+    double now = PyFloat_AsDouble(args[2]), half_life = PyFloat_AsDouble(args[3]),
+           threshold = PyFloat_AsDouble(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *pairs = PySequence_List(linked), *parent = PyDict_New(), *on_hub = PySet_New(NULL),
+             *groups = PyDict_New(), *out = NULL;
+    if (pairs == NULL || parent == NULL || on_hub == NULL || groups == NULL) goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
+        PyObject *pair = PyList_GET_ITEM(pairs, i);
+        PyObject *link = PyDict_GetItemWithError(links, pair);
+        if (link == NULL) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_KeyError, "%R", pair);
+            goto done;
+        }
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyList_Check(link) || PyList_GET_SIZE(link) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a linked pair must be a 2-tuple with a [weight, last_ts, strong] link");
+            goto done;
+        }
+        double w = PyFloat_AsDouble(PyList_GET_ITEM(link, 0)), last = PyFloat_AsDouble(PyList_GET_ITEM(link, 1));
+        if (PyErr_Occurred()) goto done;
+        double since = now - last > 0.0 ? now - last : 0.0;
+        if (w * pow(0.5, since / half_life) < threshold) { /* decayed: rejoins only if refreshed */
+            if (PySet_Discard(linked, pair) < 0) goto done;
+            continue;
+        }
+        PyObject *a = PyTuple_GET_ITEM(pair, 0), *b = PyTuple_GET_ITEM(pair, 1);
+        PyObject *ra = find_root(parent, a);
+        if (ra == NULL) goto done;
+        Py_INCREF(ra);
+        PyObject *rb = find_root(parent, b);
+        if (rb == NULL) {
+            Py_DECREF(ra);
+            goto done;
+        }
+        Py_INCREF(rb);
+        int differ = PyObject_RichCompareBool(ra, rb, Py_NE), less = differ > 0 ? PyObject_RichCompareBool(ra, rb, Py_LT) : 0;
+        int rc = differ < 0 || less < 0 ? -1 : differ ? PyDict_SetItem(parent, less ? rb : ra, less ? ra : rb) : 0;
+        Py_DECREF(ra);
+        Py_DECREF(rb);
+        if (rc < 0) goto done;
+        if (is_hub(a) ? PySet_Add(on_hub, b) < 0 : is_hub(b) && PySet_Add(on_hub, a) < 0) goto done;
+    }
+    PyObject *node, *ignored;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(parent, &pos, &node, &ignored)) { /* finds rewrite values, never keys: safe */
+        PyObject *root = find_root(parent, node);
+        if (root == NULL) goto done;
+        PyObject *group = PyDict_GetItemWithError(groups, root);
+        if (group == NULL) {
+            if (PyErr_Occurred()) goto done;
+            group = Py_BuildValue("(NN)", PyList_New(0), PyList_New(0));
+            if (group == NULL) goto done;
+            int rc = PyDict_SetItem(groups, root, group);
+            Py_DECREF(group);
+            if (rc < 0) goto done;
+        }
+        int rc;
+        if (is_hub(node)) {
+            Py_ssize_t start = 0, n = PyUnicode_GET_LENGTH(node);
+            while (start < n && PyUnicode_READ_CHAR(node, start) == '@') start++; /* str.lstrip("@") */
+            PyObject *hub = PyUnicode_Substring(node, start, n);
+            if (hub == NULL) goto done;
+            rc = PyList_Append(PyTuple_GET_ITEM(group, 1), hub);
+            Py_DECREF(hub);
+        } else {
+            rc = PyList_Append(PyTuple_GET_ITEM(group, 0), node);
+        }
+        if (rc < 0) goto done;
+    }
+    out = PyTuple_Pack(2, groups, on_hub);
+done:
+    Py_XDECREF(pairs);
+    Py_XDECREF(parent);
+    Py_XDECREF(on_hub);
+    Py_XDECREF(groups);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"components", (PyCFunction)(void (*)(void))components, METH_FASTCALL, components_doc},
     {"observe", (PyCFunction)(void (*)(void))observe, METH_FASTCALL, observe_doc},
     {"targets", (PyCFunction)(void (*)(void))targets, METH_FASTCALL, targets_doc},
     {NULL, NULL, 0, NULL},

@@ -23,3 +23,11 @@ def observe(
 def targets(
     event: Mapping[str, Any], template: int | None, strong: tuple[str, ...], soft: tuple[str, ...], /
 ) -> list[tuple[str, bool]]: ...
+def components(
+    links: Mapping[tuple[str, str], list[Any]],
+    linked: set[tuple[str, str]],
+    now: float,
+    half_life: float,
+    threshold: float,
+    /,
+) -> tuple[dict[str, tuple[list[str], list[str]]], set[str]]: ...

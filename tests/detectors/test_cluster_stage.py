@@ -6,8 +6,12 @@ pool over two "workers" and check that the result is the in-process (replay) res
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,6 +25,7 @@ from detectors.types import Decision
 from sim import personas as P
 
 T0 = 1_800_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pool_traffic() -> list[dict[str, Any]]:
@@ -193,3 +198,28 @@ def test_a_pending_member_whose_state_is_gone_drops_out_of_its_cluster() -> None
     verdicts = stage.tick(T0 + 60)
     assert {v.account for v in verdicts} == {f"a{i}" for i in range(1, 6)}
     assert "a0" not in stage.members and all(stage.members[f"a{i}"] == fields for i in range(1, 6))
+
+
+def test_replay_gives_the_same_decisions_under_any_hash_seed() -> None:
+    """Set iteration order changes with the interpreter's hash seed; the stage's order of clusters, and
+    so what its trees learn and every decision, must not."""
+    script = (
+        "import hashlib, orjson\n"
+        "from detectors.engine import Engine, MemoryStore\n"
+        "from tests.detectors.test_cluster_stage import pool_traffic\n"
+        "engine = Engine(MemoryStore())\n"
+        "decisions = [d.to_record() for e in pool_traffic() for d in engine.process(e)]\n"
+        "print(len(decisions), hashlib.sha256(orjson.dumps(decisions)).hexdigest())\n"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout  # fmt: skip
+        for seed in (1, 2, 3)
+    }
+    assert len(runs) == 1 and int(runs.pop().split()[0]) >= 36

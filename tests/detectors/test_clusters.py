@@ -11,7 +11,16 @@ from typing import Any
 
 from detectors.account_state import Counters
 from detectors.cluster_stage import ClusterStage
-from detectors.clusters import ClusterConfig, Linker, _Target, cluster_targets, load_clusters, member_summary
+from detectors.clusters import (
+    Cluster,
+    ClusterConfig,
+    Linker,
+    _cluster_id,
+    _Target,
+    cluster_targets,
+    load_clusters,
+    member_summary,
+)
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.features import RequestFeatures
@@ -211,6 +220,34 @@ class ReferenceLinker:
         if link[0] >= self.cfg.link_threshold:
             self.linked.add(pair)
 
+    def clusters(self, now: float) -> dict[str, Cluster]:
+        """Union-find over the pairs still linked at ``now``; components of two accounts or more, by root."""
+        parent: dict[str, str] = {}
+        on_hub: set[str] = set()  # accounts joined to their component by strong infrastructure
+
+        def find(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for pair in list(self.linked):
+            w, last, _ = self.links[pair]
+            if w * 0.5 ** (max(0.0, now - last) / self.cfg.half_life_seconds) < self.cfg.link_threshold:
+                self.linked.discard(pair)
+                continue
+            ra, rb = find(pair[0]), find(pair[1])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+            if pair[0].startswith("@") or pair[1].startswith("@"):
+                on_hub.add(pair[1] if pair[0].startswith("@") else pair[0])
+        groups: dict[str, tuple[list[str], list[str]]] = {}
+        for node in list(parent):
+            members, hubs = groups.setdefault(find(node), ([], []))
+            (hubs if node.startswith("@") else members).append(node.lstrip("@"))
+        return {_cluster_id(root): Cluster(sorted(m), sorted(h), frozenset(a for a in m if a in on_hub))
+                for root, (m, h) in sorted(groups.items()) if len(m) >= 2}  # fmt: skip
+
 
 def linker_view(linker: Linker | ReferenceLinker) -> str:
     """Everything a linker holds, in order, with types (an int timestamp is not a float one)."""
@@ -243,7 +280,7 @@ def test_the_c_fold_links_exactly_as_the_python_definition() -> None:
     # Small caps, so that targets and links are evicted, soft targets turn popular and decayed links drop out.
     cfg = small_caps(max_targets=25, max_links=80, max_accounts_per_target=12, recent_per_target=5,
                      window_seconds=30.0, half_life_seconds=200.0, link_threshold=1.2)  # fmt: skip
-    popular, linked = 0, 0
+    popular, linked, hubs, dropped = 0, 0, 0, 0
     for seed in range(6):
         obs = random_observations(random.Random(seed), 3000)
         ours, reference = Linker(cfg), ReferenceLinker(cfg)
@@ -254,8 +291,14 @@ def test_the_c_fold_links_exactly_as_the_python_definition() -> None:
                 assert linker_view(ours) == linker_view(reference), (seed, i)
                 popular += any(t.popular for t in ours.targets.values())
                 linked += len(ours.linked)
+                # A tick now or a while later (links decayed below the threshold drop out of `linked`).
+                now = ts + (i % 300)
+                clusters = ours.clusters(now)
+                assert clusters == reference.clusters(now) and ours.linked == reference.linked, (seed, i)
+                hubs += sum(len(c.hubs) for c in clusters.values())
+                dropped += linked - len(ours.linked)
         assert len(ours.links) == cfg.max_links
-    assert popular and linked  # the streams reached every branch of the fold
+    assert popular and linked and hubs and dropped  # the streams reached every branch of the fold and the tick
 
 
 def test_a_linker_folds_on_after_a_checkpoint_as_it_would_have_without_one() -> None:
