@@ -196,44 +196,33 @@ class ClusterStage:
         self.last_tick, self.pending = now, False
         verdicts = []
         for cluster_id, (members, hubs, strong) in self.linker.clusters(now).items():
-            summaries = [s for m in members if (s := self._member(m)) is not None]
+            summaries = {m: s for m in members if (s := self._member(m)) is not None}
             if len(summaries) < self.cfg.min_members:
                 continue
-            x = cluster_vector(summaries, len(strong), now)
+            x = cluster_vector(list(summaries.values()), len(strong), now)
             # Only the unusual tail counts: a cluster as anomalous as the typical one adds nothing.
             scaled = {k: v for k, v in x.items() if k in self.cfg.weights}  # HST wants [0, 1] inputs
             a = self.anomaly.score_one(scaled)
             self.anomaly.learn_one(scaled)
             x["anomaly"] = max(0.0, (a - self.cfg.anomaly_floor) / (1.0 - self.cfg.anomaly_floor))
             score, parts = score_cluster(x, self.cfg.weights)
-            evidence_requests = sum(s.requests for s in summaries)
-            ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)
-            evidence = {
-                "cluster": {
-                    "id": cluster_id,
-                    "members": len(members),
-                    "member_sample": members[:20],
-                    "shared_infrastructure": hubs[:5],
-                },  # fmt: skip
-                "features": {k: round(v, 4) for k, v in x.items()},
-                "explanation": [
-                    {"feature": n, "value": round(x[n], 3), "contribution": round(p, 3)} for n, p in ranked[:5]
-                ],
-                "requests": round(evidence_requests, 1),
-            }
-            reasons = reason_codes(parts, CLUSTER_REASON_CODES)
-            tops = Counter(s.top_template for s in summaries if s.top_template is not None).most_common(1)
+            evidence_requests = sum(s.requests for s in summaries.values())
+            tops = Counter(s.top_template for s in summaries.values() if s.top_template is not None).most_common(1)
             cluster_top = tops[0][0] if tops else None
-            for member in members:
-                summary = self._member(member)
-                if summary is None:
-                    continue
+            evidence: dict[str, Any] | None = None  # built for the cluster's first verdict, if any
+            reasons: tuple[str, ...] = ()
+            for member, summary in summaries.items():
                 level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
                 if level > 1 and not (member in strong or self._resembles(summary, cluster_top)):
                     level = 1  # linked by co-occurrence only and unlike its cluster: challenge at most
+                if level == 0 and member not in self.held:
+                    continue  # nothing in force and nothing to say: no need to hold a slot
                 held = self._held(member)
                 if needs_decision(held, level, now, self.policy):
                     held.action_level, held.action_expires = level, now + self.policy.ttl_seconds
+                    if evidence is None:
+                        evidence = cluster_evidence(cluster_id, members, hubs, x, parts, evidence_requests)
+                        reasons = reason_codes(parts, CLUSTER_REASON_CODES)
                     verdicts.append(ClusterVerdict(member, cluster_id, level, score, reasons, evidence, now))
         return verdicts
 
@@ -260,6 +249,24 @@ class ClusterStage:
 
     def _held(self, account: str) -> _Held:
         return lru_slot(self.held, account, _Held, self.cfg.max_targets)
+
+
+def cluster_evidence(cluster_id: str, members: list[str], hubs: list[str], x: dict[str, float],
+                     parts: dict[str, float], requests: float) -> dict[str, Any]:  # fmt: skip
+    """What a cluster verdict carries for the people who triage it: the cluster, its features and the
+    five largest parts of its score."""
+    ranked = sorted(parts.items(), key=lambda p: p[1], reverse=True)
+    return {
+        "cluster": {
+            "id": cluster_id,
+            "members": len(members),
+            "member_sample": members[:20],
+            "shared_infrastructure": hubs[:5],
+        },  # fmt: skip
+        "features": {k: round(v, 4) for k, v in x.items()},
+        "explanation": [{"feature": n, "value": round(x[n], 3), "contribution": round(p, 3)} for n, p in ranked[:5]],
+        "requests": round(requests, 1),
+    }
 
 
 def partial_key(partition: int) -> bytes:
