@@ -142,7 +142,7 @@ class ClusterStage:
         # (0 for the first two windows of cluster scorings, like the accounts' cohort models).
         self.anomaly = CohortAnomaly(anomaly)
         # account -> its latest summary as sent (a MemberSummary's fields; built into one at a tick only
-        # for accounts in a cluster, which are few)
+        # for accounts in a cluster, which are few) or, in process, a PendingSummary until a tick reads it
         self.members: OrderedDict[str, Sequence[Any]] = OrderedDict()
         #: Reads a :class:`PendingSummary` of an account from its state (set by an in-process engine):
         #: its fields, or None where the account's state is gone (evicted: the member drops out).
