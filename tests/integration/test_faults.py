@@ -64,8 +64,15 @@ def test_a_worker_killed_mid_stream_loses_nothing(own_broker: tuple[str, dict[st
 
         worker.start()
         worker.wait_ready()
-        # every event processed (at-least-once)
-        assert eventually(lambda: group_lag(kafka_bootstrap, worker.app_id) == 0, 120), worker.log()
+        # every event processed (at-least-once); on a failure, how the lag moved tells a stall from a crawl
+        lags: list[tuple[int, int]] = []
+        ready = time.monotonic()
+
+        def caught_up() -> bool:
+            lags.append((round(time.monotonic() - ready), group_lag(kafka_bootstrap, worker.app_id)))
+            return lags[-1][1] == 0
+
+        assert eventually(caught_up, 120), f"(seconds, lag): {lags[::10]}\n{worker.log()}"
 
         decisions = ours(read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: False, timeout=5))
         ids: dict[tuple[str, str, float], set[str]] = defaultdict(set)
