@@ -226,9 +226,13 @@ class Engine:
         """In-process cluster stage: the same partials, merge, tick and verdicts as over Kafka; members'
         summaries are read from their state only if the tick needs them (:class:`PendingSummary`)."""
         stage = self.cluster_stage
-        for message in self.partials.drain(lambda account, account_type: PendingSummary(account_type, now), now):
+        for message in self._local_partials(now):
             stage.merge(message)
         return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
+
+    def _local_partials(self, now: float) -> list[dict[str, Any]]:
+        """The partials the in-process stage merges: members' summaries pending until a tick reads them."""
+        return self.partials.drain(lambda account, account_type: PendingSummary(account_type, now), now)
 
     def drain_partials(self, now: float) -> list[dict[str, Any]]:
         """The cluster partials gathered since the last drain, one per source partition (JSON-ready)."""

@@ -155,10 +155,8 @@ def test_a_member_linked_only_by_co_occurrence_and_unlike_its_cluster_is_at_most
 class EagerEngine(Engine):
     """The in-process stage as the worker feeds it: every touched member's summary read at the drain."""
 
-    def _run_cluster_stage(self, now: float) -> list[Decision]:
-        for message in self.drain_partials(now):
-            self.cluster_stage.merge(message)
-        return [d for v in self.cluster_stage.tick(now) if (d := self.apply_verdict(v)) is not None]
+    def _local_partials(self, now: float) -> list[dict[str, Any]]:
+        return self.drain_partials(now)
 
 
 def test_in_process_summaries_read_only_when_a_tick_needs_them_are_the_ones_a_drain_would_send() -> None:
