@@ -32,19 +32,25 @@ static void init_separators(void) {
 }
 
 /* Characters (not bytes) of UTF-8 in [s, end) until ``stop`` or a newline; -1 when more than ``limit``
- * come first or the text ends. On success *close is the index of ``stop``. */
+ * come first or the text ends. On success *close is the index of ``stop``. memchr finds both ends (a
+ * failed quote is common: prompts quote whole paragraphs), and characters are counted only past
+ * ``limit`` bytes, since a character has at least one. */
 static Py_ssize_t quoted_length(const unsigned char *s, Py_ssize_t from, Py_ssize_t n, unsigned char stop, int limit,
                                 Py_ssize_t *close) {
-    Py_ssize_t chars = 0;
-    for (Py_ssize_t i = from; i < n; i++) {
-        if (s[i] == stop) {
-            *close = i;
-            return chars;
-        }
-        if (s[i] == '\n') return -1;
-        if ((s[i] & 0xC0) != 0x80 && ++chars > limit) return -1; /* continuation bytes are not characters */
+    Py_ssize_t window = n - from, most = 4 * (Py_ssize_t)limit + 4; /* no farther than limit characters */
+    if (window > most) window = most;
+    if (window <= 0) return -1;
+    const unsigned char *at = memchr(s + from, stop, (size_t)window);
+    const unsigned char *newline = memchr(s + from, '\n', at == NULL ? (size_t)window : (size_t)(at - (s + from)));
+    if (at == NULL || newline != NULL) return -1;
+    Py_ssize_t bytes = at - (s + from), chars = bytes;
+    if (bytes > limit) { /* UTF-8 may still fit: count the characters (continuation bytes are not ones) */
+        chars = 0;
+        for (Py_ssize_t i = from; i < from + bytes; i++) chars += (s[i] & 0xC0) != 0x80;
+        if (chars > limit) return -1;
     }
-    return -1;
+    *close = at - s;
+    return chars;
 }
 
 /* Copy UTF-8 ``s`` to ``out`` with every match of re.compile(r'```.*?```|"[^"\n]{1,400}"|`[^`\n]{1,200}`',
@@ -53,6 +59,12 @@ static Py_ssize_t quoted_length(const unsigned char *s, Py_ssize_t from, Py_ssiz
 static Py_ssize_t strip_quoted(const unsigned char *s, Py_ssize_t n, unsigned char *out) {
     Py_ssize_t i = 0, o = 0, close;
     while (i < n) {
+        Py_ssize_t run = i; /* the plain text up to the next quote or backtick, copied in one go */
+        while (run < n && s[run] != '"' && s[run] != '`') run++;
+        memcpy(out + o, s + i, (size_t)(run - i));
+        o += run - i;
+        i = run;
+        if (i >= n) break;
         unsigned char c = s[i];
         if (c == '`' && i + 2 < n && s[i + 1] == '`' && s[i + 2] == '`') {
             const unsigned char *end = NULL;
@@ -67,13 +79,11 @@ static Py_ssize_t strip_quoted(const unsigned char *s, Py_ssize_t n, unsigned ch
                 continue;
             }
         }
-        if (c == '"' || c == '`') {
-            Py_ssize_t chars = quoted_length(s, i + 1, n, c, c == '"' ? 400 : 200, &close);
-            if (chars >= 1) {
-                out[o++] = ' ';
-                i = close + 1;
-                continue;
-            }
+        Py_ssize_t chars = quoted_length(s, i + 1, n, c, c == '"' ? 400 : 200, &close);
+        if (chars >= 1) {
+            out[o++] = ' ';
+            i = close + 1;
+            continue;
         }
         out[o++] = c;
         i++;
@@ -135,7 +145,8 @@ static int bottom_k(uint32_t *values, int n, int k) {
 }
 
 /* Spans [start, end) of the words of s, as bytes.translate(separators to spaces).split() finds them;
- * calls visit(ctx, start, end) per word and returns how many there are. */
+ * calls visit(ctx, s, start, end, index) per word until it returns 1 (enough) or -1 (an error); returns
+ * how many words it visited, or -1. */
 typedef int (*visit_fn)(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index);
 
 static Py_ssize_t scan_words(const unsigned char *s, Py_ssize_t n, visit_fn visit, void *ctx) {
@@ -145,10 +156,46 @@ static Py_ssize_t scan_words(const unsigned char *s, Py_ssize_t n, visit_fn visi
         if (i >= n) break;
         Py_ssize_t start = i;
         while (i < n && !is_separator[s[i]]) i++;
-        if (visit(ctx, s, start, i, words) < 0) return -1;
+        int rc = visit(ctx, s, start, i, words);
+        if (rc < 0) return -1;
         words++;
+        if (rc > 0) break; /* the visitor has what it needs */
     }
     return words;
+}
+
+/* How many words s has: the separator-to-word transitions, counted without branches (word boundaries
+ * are what a branch predictor cannot guess, and every byte of the skeleton is read for the count). */
+static Py_ssize_t count_words(const unsigned char *s, Py_ssize_t n) {
+    Py_ssize_t words = 0;
+    unsigned char before = 1; /* the start of the text counts as a separator */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char now = is_separator[s[i]];
+        words += before & (now ^ 1);
+        before = now;
+    }
+    return words;
+}
+
+/* Spans of the last ``want`` words of s (fewer when it has fewer), in text order; returns how many. */
+static int last_words(const unsigned char *s, Py_ssize_t n, Py_ssize_t spans[][2], int want) {
+    int found = 0;
+    Py_ssize_t i = n;
+    while (found < want) {
+        while (i > 0 && is_separator[s[i - 1]]) i--;
+        if (i == 0) break;
+        Py_ssize_t end = i;
+        while (i > 0 && !is_separator[s[i - 1]]) i--;
+        spans[found][0] = i;
+        spans[found][1] = end;
+        found++;
+    }
+    for (int a = 0, b = found - 1; a < b; a++, b--) { /* found back to front: reverse */
+        Py_ssize_t s0 = spans[a][0], s1 = spans[a][1];
+        spans[a][0] = spans[b][0], spans[a][1] = spans[b][1];
+        spans[b][0] = s0, spans[b][1] = s1;
+    }
+    return found;
 }
 
 /* Whether word ``index`` of ``total`` is kept: the first HEAD_WORDS and the last TAIL_WORDS. */
@@ -157,16 +204,15 @@ static inline int kept_word(Py_ssize_t index, Py_ssize_t total) {
 }
 
 typedef struct {
-    int32_t head[HEAD_WORDS];
-    Py_ssize_t tail[TAIL_WORDS][2]; /* spans of the last TAIL_WORDS words (a ring), hashed at the end */
-} word_hashes;
+    int32_t hashes[HEAD_WORDS];
+    int n;
+} head_hashes;
 
-static int hash_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index) {
-    word_hashes *w = ctx;
-    if (index < HEAD_WORDS) w->head[index] = murmur3_32(s + start, end - start);
-    w->tail[index % TAIL_WORDS][0] = start;
-    w->tail[index % TAIL_WORDS][1] = end;
-    return 0;
+/* Hashes the first HEAD_WORDS words, then stops the scan. */
+static int hash_head_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index) {
+    head_hashes *h = ctx;
+    h->hashes[h->n++] = murmur3_32(s + start, end - start);
+    return h->n == HEAD_WORDS ? 1 : 0;
 }
 
 PyDoc_STRVAR(fingerprint_doc,
@@ -189,14 +235,19 @@ static PyObject *fingerprint(PyObject *self, PyObject *args) {
         PyBuffer_Release(&buf);
         return NULL;
     }
-    word_hashes w; /* hashes of the first HEAD_WORDS, and a ring of the last TAIL_WORDS */
-    Py_ssize_t words = scan_words(text, len, hash_word, &w);
-    int32_t kept[HEAD_WORDS + TAIL_WORDS]; /* the kept words' hashes, in order (see kept_word) */
+    /* The kept words (see kept_word) without visiting every word: the first HEAD_WORDS from the front,
+     * the last ones from the back, and the count in a branch-free pass. */
+    Py_ssize_t words = count_words(text, len);
+    int32_t kept[HEAD_WORDS + TAIL_WORDS];
+    head_hashes head = {.n = 0};
+    scan_words(text, len, hash_head_word, &head);
     int m = 0;
-    for (Py_ssize_t i = 0; i < words && i < HEAD_WORDS; i++) kept[m++] = w.head[i];
-    for (Py_ssize_t i = words - TAIL_WORDS > HEAD_WORDS ? words - TAIL_WORDS : HEAD_WORDS; i < words; i++) {
-        const Py_ssize_t *span = w.tail[i % TAIL_WORDS];
-        kept[m++] = murmur3_32(text + span[0], span[1] - span[0]);
+    for (int i = 0; i < head.n; i++) kept[m++] = head.hashes[i];
+    if (words > HEAD_WORDS) {
+        Py_ssize_t spans[TAIL_WORDS][2];
+        int tail = words - HEAD_WORDS < TAIL_WORDS ? (int)(words - HEAD_WORDS) : TAIL_WORDS;
+        tail = last_words(text, len, spans, tail);
+        for (int i = 0; i < tail; i++) kept[m++] = murmur3_32(text + spans[i][0], spans[i][1] - spans[i][0]);
     }
     PyMem_Free(heap);
     PyBuffer_Release(&buf);
@@ -236,10 +287,6 @@ static int append_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_s
     return rc;
 }
 
-static int count_word(void *ctx, const unsigned char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t index) {
-    return 0;
-}
-
 PyDoc_STRVAR(words_doc,
 "words(skeleton: bytes) -> list[bytes]\n\n"
 "The first and last words of a lowercased skeleton without code and quotes (features.skeleton_words).");
@@ -256,7 +303,7 @@ static PyObject *words(PyObject *self, PyObject *args) {
     Py_ssize_t len, rc = -1;
     const unsigned char *text = unquoted(&buf, stack, sizeof stack, &heap, &len);
     if (text != NULL) {
-        w.total = scan_words(text, len, count_word, NULL);
+        w.total = count_words(text, len);
         rc = scan_words(text, len, append_word, &w);
     }
     PyMem_Free(heap);
