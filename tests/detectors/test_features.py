@@ -69,6 +69,11 @@ def test_phrase_families_are_recognised(prompt: str, family: str) -> None:
         "Fix this bug: TypeError in line 3",
         "Who are you?",
         "Can you act on this quickly?",
+        "Generate the answer as JSON.",  # "rate the answer" inside a longer word
+        "Upgrade the response handler to v2.",
+        "Describe the missteps that led to the result.",
+        "The proof has incomplete reasoning.",
+        "Add a slideshow the internal reasoning team can use.",
     ],
 )
 def test_ordinary_prompts_hit_no_extraction_family(prompt: str) -> None:
