@@ -193,6 +193,22 @@ static void bottom_k_add(unsigned char *b, Py_ssize_t off, int k, uint32_t h) {
     put_u32(b, off + 4 * i, h);
 }
 
+enum { HEADER_ONLY, WITH_RING }; /* what a caller of state_arg reads: the fixed fields only, or the ring too */
+
+/* The packed state in argument ``arg`` (``flags``: PyBUF_WRITABLE when it is updated), or NULL with an
+ * exception set: one reading the ring must be exactly the size for ``n`` buckets, one reading only the
+ * fixed fields at least that long. The caller releases ``buf``. */
+static unsigned char *state_arg(PyObject *arg, Py_buffer *buf, int flags, int reads, int n) {
+    if (PyObject_GetBuffer(arg, buf, flags) < 0) return NULL;
+    if (reads == WITH_RING ? n <= 0 || buf->len != OFF_RINGS + 8 * n : buf->len < OFF_RINGS) {
+        PyBuffer_Release(buf);
+        if (reads == WITH_RING) PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets", n);
+        else PyErr_SetString(PyExc_ValueError, "not a packed state");
+        return NULL;
+    }
+    return buf->buf;
+}
+
 static int hash_text(PyObject *text, uint32_t *out) {
     if (text == Py_None) return 0;
     Py_ssize_t len;
@@ -209,24 +225,37 @@ PyDoc_STRVAR(fold_doc,
 "Fold one request into the packed ``state`` (a bytearray) in place; see AccountState.add. Returns the\n"
 "decayed request count after it (what decides whether the account is scored).");
 
-static PyObject *fold(PyObject *self, PyObject *args) {
-    Py_buffer buf;
-    double ts, cot, ratio, bucket_seconds, half_life;
+/* An int argument as ``i`` would read it: OverflowError outside C's int. */
+static int int_arg(PyObject *arg, int *out) {
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "signed integer is greater than maximum");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static PyObject *fold(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    /* Called once per event: arguments read directly (PyArg_ParseTuple parsing 14 of them by format cost
+     * more than the fold itself). */
+    if (nargs != 14) return PyErr_Format(PyExc_TypeError, "fold() takes 14 arguments");
+    double ts = PyFloat_AsDouble(args[1]), cot = PyFloat_AsDouble(args[2]), ratio = PyFloat_AsDouble(args[3]);
+    double bucket_seconds = PyFloat_AsDouble(args[12]), half_life = PyFloat_AsDouble(args[13]);
+    if (PyErr_Occurred()) return NULL;
     int flags, category, buckets;
-    long long template0, template1, tokens;
-    PyObject *ip, *ua;
-    if (!PyArg_ParseTuple(args, "w*dddiiLLLOOidd", &buf, &ts, &cot, &ratio, &flags, &category, &template0,
-                          &template1, &tokens, &ip, &ua, &buckets, &bucket_seconds, &half_life))
-        return NULL;
-    unsigned char *b = buf.buf;
-    if (buckets <= 0 || buf.len != OFF_RINGS + 8 * buckets || category < 0 || category >= N_CATEGORIES) {
-        PyBuffer_Release(&buf);
-        return PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets, or category out of range", buckets);
-    }
-    if (!(ip == Py_None || PyUnicode_Check(ip)) || !(ua == Py_None || PyUnicode_Check(ua))) {
-        PyBuffer_Release(&buf);
+    if (int_arg(args[4], &flags) < 0 || int_arg(args[5], &category) < 0 || int_arg(args[11], &buckets) < 0) return NULL;
+    long long template0 = PyLong_AsLongLong(args[6]), template1 = PyLong_AsLongLong(args[7]);
+    long long tokens = PyLong_AsLongLong(args[8]);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *ip = args[9], *ua = args[10];
+    if (category < 0 || category >= N_CATEGORIES) return PyErr_Format(PyExc_ValueError, "category out of range");
+    if (!(ip == Py_None || PyUnicode_Check(ip)) || !(ua == Py_None || PyUnicode_Check(ua)))
         return PyErr_Format(PyExc_TypeError, "ip and user_agent must be str or None");
-    }
+    Py_buffer buf;
+    unsigned char *b = state_arg(args[0], &buf, PyBUF_WRITABLE, WITH_RING, buckets);
+    if (b == NULL) return NULL;
     if (get_f64(b, OFF_FIRST_TS) == 0.0) {
         put_f64(b, OFF_FIRST_TS, ts);
         put_f64(b, OFF_DECAY_TS, ts);
@@ -306,22 +335,6 @@ static int top_slot(const unsigned char *b, double *guaranteed) {
         }
     }
     return best;
-}
-
-enum { HEADER_ONLY, WITH_RING }; /* what a caller of state_arg reads: the fixed fields only, or the ring too */
-
-/* The packed state in argument ``arg`` (``flags``: PyBUF_WRITABLE when it is updated), or NULL with an
- * exception set: one reading the ring must be exactly the size for ``n`` buckets, one reading only the
- * fixed fields at least that long. The caller releases ``buf``. */
-static unsigned char *state_arg(PyObject *arg, Py_buffer *buf, int flags, int reads, int n) {
-    if (PyObject_GetBuffer(arg, buf, flags) < 0) return NULL;
-    if (reads == WITH_RING ? n <= 0 || buf->len != OFF_RINGS + 8 * n : buf->len < OFF_RINGS) {
-        PyBuffer_Release(buf);
-        if (reads == WITH_RING) PyErr_Format(PyExc_ValueError, "not a packed state for %d buckets", n);
-        else PyErr_SetString(PyExc_ValueError, "not a packed state");
-        return NULL;
-    }
-    return buf->buf;
 }
 
 PyDoc_STRVAR(page_hinkley_doc,
@@ -525,7 +538,7 @@ static PyObject *top_template(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"fold", fold, METH_VARARGS, fold_doc},
+    {"fold", (PyCFunction)(void (*)(void))fold, METH_FASTCALL, fold_doc},
     {"window", window, METH_VARARGS, window_doc},
     {"top_template", top_template, METH_VARARGS, top_template_doc},
     {"vector", (PyCFunction)(void (*)(void))vector, METH_FASTCALL, vector_doc},

@@ -175,7 +175,7 @@ def test_account_state_packs_into_under_a_kilobyte_whatever_it_has_seen() -> Non
 def test_the_c_fold_refuses_bytes_that_are_not_a_state_of_this_ring_size() -> None:
     with pytest.raises(ValueError, match="not a packed state"):
         AccountState(bytearray(fresh().pack()[:-1]), CFG.buckets).add(request(), T0, CFG)
-    with pytest.raises(TypeError):  # the fold writes in place: read-only bytes are refused, not copied
+    with pytest.raises(BufferError, match="not writable"):  # the fold writes in place: read-only bytes are refused
         _fold.fold(fresh().pack(), T0, 0.0, 1.0, 0, 0, -1, -1, 0, None, None, CFG.buckets, 60.0, 21600.0)  # type: ignore[arg-type]
 
 

@@ -197,6 +197,8 @@ def test_the_c_skeleton_strips_code_from_inputs_longer_than_its_stack_buffer() -
 
 def test_the_c_head_and_tail_cut_is_slicing_then_lowercasing() -> None:
     texts = edge_cases() + ["AbC" * n for n in (0, 1, 183, 184, 367, 400)] + ["MiXeD ÄSCII", "x" * 2000 + "É"]
+    every_ascii = "".join(map(chr, range(128)))  # the 16-byte lowering's edges: '@' and '[' around A-Z, DEL
+    texts += [every_ascii[i:] + every_ascii[:i] * (n // 128 + 1) for i in range(0, 128, 7) for n in (15, 31, 700)]
     for text in texts:
         for head, tail in ((400, 150), (800, 300), (0, 5), (3, 1), (10, 0)):
             cut = text[:head] + "\n" + text[-tail:] if len(text) > head + tail else text
