@@ -189,6 +189,16 @@ def test_the_c_skeleton_and_fingerprint_match_their_definition() -> None:
             assert template_fingerprint(text, k=k) == defined_fingerprint(text, k=k), (text, k)
 
 
+def test_the_c_word_count_splits_on_exactly_the_defined_separators_for_every_byte() -> None:
+    """The count reads sixteen bytes a step: every byte value (quotes aside, which strip input) at every
+    offset splits words or not as the definition's translate + split does."""
+    rng = random.Random(3)
+    alphabet = [bytes([b]) for b in range(256) if b not in b'"`']
+    texts = [b"".join(rng.choice(alphabet) * rng.choice((1, 1, 3)) for _ in range(n)) for n in range(0, 90) for _ in range(20)]
+    for text in texts:
+        assert _skeleton.fingerprint(text, 0)[0] == len(text.translate(_TO_SPACE).split()), text
+
+
 def test_the_c_skeleton_strips_code_from_inputs_longer_than_its_stack_buffer() -> None:
     code = b"```" + b"x = 1\n" * 2000 + b"```"  # 12 KB: stripped in a heap copy
     assert _skeleton.fingerprint(code + b" one two three", 4) == _skeleton.fingerprint(b"  one two three", 4)
