@@ -201,8 +201,9 @@ static Py_ssize_t count_words(const unsigned char *s, Py_ssize_t n) {
         memcpy(&before, s + i - 1, 16);
         bytes16 start = separators16(before) & ~separators16(now);
         memcpy(starts, &start, 16);
-        words += __builtin_popcountll(starts[0] & 0x0101010101010101ULL) +
-                 __builtin_popcountll(starts[1] & 0x0101010101010101ULL);
+        /* one bit per lane holding a start, summed by a multiply (no popcount instruction by default) */
+        const uint64_t ones = 0x0101010101010101ULL;
+        words += (Py_ssize_t)(((starts[0] & ones) * ones) >> 56) + (Py_ssize_t)(((starts[1] & ones) * ones) >> 56);
     }
     for (; i < n; i++) words += is_separator[s[i - 1]] & (is_separator[s[i]] ^ 1);
     return words;
