@@ -48,6 +48,7 @@ _FAMILY_MASK = (1 << len(FAMILIES)) - 1
 _ROLE_BIT = 1 << FAMILIES.index("role")
 _FINGERPRINT_K = 4  # bottom-k shingle hashes kept per request (Blacklight keeps 50 of far longer queries)
 _CHAT_MAX_WORDS = 60  # an uncategorized prompt shorter than this is chat, longer is "other"
+_AGENTIC, _VISION, _CHAT, _OTHER = (CATEGORIES.index(name) for name in ("agentic", "vision", "chat", "other"))
 _SKELETON_HEAD_CHARS, _SKELETON_TAIL_CHARS = 400, 150  # enough text for the head and tail words
 
 
@@ -103,6 +104,14 @@ class PhraseBook:
             for i in self.matcher.Match(cut) or ():
                 found |= self.pattern_bits[i]
         return found & _FAMILY_MASK, found >> _CATEGORY_SHIFT
+
+    @functools.cached_property
+    def category_by_hits(self) -> tuple[int, ...]:
+        """For each category bitmask, the first category of :attr:`category_order` among its bits, or -1."""
+        return tuple(
+            next((index for index in self.category_order if mask >> index & 1), -1)
+            for mask in range(1 << len(CATEGORIES))
+        )
 
     @functools.cached_property
     def cot_by_families(self) -> tuple[float, ...]:
@@ -270,10 +279,10 @@ def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
 
 def _category(categories: int, n_tools: int, endpoint: str, n_words: int, book: PhraseBook) -> int:
     if n_tools:
-        return CATEGORIES.index("agentic")
-    if "image" in endpoint or "vision" in endpoint:
-        return CATEGORIES.index("vision")
-    for index in book.category_order:
-        if categories >> index & 1:
-            return index
-    return CATEGORIES.index("chat") if n_words < _CHAT_MAX_WORDS else CATEGORIES.index("other")
+        return _AGENTIC
+    if endpoint and ("image" in endpoint or "vision" in endpoint):
+        return _VISION
+    found = book.category_by_hits[categories]
+    if found >= 0:
+        return found
+    return _CHAT if n_words < _CHAT_MAX_WORDS else _OTHER
