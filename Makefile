@@ -58,4 +58,5 @@ demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, c
 
 bench: setup  ## benchmarks: detector core, then end to end on a broker it starts (figures in README)
 	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000 --state-accounts 1000000
+	$(BIN)/python -m bench.bench_instructions --events 30000
 	$(BIN)/python -m bench.bench_e2e --events 200000

@@ -10,6 +10,7 @@ command -v amtool >/dev/null || missing+=(prometheus-alertmanager)    # amtool: 
 command -v chromium >/dev/null || missing+=(chromium)                 # the triage page's browser test
 command -v gcc >/dev/null || missing+=(gcc)                            # detectors/_*.c, built by pip install
 [ -f /usr/include/hs/hs.h ] || missing+=(libhyperscan-dev)           # detectors/_phrases.c: the phrase scan
+command -v valgrind >/dev/null || missing+=(valgrind)                 # make bench: instructions per event
 python_bin=$(command -v python3.11 || command -v python3 || true)
 if [ -z "$python_bin" ]; then missing+=(python3 python3-venv python3-dev)
 else

@@ -10,3 +10,12 @@ def walk(
     size_limit: float,
     /,
 ) -> float | None: ...
+def learn(
+    nodes: bytes,
+    l_mass: bytearray,
+    x: dict[str, float],
+    names: tuple[str, ...],
+    n_trees: int,
+    height: int,
+    /,
+) -> None: ...

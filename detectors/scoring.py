@@ -185,8 +185,10 @@ class CohortAnomaly:
 
     Returns 0 until the trees have seen a full window (HST scores 0 for its whole first window),
     then ``min(1, score / quantile)``: 1 means as anomalous as the top ``1 - q`` of the cohort.
-    Scores are River's, walked in C over a flat copy of the trees taken at each window pivot
-    (``_hst.c``; River's own walk is 15 µs a score).
+    River builds the trees; scores and learning steps are River's, walked in C over a flat copy of the
+    trees (``_hst.c``; River's own walks take 15 µs a score and 28 µs a learn). Between window pivots
+    the live masses a learn adds to are kept in an array (``_live``) and written to River's nodes when
+    River needs them: at a pivot, a checkpoint, or a score River walks itself.
 
     >>> from detectors.config import load_scoring
     >>> model = CohortAnomaly(load_scoring().anomaly)
@@ -201,27 +203,39 @@ class CohortAnomaly:
         )
         self.quantile = stats.Quantile(cfg.quantile)
         self.n_learned = 0
-        self._flat: FlatTrees | None = None  # the trees' shape, as _hst.walk reads it (built once)
-        self._masses: bytes | None = None  # their window masses; None when stale
+        self._flat: FlatTrees | None = None  # the trees' shape, as _hst reads it (built once)
+        self._masses: bytes | None = None  # their reference masses; None when stale
+        self._live: bytearray | None = None  # their live masses while River's nodes lag; None when current
 
     def learn_one(self, x: dict[str, float]) -> None:
-        self.trees.learn_one(x)  # type: ignore[no-untyped-call]  # River's HST is not annotated
+        trees = self.trees
         self.n_learned += 1
-        if self.trees.counter == 0:  # the window masses pivoted: what a score reads changed
-            self._masses = None
+        if not trees.trees:  # River builds the trees at the first learn
+            trees.learn_one(x)  # type: ignore[no-untyped-call]  # River's HST is not annotated
+            return
+        flat = self._flat_trees()
+        live = self._live
+        if live is None:
+            live = self._live = flat.live_masses()
+        _hst.learn(flat.nodes, live, x, flat.names, flat.n_trees, flat.height)
+        trees.counter += 1
+        if trees.counter == trees.window_size:  # River's pivot: this window becomes the reference
+            flat.pivot(live)
+            self._masses = bytes(live)
+            live[:] = bytes(len(live))  # as River's nodes now are
+            trees._first_window, trees.counter = False, 0
 
     def raw_score(self, x: dict[str, float]) -> float:
         """River's ``HalfSpaceTrees.score_one(x)``, the same float, in C when ``x`` has every feature."""
         trees = self.trees
         if trees._first_window:
             return 0.0
-        flat = self._flat
-        if flat is None:
-            flat = self._flat = FlatTrees.of(trees)
+        flat = self._flat_trees()
         if self._masses is None:
             self._masses = flat.masses()
         walked = _hst.walk(flat.nodes, self._masses, x, flat.names, flat.n_trees, flat.height, flat.size_limit)
         if walked is None:  # a missing feature: River goes down the busier side, by live masses
+            self._sync()
             return float(trees.score_one(x))  # type: ignore[no-untyped-call]
         return 1 - walked / flat.max_score
 
@@ -234,11 +248,23 @@ class CohortAnomaly:
         q = self.quantile.get() or 0.0
         return min(1.0, raw / q) if q > 0 else 0.0
 
+    def _flat_trees(self) -> FlatTrees:
+        flat = self._flat
+        if flat is None:
+            flat = self._flat = FlatTrees.of(self.trees)
+        return flat
+
+    def _sync(self) -> None:
+        """Write the live masses to River's nodes, so that River's own walks and pickles read them."""
+        if self._live is not None and self._flat is not None:
+            self._flat.set_live_masses(self._live)
+
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_flat", "_masses")}  # rebuilt on load
+        self._sync()
+        return {k: v for k, v in self.__dict__.items() if k not in ("_flat", "_masses", "_live")}  # rebuilt on load
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _flat=None, _masses=None)
+        self.__dict__.update(state, _flat=None, _masses=None, _live=None)
 
 
 _NODE = struct.Struct("=dq")  # _hst.c's Node: threshold, feature index (-1: a leaf)
@@ -287,6 +313,19 @@ class FlatTrees:
     def masses(self) -> bytes:
         """Every node's ``r_mass`` (the reference window's), in the order of :attr:`nodes`."""
         return array("q", [node.r_mass for node in self.river_nodes]).tobytes()
+
+    def live_masses(self) -> bytearray:
+        """Every node's ``l_mass`` (the window being learned), in the order of :attr:`nodes`, writable."""
+        return bytearray(array("q", [node.l_mass for node in self.river_nodes]).tobytes())
+
+    def set_live_masses(self, live: bytearray) -> None:
+        for node, mass in zip(self.river_nodes, array("q", live), strict=True):
+            node.l_mass = mass
+
+    def pivot(self, live: bytearray) -> None:
+        """River's window pivot on its nodes: the live masses become the reference, the live ones 0."""
+        for node, mass in zip(self.river_nodes, array("q", live), strict=True):
+            node.r_mass, node.l_mass = mass, 0
 
 
 class SupervisedModel:

@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import pytest
+from river import anomaly as anomaly_module
 
 from detectors.account_state import AccountState, Counters
 from detectors.config import load_scoring
@@ -105,25 +106,39 @@ def test_cohort_anomaly_is_gated_for_its_first_windows_then_flags_outliers() -> 
     assert model.score_one(outlier) == 1.0 > sorted(typical)[50]
 
 
-def test_cohort_anomaly_scores_are_rivers_own_across_window_pivots() -> None:
-    """The C walk over the flat copy of the trees gives River's score_one, float for float: before the
-    first pivot, after each of several pivots (the copy is retaken), for vectors missing a feature
-    (River's live-mass walk) and for values on the other side of every split."""
+def river_masses(trees: anomaly_module.HalfSpaceTrees) -> list[tuple[int, int]]:
+    return [(node.l_mass, node.r_mass) for root in trees.trees for node in root.iter_dfs()]
+
+
+def test_cohort_anomaly_learns_and_scores_as_rivers_own_trees_across_window_pivots() -> None:
+    """The C walks over the flat copy of the trees are River's: fed the same vectors as River's own
+    HalfSpaceTrees, every score is River's float for float — before the first pivot, after each of
+    several, for vectors missing a feature (which learn and score by live masses) and for values on the
+    other side of every split — and the trees' masses equal River's, mid-window too, across a pickle."""
     model, rng = anomaly(), random.Random(8)
-    window = CFG.anomaly.window_size
+    a = CFG.anomaly
+    river = anomaly_module.HalfSpaceTrees(n_trees=a.n_trees, height=a.height, window_size=a.window_size, seed=a.seed)
     checked = 0
-    for i in range(4 * window + 37):
+    for i in range(4 * a.window_size + 37):
         x = {name: rng.choice((rng.random(), rng.random() * 0.2, 0.0, 1.0)) for name in VECTOR_FEATURES}
-        if i % 50 == 7:
-            del x[rng.choice(VECTOR_FEATURES)]
+        if i // 100 % 2:  # high values for a while: the right children get busier than the left
+            x = {k: 1.0 - v for k, v in x.items()}
+        if i % 5 == 2:  # a vector missing features: paths through their splits follow the live masses
+            for name in rng.sample(VECTOR_FEATURES, rng.choice((1, 6))):
+                del x[name]
         for probe in (x, {k: 1.0 - v for k, v in x.items()}):
-            assert model.raw_score(probe) == model.trees.score_one(probe)
+            assert model.raw_score(probe) == river.score_one(probe)
             checked += 1
         model.learn_one(x)
-    assert checked > 2000 and model.n_learned // window == 4
-    restored = pickle.loads(pickle.dumps(model))  # the copy is not pickled; it is retaken from the trees
+        river.learn_one(x)
+        if i in (3, 260, 600):  # a checkpoint mid-window carries the live masses; learning goes on after it
+            model = pickle.loads(pickle.dumps(model))
+            assert river_masses(model.trees) == river_masses(river)
+    assert checked > 2000 and model.n_learned // a.window_size == 4
+    restored = pickle.loads(pickle.dumps(model))
+    assert river_masses(restored.trees) == river_masses(river) and restored.trees.counter == river.counter
     probe = vectors(11, 20)
-    assert [restored.raw_score(x) for x in probe] == [model.trees.score_one(x) for x in probe]
+    assert [restored.raw_score(x) for x in probe] == [river.score_one(x) for x in probe]
 
 
 def test_fusion_rewards_content_at_scale_over_either_alone() -> None:
