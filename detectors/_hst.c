@@ -19,6 +19,42 @@ typedef struct {
     long long feature; /* index into the names tuple; -1 for a leaf */
 } Node;
 
+/* The flat trees and their masses (args[0] and args[1]; ``mass_flags`` is PyBUF_WRITABLE for a learn),
+ * n_trees and height (args[4] and args[5]), checked to hold n_trees full trees of that height: 0, or -1
+ * with an exception set and no buffer held. */
+static int trees_arg(PyObject *const *args, int mass_flags, const char *who, Py_buffer *nodes, Py_buffer *masses,
+                     Py_ssize_t *n_trees, Py_ssize_t *height) {
+    if (PyObject_GetBuffer(args[0], nodes, PyBUF_SIMPLE) < 0) return -1;
+    if (PyObject_GetBuffer(args[1], masses, mass_flags) < 0) {
+        PyBuffer_Release(nodes);
+        return -1;
+    }
+    *n_trees = PyLong_AsSsize_t(args[4]);
+    *height = PyLong_AsSsize_t(args[5]);
+    if (!PyErr_Occurred()) {
+        Py_ssize_t per_tree = *height >= 0 && *height <= 30 ? ((Py_ssize_t)2 << *height) - 1 : -1;
+        if (per_tree > 0 && *n_trees >= 0 && nodes->len == (Py_ssize_t)sizeof(Node) * per_tree * *n_trees &&
+            masses->len == (Py_ssize_t)sizeof(long long) * per_tree * *n_trees)
+            return 0;
+        PyErr_Format(PyExc_ValueError, "%s: nodes and masses do not hold n_trees full trees of this height", who);
+    }
+    PyBuffer_Release(masses);
+    PyBuffer_Release(nodes);
+    return -1;
+}
+
+/* x's value of the feature a branch splits on: 1 with *value set, 0 when x lacks it, -1 on error. */
+static int branch_value(const Node *node, PyObject *x, PyObject *names, const char *who, double *value) {
+    if (node->feature < 0 || node->feature >= PyTuple_GET_SIZE(names)) {
+        PyErr_Format(PyExc_ValueError, "%s: a branch names no known feature", who);
+        return -1;
+    }
+    PyObject *v = PyDict_GetItemWithError(x, PyTuple_GET_ITEM(names, node->feature));
+    if (v == NULL) return PyErr_Occurred() ? -1 : 0;
+    *value = PyFloat_AsDouble(v);
+    return *value == -1.0 && PyErr_Occurred() ? -1 : 1;
+}
+
 PyDoc_STRVAR(walk_doc,
 "walk(nodes, masses, x, names, n_trees, height, size_limit) -> float | None\n\n"
 "The sum over the trees of River's _walk_score for the feature dict ``x``; ``nodes`` is the flat\n"
@@ -30,21 +66,12 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 7 || !PyDict_Check(args[2]) || !PyTuple_Check(args[3]))
         return PyErr_Format(PyExc_TypeError, "walk(bytes, bytes, dict, tuple, int, int, float)");
     Py_buffer buf, mass_buf;
-    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(args[1], &mass_buf, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&buf);
-        return NULL;
-    }
+    Py_ssize_t n_trees, height;
+    if (trees_arg(args, PyBUF_SIMPLE, "walk", &buf, &mass_buf, &n_trees, &height) < 0) return NULL;
     PyObject *x = args[2], *names = args[3], *result = NULL;
-    Py_ssize_t n_trees = PyLong_AsSsize_t(args[4]), height = PyLong_AsSsize_t(args[5]);
     double size_limit = PyFloat_AsDouble(args[6]);
     if (PyErr_Occurred()) goto done;
-    Py_ssize_t per_tree = ((Py_ssize_t)2 << height) - 1, n_names = PyTuple_GET_SIZE(names);
-    if (height < 0 || height > 30 || n_trees < 0 || buf.len != (Py_ssize_t)sizeof(Node) * per_tree * n_trees ||
-        mass_buf.len != (Py_ssize_t)sizeof(long long) * per_tree * n_trees) {
-        PyErr_SetString(PyExc_ValueError, "walk: nodes and masses do not hold n_trees full trees of this height");
-        goto done;
-    }
+    Py_ssize_t per_tree = ((Py_ssize_t)2 << height) - 1;
     const Node *nodes = (const Node *)buf.buf;
     const long long *all_masses = (const long long *)mass_buf.buf;
     double total = 0.0;
@@ -59,19 +86,13 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             long long r = r_mass[i];
             score += (double)(r * depth_pow);
             if ((double)r < size_limit) break;
-            long long f = tree[i].feature;
-            if (f < 0 || f >= n_names) {
-                PyErr_SetString(PyExc_ValueError, "walk: a branch names no known feature");
-                goto done;
-            }
-            PyObject *v = PyDict_GetItemWithError(x, PyTuple_GET_ITEM(names, f));
-            if (v == NULL) {
-                if (PyErr_Occurred()) goto done;
+            double value;
+            int found = branch_value(&tree[i], x, names, "walk", &value);
+            if (found < 0) goto done;
+            if (found == 0) {
                 result = Py_NewRef(Py_None);
                 goto done;
             }
-            double value = PyFloat_AsDouble(v);
-            if (value == -1.0 && PyErr_Occurred()) goto done;
             i = value < tree[i].threshold ? 2 * i + 1 : 2 * i + 2;
             depth_pow <<= 1;
         }
@@ -95,20 +116,10 @@ static PyObject *learn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     if (nargs != 6 || !PyDict_Check(args[2]) || !PyTuple_Check(args[3]))
         return PyErr_Format(PyExc_TypeError, "learn(bytes, bytearray, dict, tuple, int, int)");
     Py_buffer buf, mass_buf;
-    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(args[1], &mass_buf, PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&buf);
-        return NULL;
-    }
+    Py_ssize_t n_trees, height;
+    if (trees_arg(args, PyBUF_WRITABLE, "learn", &buf, &mass_buf, &n_trees, &height) < 0) return NULL;
     PyObject *x = args[2], *names = args[3], *result = NULL;
-    Py_ssize_t n_trees = PyLong_AsSsize_t(args[4]), height = PyLong_AsSsize_t(args[5]);
-    if (PyErr_Occurred()) goto done;
-    Py_ssize_t per_tree = ((Py_ssize_t)2 << height) - 1, n_names = PyTuple_GET_SIZE(names);
-    if (height < 0 || height > 30 || n_trees < 0 || buf.len != (Py_ssize_t)sizeof(Node) * per_tree * n_trees ||
-        mass_buf.len != (Py_ssize_t)sizeof(long long) * per_tree * n_trees) {
-        PyErr_SetString(PyExc_ValueError, "learn: nodes and masses do not hold n_trees full trees of this height");
-        goto done;
-    }
+    Py_ssize_t per_tree = ((Py_ssize_t)2 << height) - 1;
     /* Every path first, then the increments: a failure part way leaves the masses as they were. */
     Py_ssize_t paths[64][31];
     if (n_trees > 64) {
@@ -123,21 +134,13 @@ static PyObject *learn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         Py_ssize_t i = 0;
         for (Py_ssize_t level = 0; level < height; level++) {
             paths[t][level] = i;
-            long long f = tree[i].feature;
-            if (f < 0 || f >= n_names) {
-                PyErr_SetString(PyExc_ValueError, "learn: a branch names no known feature");
-                goto done;
-            }
-            PyObject *v = PyDict_GetItemWithError(x, PyTuple_GET_ITEM(names, f));
-            if (v == NULL) {
-                if (PyErr_Occurred()) goto done;
-                /* the busier child by live mass; the node's own +1 does not touch its children */
+            double value;
+            int found = branch_value(&tree[i], x, names, "learn", &value);
+            if (found < 0) goto done;
+            if (found == 0) /* the busier child by live mass (the node's own +1 does not touch its children) */
                 i = l_mass[2 * i + 1] < l_mass[2 * i + 2] ? 2 * i + 2 : 2 * i + 1;
-                continue;
-            }
-            double value = PyFloat_AsDouble(v);
-            if (value == -1.0 && PyErr_Occurred()) goto done;
-            i = value < tree[i].threshold ? 2 * i + 1 : 2 * i + 2;
+            else
+                i = value < tree[i].threshold ? 2 * i + 1 : 2 * i + 2;
         }
         paths[t][height] = i;
     }
