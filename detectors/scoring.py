@@ -205,7 +205,7 @@ class CohortAnomaly:
         self.n_learned = 0
         self._flat: FlatTrees | None = None  # the trees' shape, as _hst reads it (built once)
         self._masses: bytes | None = None  # their reference masses; None when stale
-        self._live: bytearray | None = None  # their live masses while River's nodes lag; None when current
+        self._live: bytearray | None = None  # their live masses while River's nodes lag; None when they are current
 
     def learn_one(self, x: dict[str, float]) -> None:
         trees = self.trees
@@ -255,9 +255,12 @@ class CohortAnomaly:
         return flat
 
     def _sync(self) -> None:
-        """Write the live masses to River's nodes, so that River's own walks and pickles read them."""
+        """Write the live masses to River's nodes, so that River's own walks and pickles read them; River's
+        nodes are then current, and the next learn reads the array from them (a run of scores River walks
+        itself writes the nodes once, not at every score)."""
         if self._live is not None and self._flat is not None:
             self._flat.set_live_masses(self._live)
+            self._live = None
 
     def __getstate__(self) -> dict[str, Any]:
         self._sync()
