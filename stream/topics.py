@@ -17,6 +17,7 @@ __all__ = [
     "APP_TOPICS",
     "existing_partitions",
     "group_lag",
+    "partition_lags",
     "wait_for_topics",
 ]
 
@@ -133,6 +134,11 @@ def wait_for_topics(bootstrap: str, names: set[str], timeout: float = 60.0) -> N
 def group_lag(bootstrap: str, group: str, topic: str = REQUESTS.name) -> int:
     """Records of ``topic`` not yet committed by consumer group ``group``, over every partition (read
     without joining the group: benchmarks and tests use it to know when a worker has caught up)."""
+    return sum(partition_lags(bootstrap, group, topic).values())
+
+
+def partition_lags(bootstrap: str, group: str, topic: str = REQUESTS.name) -> dict[int, int]:
+    """:func:`group_lag` by partition, for saying which partition a stalled group is behind on."""
     from kafka import KafkaConsumer, TopicPartition
 
     from stream.connection import kafka_python_config
@@ -142,6 +148,6 @@ def group_lag(bootstrap: str, group: str, topic: str = REQUESTS.name) -> int:
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         ends = consumer.end_offsets(parts)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in parts)
+        return {tp.partition: ends[tp] - (consumer.committed(tp) or 0) for tp in parts}
     finally:
         consumer.close()

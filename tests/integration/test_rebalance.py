@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from sim import personas as P
-from stream.topics import group_lag, wait_for_topics
+from stream.topics import group_lag, partition_lags, wait_for_topics
 from tests.conftest import free_port
 from tests.integration.conftest import WorkerProcess, eventually, produce, read_until
 
@@ -71,7 +71,8 @@ def test_workers_joining_and_leaving_mid_stream_lose_nothing(kafka_bootstrap: st
         sender.join()
 
         # every record processed
-        assert eventually(lambda: group_lag(kafka_bootstrap, app_id) == 0, 180), [w.log() for w in workers]
+        caught_up = eventually(lambda: group_lag(kafka_bootstrap, app_id) == 0, 180)
+        assert caught_up, (partition_lags(kafka_bootstrap, app_id), [w.log() for w in workers])
 
         keys = {f"account:{a}".encode() for a in harvesters + pool}
 
