@@ -31,7 +31,7 @@ from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
-from stream.faust_patches import commit_past_duplicate_acks
+from stream.faust_patches import commit_past_duplicate_acks, drop_records_fetched_before_a_seek
 from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings, bootstrap_servers
@@ -136,6 +136,7 @@ def create_app(
 ) -> faust.App:
     """Build the Faust app; nothing connects until a worker starts it."""
     commit_past_duplicate_acks()
+    drop_records_fetched_before_a_seek()
     health = health or Health()
     cfg = load_scoring(settings.rules)
     metrics = metrics or WorkerMetrics.create(cfg.policy)

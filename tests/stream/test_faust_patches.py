@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
+from aiokafka.consumer.subscription_state import SubscriptionState
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from stream.faust_patches import commit_past_duplicate_acks
+from stream.faust_patches import commit_past_duplicate_acks, drop_records_fetched_before_a_seek
 
 PARTITION = TP("llm.requests", 1)
 
@@ -50,3 +54,70 @@ def test_a_real_gap_still_holds_the_commit_back(consumer: Any) -> None:
     consumer._acked_index[PARTITION] = {100, 101, 102, 105, 106}
     assert consumer._new_offset(PARTITION) == 103
     assert consumer._acked[PARTITION] == [105, 106]
+
+
+# A rebalance in CI: the joiner fetched offsets 339-399 of a partition, then recovery sought it back to
+# the committed offset 339 while the batch was still being handed to the streams one record at a time.
+
+
+def delivered(consumer: Any, during: Callable[[SubscriptionState, int], None] = lambda s, i: None) -> list[int]:
+    """Offsets that ``consumer.getmany`` hands on from one fetched batch of 339-399, the aiokafka
+    subscription under it being changed by ``during(subscription, i)`` after the i-th record."""
+
+    async def run() -> list[int]:
+        subscription = SubscriptionState()
+        subscription.subscribe({PARTITION.topic})
+        subscription.assign_from_subscribed({TopicPartition(*PARTITION)})
+        subscription.seek(TopicPartition(*PARTITION), 400)  # aiokafka's position once 339-399 were returned
+        consumer._thread._consumer = SimpleNamespace(_subscription=subscription, highwater=lambda tp: 400)
+        batch = [ConsumerRecord(PARTITION.topic, PARTITION.partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+                 for offset in range(339, 400)]  # fmt: skip
+
+        async def wait_next_records(timeout: float) -> tuple[dict[TP, list[ConsumerRecord[bytes, bytes]]], None]:
+            return {PARTITION: batch}, None
+
+        consumer._wait_next_records = wait_next_records
+        offsets = []
+        async for _, message in consumer.getmany(timeout=0):
+            offsets.append(message.offset)
+            during(subscription, len(offsets))
+        return offsets
+
+    return asyncio.run(run())
+
+
+def seek_back_after_the_third(subscription: SubscriptionState, i: int) -> None:
+    if i == 3:
+        subscription.seek(TopicPartition(*PARTITION), 339)  # recovery: seek to the committed offset
+
+
+def test_unpatched_faust_delivers_records_fetched_before_a_seek_back(consumer: Any) -> None:
+    original = getattr(Consumer.getmany, "__wrapped__", Consumer.getmany)
+    consumer.getmany = original.__get__(consumer)
+    assert delivered(consumer, seek_back_after_the_third) == list(range(339, 400))  # the bug: 342-399 too
+
+
+def test_records_fetched_before_a_seek_back_are_left_to_the_fetch_after_it(consumer: Any) -> None:
+    drop_records_fetched_before_a_seek()
+    drop_records_fetched_before_a_seek()  # applied once, however often the app is created
+    assert delivered(consumer, seek_back_after_the_third) == [339, 340, 341]
+
+
+def test_a_batch_with_no_seek_is_delivered_whole(consumer: Any) -> None:
+    drop_records_fetched_before_a_seek()
+    assert delivered(consumer) == list(range(339, 400))
+
+
+def test_records_in_hand_below_a_new_position_are_still_delivered(consumer: Any) -> None:
+    """Records below the position sought are not fetched again (dropping them would lose them); the
+    one at the position and those past it are."""
+    drop_records_fetched_before_a_seek()
+    to_345 = lambda s, i: s.seek(TopicPartition(*PARTITION), 345) if i == 3 else None  # noqa: E731
+    assert delivered(consumer, to_345) == list(range(339, 345))
+
+
+def test_records_of_a_partition_no_longer_assigned_are_not_delivered(consumer: Any) -> None:
+    """Whoever owns it now reads it from the committed offset."""
+    drop_records_fetched_before_a_seek()
+    revoke = lambda s, i: s.assign_from_subscribed(set()) if i == 3 else None  # noqa: E731
+    assert delivered(consumer, revoke) == [339, 340, 341]
