@@ -86,21 +86,32 @@ def delivered(consumer: Any, during: Callable[[SubscriptionState, int], None] = 
     return asyncio.run(run())
 
 
-def seek_back_after_the_third(subscription: SubscriptionState, i: int) -> None:
-    if i == 3:
-        subscription.seek(TopicPartition(*PARTITION), 339)  # recovery: seek to the committed offset
+def after_the_third(change: Callable[[SubscriptionState], None]) -> Callable[[SubscriptionState, int], None]:
+    def during(subscription: SubscriptionState, i: int) -> None:
+        if i == 3:
+            change(subscription)
+
+    return during
+
+
+def seek(offset: int) -> Callable[[SubscriptionState], None]:
+    return lambda subscription: subscription.seek(TopicPartition(*PARTITION), offset)
+
+
+def revoke(subscription: SubscriptionState) -> None:
+    subscription.assign_from_subscribed(set())
 
 
 def test_unpatched_faust_delivers_records_fetched_before_a_seek_back(consumer: Any) -> None:
     original = getattr(Consumer.getmany, "__wrapped__", Consumer.getmany)
     consumer.getmany = original.__get__(consumer)
-    assert delivered(consumer, seek_back_after_the_third) == list(range(339, 400))  # the bug: 342-399 too
+    assert delivered(consumer, after_the_third(seek(339))) == list(range(339, 400))  # the bug: 342-399 too
 
 
 def test_records_fetched_before_a_seek_back_are_left_to_the_fetch_after_it(consumer: Any) -> None:
     drop_records_fetched_before_a_seek()
     drop_records_fetched_before_a_seek()  # applied once, however often the app is created
-    assert delivered(consumer, seek_back_after_the_third) == [339, 340, 341]
+    assert delivered(consumer, after_the_third(seek(339))) == [339, 340, 341]  # recovery sought back
 
 
 def test_a_batch_with_no_seek_is_delivered_whole(consumer: Any) -> None:
@@ -112,12 +123,10 @@ def test_records_in_hand_below_a_new_position_are_still_delivered(consumer: Any)
     """Records below the position sought are not fetched again (dropping them would lose them); the
     one at the position and those past it are."""
     drop_records_fetched_before_a_seek()
-    to_345 = lambda s, i: s.seek(TopicPartition(*PARTITION), 345) if i == 3 else None  # noqa: E731
-    assert delivered(consumer, to_345) == list(range(339, 345))
+    assert delivered(consumer, after_the_third(seek(345))) == list(range(339, 345))
 
 
 def test_records_of_a_partition_no_longer_assigned_are_not_delivered(consumer: Any) -> None:
     """Whoever owns it now reads it from the committed offset."""
     drop_records_fetched_before_a_seek()
-    revoke = lambda s, i: s.assign_from_subscribed(set()) if i == 3 else None  # noqa: E731
-    assert delivered(consumer, revoke) == [339, 340, 341]
+    assert delivered(consumer, after_the_third(revoke)) == [339, 340, 341]
