@@ -1,132 +1,206 @@
-"""The acceptance table: the detector on scenarios it was not tuned on (other seeds, sizes, mixtures).
+"""The acceptance table: leave-one-family-out figures of the detector, beside naive baselines.
 
-    python -m sim.acceptance [--jobs 2] [--out acceptance.json]
+    python -m sim.acceptance [--seed 7] [--markdown docs/acceptance.md] [--json out/acceptance.json] [--strict]
 
-Each run simulates a scenario, replays it through the detector and evaluates it, then checks the
-issue's bar: enforcing-action FPR ≤ 0.5 % overall *and* in every benign population, attacker-account
-recall ≥ 0.9, every campaign detected, harvested-token reduction ≥ 90 %. The table printed is the one in
-the README; a miss is printed as a miss (the scenario is not tuned until it passes).
+Every family in ``sim/families/`` runs in one three-day world (one clock, shared proxies). For each
+family F the detector is fitted on the *other* families (:func:`fit`) and F's figures are read from
+that fit's replay: a fit that does not depend on its training set (today's hand-set rules) needs one
+replay for every fold. A family whose personas the hand-set rules were tuned looking at
+(``detectors/rules/provenance.toml``) is *not held out*: its figures are printed apart, for reference,
+and never enter the headline. Baselines (``detectors/baselines.py``) fit nothing; they are scored on the
+same stream and the same families. Bars (issue 21): enforced FPR ≤ 0.1 % in every benign family,
+recall ≥ 0.8 in every attack family; a miss is marked ✗ and printed, never hidden.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import platform
+import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUNS", "Run", "check", "run"]
+from detectors.config import ScoringConfig, load_scoring
+from sim.family import Family, load_families, world
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+__all__ = ["Fitted", "fit", "folds", "held_out", "run", "tuned_personas"]
 
-#: Bars from the issue.
-MAX_FPR = 0.005
-MIN_RECALL = 0.9
-MIN_REDUCTION = 0.9
+PROVENANCE = Path(__file__).resolve().parents[1] / "detectors" / "rules" / "provenance.toml"
+MAX_BENIGN_FPR = 0.001
+OVERALL = (
+    ("recall", "**attacker recall**"),
+    ("harvested_token_reduction", "**harvested-token reduction**"),
+    ("false_positive_rate", "**benign enforced FPR**"),
+    ("challenge_rate", "**benign challenge rate**"),
+    ("minutes_to_enforce_median", "**median of families' median minutes to enforce**"),
+)
+MIN_FAMILY_RECALL = 0.8
 
 
 @dataclass(frozen=True)
-class Run:
-    scenario: str
-    seed: int
-    benign: float = 1.0  # scale of every benign population
-    attack: float = 1.0  # scale of every attack population
+class Fitted:
+    """The detector as fitted on some families: its config, and the personas its numbers have seen."""
 
-    @property
-    def name(self) -> str:
-        mix = "" if (self.benign, self.attack) == (1.0, 1.0) else f" benign×{self.benign:g} attack×{self.attack:g}"
-        return f"{self.scenario} seed {self.seed}{mix}"
+    cfg: ScoringConfig
+    seen_personas: frozenset[str]
+    key: str  # equal keys, equal detectors: one replay serves every fold that shares it
 
 
-#: None of these seeds or mixtures was looked at while the weights were set (development used
-#: hydra.toml seed 21 and mixed.toml seed 1).
-RUNS = (
-    Run("hydra", 31),
-    Run("hydra", 32),
-    Run("hydra", 33, benign=2.0),
-    Run("hydra", 34, attack=0.5),
-    Run("mixed", 35, benign=3.0),
-)
+def tuned_personas(path: Path = PROVENANCE) -> frozenset[str]:
+    """Personas the hand-set rules were tuned looking at."""
+    return frozenset(tomllib.loads(path.read_text())["hand_set"]["tuned_on_personas"])
 
 
-def check(report: dict[str, Any]) -> dict[str, bool]:
-    """Which of the bars a report meets."""
-    worst = max((p["false_positive_rate"] for p in report["populations"].values() if p["kind"] == "benign"),
-                default=0.0)  # fmt: skip
-    detected, total = (int(x) for x in report["campaigns_detected"].split("/"))
-    return {
-        "fpr": (report["false_positive_rate"] or 0.0) <= MAX_FPR and worst <= MAX_FPR,
-        "recall": (report["recall"] or 0.0) >= MIN_RECALL,
-        "campaigns": detected == total,
-        "reduction": (report["harvested_token_reduction"] or 0.0) >= MIN_REDUCTION,
-    }
+def fit(train: tuple[Family, ...]) -> Fitted:
+    """Fit the detector on the training families. Today nothing is learned from them: the rules are
+    hand-set, so the fit is the shipped config and what it has seen is what the provenance file says
+    (learned fusion and thresholds plug in here, and must use only ``train``)."""
+    del train
+    seen = tuned_personas()
+    return Fitted(load_scoring(), seen, key="hand-set:" + ",".join(sorted(seen)))
 
 
-def run(spec: Run) -> dict[str, Any]:
-    """Simulate, replay and evaluate one run; the report with its checks and timings."""
-    from sim.scenario import load_scenario, resized, write
-    from stream.evaluate import evaluate
+def held_out(family: Family, fitted: Fitted) -> bool:
+    """A family is held out for a fit when none of its personas was seen by it."""
+    return not any(p.persona in fitted.seen_personas for p in family.populations)
 
+
+def folds(families: tuple[Family, ...]) -> list[tuple[Family, Fitted]]:
+    """Leave one family out: each family with the detector fitted on all the others."""
+    return [(f, fit(tuple(g for g in families if g.name != f.name))) for f in families]
+
+
+def run(seed: int = 7, families: tuple[Family, ...] | None = None) -> dict[str, Any]:
+    """Simulate the world, replay it once per distinct fit, and gather each family's figures from its fold."""
+    from sim.scenario import write
+    from stream.evaluate import DETECTOR, evaluate
+
+    families = families or load_families()
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         events, labels = Path(tmp) / "events.jsonl.gz", Path(tmp) / "labels.jsonl"
-        scenario = resized(load_scenario(SCENARIOS / f"{spec.scenario}.toml", seed=spec.seed), spec.benign, spec.attack)
-        started = time.perf_counter()
-        n_events, _ = write(scenario, events, labels)
-        report = evaluate(events, labels)
-    report = {k: v for k, v in report.items() if not k.startswith("_")}
-    return {"run": spec.name, "events": n_events, "seconds": round(time.perf_counter() - started, 1),
-            "checks": check(report), "report": report}  # fmt: skip
+        n_events, n_accounts = write(world(families, seed=seed), events, labels)
+        reports: dict[str, dict[str, Any]] = {}
+        rows = []
+        for family, fitted in folds(families):
+            if fitted.key not in reports:
+                reports[fitted.key] = evaluate(events, labels, cfg=fitted.cfg)
+            report = reports[fitted.key]
+            figures = {name: d["families"][family.name] for name, d in report["detectors"].items()}
+            rows.append({"family": family.name, "kind": family.kind, "origin": family.origin,
+                         "held_out": held_out(family, fitted), "figures": figures})  # fmt: skip
+    return {"seed": seed, "events": n_events, "accounts": n_accounts, "replays": len(reports),
+            "seconds": round(time.perf_counter() - started), "detector": DETECTOR, "rows": rows,
+            "detectors": list(next(iter(reports.values()))["detectors"])}  # fmt: skip
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    """The README table: one row per run, a miss marked ✗ next to its figure."""
+def _meets(row: dict[str, Any], name: str) -> bool:
+    f = row["figures"][name]
+    if row["kind"] == "attack":
+        return bool(f["recall"] >= MIN_FAMILY_RECALL)
+    return bool(f["false_positive_rate"] <= MAX_BENIGN_FPR)
 
-    def mark(ok: bool) -> str:
-        return "" if ok else " ✗"
 
-    rows = [
-        "| run | events | accounts (attackers) | enforcing FPR (worst benign population) | recall | campaigns "
-        "| harvested-token reduction | time to enforce median / p90 |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        rep, ok = r["report"], r["checks"]
-        worst_name, worst = max(((n, p["false_positive_rate"]) for n, p in rep["populations"].items()
-                                 if p["kind"] == "benign"), key=lambda x: x[1])  # fmt: skip
-        tte = rep["time_to_enforce_seconds"]
-        delays = " / ".join("–" if v is None else f"{v / 60:.0f} min" for v in (tte["median"], tte["p90"]))
-        rows.append(
-            f"| {r['run']} | {r['events']:,} | {rep['accounts']:,} ({rep['attacker_accounts']:,}) "
-            f"| {rep['false_positive_rate']:.4f} ({worst_name} {worst:.4f}){mark(ok['fpr'])} "
-            f"| {rep['recall']:.3f}{mark(ok['recall'])} | {rep['campaigns_detected']}{mark(ok['campaigns'])} "
-            f"| {rep['harvested_token_reduction']:.3f}{mark(ok['reduction'])} | {delays} |"
-        )
-    misses = sorted({f"{n}: {p['recall']}" for r in results for n, p in r["report"]["populations"].items()
-                     if p["kind"] == "attack" and p["recall"] < MIN_RECALL})  # fmt: skip
-    if misses:
-        rows.append("")
-        rows.append("Attack populations under the recall bar (population: recall): " + "; ".join(misses))
-    return "\n".join(rows)
+def _cell(row: dict[str, Any], name: str) -> str:
+    from stream.evaluate import _cell as cell
+
+    return cell(row["figures"][name]) + ("" if _meets(row, name) else " ✗")
+
+
+def table(result: dict[str, Any], held: bool) -> str:
+    """One markdown table: held-out families (the headline) or the in-sample ones."""
+    from stream.evaluate import _overall
+
+    names = result["detectors"]
+    rows = [r for r in result["rows"] if r["held_out"] == held]
+    lines = ["| family | kind | accounts | " + " | ".join(names) + " |", "|" + "---|" * (3 + len(names))]
+    for kind in ("attack", "benign"):
+        for r in (r for r in rows if r["kind"] == kind):
+            accounts = r["figures"][names[0]]["accounts"]
+            row = " | ".join(_cell(r, n) for n in names)
+            lines.append(f"| {r['family']} | {kind} | {accounts} | {row} |")
+    kinds = {r["family"]: r["kind"] for r in rows}
+    overall = {n: _overall({r["family"]: r["figures"][n] for r in rows}, kinds, None) for n in names}
+    for key, label in OVERALL:
+        cells = []
+        for n in names:
+            v = overall[n].get(key)
+            cells.append("–" if v is None else f"{v:,.0f} min" if key.startswith("minutes") else f"{v:.3f}")
+        lines.append(f"| {label} | | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()  # fmt: skip
+        return out.stdout.strip() + ("+uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def markdown(result: dict[str, Any], command: str) -> str:
+    held = [r for r in result["rows"] if r["held_out"]]
+    n_attack = sum(r["kind"] == "attack" for r in held)
+    return "\n".join(
+        [
+            "# Acceptance: leave-one-family-out, beside naive baselines",
+            "",
+            f"Generated by `{command}` at commit {_commit()} on {time.strftime('%Y-%m-%d')} "
+            f"({platform.machine()}, {platform.python_implementation()} {platform.python_version()}); "
+            f"{result['events']:,} events of {result['accounts']:,} accounts over three simulated days, seed "
+            f"{result['seed']}, {result['replays']} replay(s), {result['seconds']} s. How it is built: "
+            "[evaluation.md](evaluation.md).",
+            "",
+            "Attack rows: recall · median minutes from an account's first harvesting request to its first "
+            "enforcement (limit or block). Benign rows: enforced FPR (challenge rate). ✗: misses the bar "
+            f"(recall ≥ {MIN_FAMILY_RECALL} per attack family, enforced FPR ≤ {MAX_BENIGN_FPR:.1%} per benign family). "
+            "Baselines block an account for good when their rule first holds.",
+            "",
+            f"## Held out: {n_attack} attack and {len(held) - n_attack} benign families "
+            "the detector's numbers never saw",
+            "",
+            table(result, held=True),
+            "",
+            "## Not held out: families built on personas the hand-set rules were tuned on (reference only)",
+            "",
+            "These are in-sample for the detector (not for the baselines); the distance between this table and the "
+            "one above is how much the hand-set rules fit the project's own simulator.",
+            "",
+            table(result, held=False),
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
-    parser.add_argument("--out", type=Path, help="write every report as JSON here")
-    parser.add_argument("--only", type=int, nargs="*", help="indexes into the run list (default: all)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--markdown", type=Path, help="write the tables, with command, commit and date, here")
+    parser.add_argument("--json", type=Path, help="write every figure as JSON here")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a held-out family misses its bar")
     args = parser.parse_args(argv)
-    specs = [RUNS[i] for i in args.only] if args.only else list(RUNS)
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(run, specs))
-    print(table(results))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
-    return 0 if all(all(r["checks"].values()) for r in results) else 1
+    result = run(seed=args.seed)
+    command = "python -m sim.acceptance" + (f" --seed {args.seed}" if args.seed != 7 else "")
+    text = markdown(result, command)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+    misses = [r for r in result["rows"] if r["held_out"] and not _meets(r, result["detector"])]
+    digest = hashlib.sha256(json.dumps(result["rows"], sort_keys=True).encode()).hexdigest()[:12]
+    print(f"\n{len(misses)} held-out families miss their bar; figures digest {digest}", file=sys.stderr)
+    return 1 if args.strict and misses else 0
 
 
 if __name__ == "__main__":

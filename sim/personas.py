@@ -2,8 +2,7 @@
 
 Each persona function returns the request events of one account (the documented contract, no
 labels inside). The hard-case tests of the per-account detector use them; the full simulator builds
-populations from them. Content comes from ``../shared/data/real`` when present, else from a small
-built-in fallback, so tests still run (with less realistic text) where the folder is absent.
+populations from them. Content comes from :mod:`sim.realdata` (the corpora shipped in ``sim/data``).
 """
 
 from __future__ import annotations
@@ -43,24 +42,6 @@ __all__ = [
 
 Event = dict[str, Any]
 
-_FALLBACK_BENIGN = (
-    "What should I cook tonight with rice, spinach and eggs?",
-    "Can you help me write a birthday message for my sister?",
-    "Explain the difference between TCP and UDP.",
-    "Summarize the plot of Pride and Prejudice in three sentences.",
-    "Why does my sourdough not rise?",
-    "Translate 'good morning, how are you' into Italian.",
-    "Give me ideas for a team offsite in autumn.",
-    "What are the pros and cons of renting versus buying?",
-)
-_FALLBACK_DISTILL = (
-    "Write a Python function that returns the n-th Fibonacci number.",
-    "Given a list of integers, find the longest increasing subsequence.",
-    "Implement a REST endpoint in Express that returns a user's orders.",
-    "What is the time complexity of binary search and why?",
-    "Classify the sentiment of: 'the delivery was late but the food was great'.",
-)
-
 #: Campaign wrappers, after the February 2026 report (BRIEF §1): role preamble + CoT demand + content.
 COT_TEMPLATES = (
     "You are an expert data analyst combining statistical rigor with deep domain knowledge. Your goal is "
@@ -98,11 +79,11 @@ _STEP_ASKS = ("Can you walk me through it step by step?", "Please explain your r
 
 
 def benign_pool() -> tuple[str, ...]:
-    return realdata.benign_prompts() if realdata.available() else _FALLBACK_BENIGN
+    return realdata.benign_prompts()
 
 
 def distill_pool() -> tuple[str, ...]:
-    return realdata.distill_prompts() if realdata.available() else _FALLBACK_DISTILL
+    return realdata.distill_prompts()
 
 
 def human_times(
@@ -116,23 +97,20 @@ def human_times(
 ) -> list[float]:
     """Request times of a person: sessions in waking hours (diurnal), gaps inside them.
 
-    With the real data present, session starts are thinned by the Azure trace's minute-by-minute volume
-    and the gaps inside a session are the trace's own inter-arrival gaps (scaled to ``session_gap``), so
-    they keep its burstiness; without it, gaps are exponential.
+    Session starts are thinned by the Azure trace's minute-by-minute volume and the gaps inside a session
+    are the trace's own inter-arrival gaps (scaled to ``session_gap``), so they keep its burstiness.
     """
     times: list[float] = []
     n_sessions = max(1, round(per_day * days / 8))
-    real = realdata.available()
-    gaps, profile = (realdata.azure_gaps(), realdata.azure_minute_profile()) if real else ((), ())
+    gaps, profile = realdata.azure_gaps(), realdata.azure_minute_profile()
     for _ in range(n_sessions):
         day = rng.randrange(max(1, int(days)))
         hour = rng.gauss(14, 3.5) - tz_offset_h
-        if real:
-            while rng.random() > profile[int(hour % 1 * 60)]:
-                hour = rng.gauss(14, 3.5) - tz_offset_h
+        while rng.random() > profile[int(hour % 1 * 60)]:
+            hour = rng.gauss(14, 3.5) - tz_offset_h
         t = start + day * 86_400 + (hour % 24) * 3600
         for _ in range(max(1, int(rng.expovariate(1 / 8)))):
-            t += session_gap * rng.choice(gaps) if real else rng.expovariate(1 / session_gap)
+            t += session_gap * rng.choice(gaps)
             if t < start + days * 86_400:
                 times.append(t)
     return sorted(times)
@@ -140,10 +118,8 @@ def human_times(
 
 def real_tokens(rng: random.Random) -> dict[str, Any]:
     """Input and output tokens of one ordinary conversation request, drawn from the Azure trace."""
-    if realdata.available():
-        context, generated = rng.choice(realdata.azure_tokens())
-        return {"input_tokens": context, "output_tokens": max(1, generated)}
-    return {"input_tokens": rng.randint(50, 2000), "output_tokens": int(rng.lognormvariate(5.5, 0.8))}
+    context, generated = rng.choice(realdata.azure_tokens())
+    return {"input_tokens": context, "output_tokens": max(1, generated)}
 
 
 def _event(
@@ -276,6 +252,7 @@ def drifting_account(
     after = cot_harvester(account, rng, start + switch_after, hours=hours_after, gap=6.0, template=2)
     for e in after:
         e["event_id"] = e["event_id"] + "-late"
+        e["_harvest"] = True  # the label's harvest starts here (sim.scenario strips the mark)
     return before + after
 
 

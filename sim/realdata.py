@@ -1,60 +1,119 @@
-"""Read the real prompt corpora from ``../shared/data/real`` at run time (never copied into the repo)."""
+"""Real prompt corpora and a real arrival trace, read at run time.
+
+By default from the samples shipped in ``sim/data`` (permissively licensed, rebuilt by
+``python -m sim.data.build``), so a fresh clone simulates the same traffic as CI. ``DISTILLGUARD_DATA``
+points at a larger copy of the same files (such as ``../shared/data/real``) for bigger simulations.
+"""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 import os
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "DATA_DIR",
-    "MISSING",
-    "available",
     "azure_gaps",
     "azure_minute_profile",
     "azure_tokens",
     "azure_trace",
     "benign_prompts",
+    "by_language",
     "distill_prompts",
+    "extraction_rows",
+    "library_prompts",
+    "math_questions",
+    "rows",
 ]
 
-DATA_DIR = Path(os.environ.get("DISTILLGUARD_REAL_DATA",
-                               Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))  # fmt: skip
-MISSING = f"real data folder {DATA_DIR} is absent (set DISTILLGUARD_REAL_DATA)"
+SHIPPED = Path(__file__).parent / "data"
+DATA_DIR = Path(os.environ.get("DISTILLGUARD_DATA") or SHIPPED)
 
 
-def available() -> bool:
-    return (DATA_DIR / "benign_instructionwild_twitter.jsonl").exists()
+def _path(name: str) -> Path:
+    """A corpus file by its name in the full corpus; the shipped copy is gzipped, share-alike ones apart."""
+    for candidate in (DATA_DIR / name, DATA_DIR / f"{name}.gz", DATA_DIR / "cc-by-sa" / f"{name}.gz"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{name} is in neither {DATA_DIR} nor its cc-by-sa/ folder (DISTILLGUARD_DATA)")
 
 
-def _jsonl_field(name: str, field: str) -> list[str]:
-    """One string field of a JSONL file; lines that are not valid JSON (a few have bad escapes) are skipped."""
+def _text(path: Path) -> str:
+    raw = path.read_bytes()
+    return (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8", errors="replace")
+
+
+@cache
+def rows(name: str) -> tuple[dict[str, Any], ...]:
+    """Every JSON object of a JSONL corpus file; lines that do not parse (a few have bad escapes) skipped."""
     out = []
-    for line in (DATA_DIR / name).read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in _text(_path(name)).splitlines():
         try:
-            value = json.loads(line, strict=False).get(field)
-        except (json.JSONDecodeError, AttributeError):
+            row = json.loads(line, strict=False)
+        except json.JSONDecodeError:
             continue
-        if isinstance(value, str) and value.strip():
-            out.append(value)
-    return out
+        if isinstance(row, dict) and isinstance(row.get("text", row.get("instruction")), str):
+            out.append(row)
+    return tuple(out)
+
+
+def _texts(name: str) -> list[str]:
+    return [r["text"] for r in rows(name) if r["text"].strip()]
 
 
 @cache
 def benign_prompts() -> tuple[str, ...]:
-    """Prompts real users wrote (InstructionWild: Twitter and cookup.ai shares)."""
-    return tuple(_jsonl_field("benign_instructionwild_twitter.jsonl", "instruction")
-                 + _jsonl_field("benign_instructionwild_cookup.jsonl", "instruction"))  # fmt: skip
+    """What people ask a chat model: Arena-Hard and MT-bench prompts, search queries, homework questions."""
+    return tuple(_texts("benign_arena_hard_prompts.jsonl") + _texts("benign_mtbench_vicuna_questions.jsonl")
+                 + _texts("benign_nq_open_queries.jsonl") + _texts("benign_gsm8k_questions.jsonl")
+                 + [r["text"] for r in rows("benign_xquad_questions.jsonl") if r["lang"] == "en"])  # fmt: skip
+
+
+@cache
+def library_prompts() -> tuple[str, ...]:
+    """Prompt-library entries people paste ("I want you to act as …"), English and Chinese."""
+    return tuple(_texts("benign_awesome_chatgpt_prompts.jsonl") + _texts("benign_awesome_chatgpt_prompts_zh.jsonl"))
+
+
+@cache
+def by_language() -> dict[str, tuple[str, ...]]:
+    """Benign questions people wrote or translated, by ISO 639-1 language."""
+    out: dict[str, list[str]] = {}
+    for name in ("benign_mgsm_questions.jsonl", "benign_xquad_questions.jsonl", "benign_ja_questions.jsonl",
+                 "benign_awesome_chatgpt_prompts_zh.jsonl"):  # fmt: skip
+        for r in rows(name):
+            out.setdefault(r.get("lang", "en"), []).append(r["text"])
+    return {lang: tuple(texts) for lang, texts in sorted(out.items())}
+
+
+@cache
+def math_questions() -> dict[str, tuple[str, ...]]:
+    """Grade-school maths word problems by language (GSM8K in English, MGSM's human translations)."""
+    out: dict[str, list[str]] = {"en": _texts("benign_gsm8k_questions.jsonl")}
+    for r in rows("benign_mgsm_questions.jsonl"):
+        out.setdefault(r["lang"], []).append(r["text"])
+    return {lang: tuple(texts) for lang, texts in sorted(out.items())}
 
 
 @cache
 def distill_prompts() -> tuple[str, ...]:
-    """Content used to harvest a teacher model: GPTeacher codegen instructions (+ input) and Alpaca seeds."""
-    rows = json.loads((DATA_DIR / "distill_gpteacher_codegen.json").read_text())
-    prompts = [f"{r['instruction']}\n{r['input']}".strip() for r in rows if r.get("instruction")]
-    return tuple(prompts + _jsonl_field("distill_alpaca_seed_tasks.jsonl", "instruction"))
+    """Coding instructions generated to harvest a teacher model (GPTeacher codegen, instruction + input)."""
+    path = _path("distill_gpteacher_codegen.json") if (DATA_DIR / "distill_gpteacher_codegen.json").exists() \
+        else _path("distill_gpteacher_codegen.jsonl")  # fmt: skip
+    text = _text(path)
+    records = json.loads(text) if path.name.endswith(".json") else [json.loads(x) for x in text.splitlines() if x]
+    return tuple(f"{r['instruction']}\n{r.get('input', '')}".strip() for r in records if r.get("instruction"))
+
+
+def extraction_rows(name: str, **match: str) -> tuple[dict[str, Any], ...]:
+    """Rows of an ``extraction_*`` file whose fields equal ``match`` (e.g. ``kind="cot_trigger"``)."""
+    return tuple(r for r in rows(name) if all(r.get(k) == v for k, v in match.items()))
 
 
 @cache
@@ -62,14 +121,12 @@ def azure_trace() -> tuple[tuple[float, int, int], ...]:
     """(seconds since the first request, context tokens, generated tokens) of the Azure LLM trace."""
     from datetime import datetime
 
-    rows = []
-    lines = (DATA_DIR / "trace_azure_llm_conv_2023.csv").read_text().splitlines()[1:]
-    for line in lines:
-        stamp, ctx, gen = line.split(",")
-        when = datetime.fromisoformat(stamp[:26]).timestamp()
-        rows.append((when, int(ctx), int(gen)))
-    t0 = rows[0][0]
-    return tuple((t - t0, c, g) for t, c, g in rows)
+    out = []
+    for row in csv.DictReader(io.StringIO(_text(_path("trace_azure_llm_conv_2023.csv")))):
+        when = datetime.fromisoformat(row["TIMESTAMP"][:26]).timestamp()
+        out.append((when, int(row["ContextTokens"]), int(row["GeneratedTokens"])))
+    t0 = out[0][0]
+    return tuple((t - t0, c, g) for t, c, g in out)
 
 
 @cache

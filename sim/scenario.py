@@ -28,7 +28,7 @@ import gzip
 import inspect
 import random
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -36,9 +36,14 @@ from typing import IO, Any
 
 import orjson
 
-from sim.personas import PERSONAS, Event, merged
+from sim.personas import PERSONAS as PROJECT_PERSONAS
+from sim.personas import Event, merged
+from sim.redteam import REDTEAM_PERSONAS
 
-__all__ = ["Population", "Scenario", "generate", "load_scenario", "resized", "write"]
+__all__ = ["PERSONAS", "Population", "Scenario", "generate", "load_scenario", "populations", "resized", "write"]
+
+#: Every persona a scenario file may name: the project's own and the red team's (``sim/redteam.py``).
+PERSONAS: dict[str, Callable[..., list[Event]]] = {**PROJECT_PERSONAS, **REDTEAM_PERSONAS}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Population:
     start_after_hours: float = 0.0  # … counted from this long after the scenario's start
     params: dict[str, Any] = field(default_factory=dict)
     infra: dict[str, Any] = field(default_factory=dict)
+    family: str | None = None  # the evaluation family it belongs to (``sim/families/``); None: its own name
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,16 @@ def load_scenario(path: Path | str, seed: int | None = None) -> Scenario:
     path = Path(path)
     doc = tomllib.loads(path.read_text())
     head = doc.get("scenario", {})
+    return Scenario(
+        name=str(head.get("name", path.stem)),
+        seed=int(seed if seed is not None else head.get("seed", 1)),
+        start=float(head.get("start", 1_800_000_000.0 - 1_800_000_000.0 % 86_400)),
+        populations=populations(path, doc),
+    )
+
+
+def populations(path: Path, doc: dict[str, Any], family: str | None = None) -> tuple[Population, ...]:
+    """The checked ``[[population]]`` tables of a parsed scenario or family file."""
     populations = []
     for raw in doc.get("population", []):
         name = raw.get("name", "?")
@@ -82,16 +98,12 @@ def load_scenario(path: Path | str, seed: int | None = None) -> Scenario:
                 campaign=raw.get("campaign"), start_within_hours=float(raw.get("start_within_hours", 24.0)),
                 start_after_hours=float(raw.get("start_after_hours", 0.0)),
                 params=dict(raw.get("params", {})), infra=_checked_infra(path, name, raw.get("infra", {})),
+                family=family,
             )
         )  # fmt: skip
     if not populations:
         raise ValueError(f"{path}: no [[population]] tables")
-    return Scenario(
-        name=str(head.get("name", path.stem)),
-        seed=int(seed if seed is not None else head.get("seed", 1)),
-        start=float(head.get("start", 1_800_000_000.0 - 1_800_000_000.0 % 86_400)),
-        populations=tuple(populations),
-    )
+    return tuple(populations)
 
 
 def resized(scenario: Scenario, benign: float = 1.0, attack: float = 1.0) -> Scenario:
@@ -186,9 +198,22 @@ def generate(scenario: Scenario) -> tuple[Iterator[Event], list[dict[str, Any]]]
                      else _replacements(events, account, float(pop.infra["lifetime_hours"]), rng))  # fmt: skip
             for name, own in owned:
                 streams.append(own)
-                labels.append({"account_id": name, "population": pop.name, "kind": pop.kind,
-                               "campaign": pop.campaign})  # fmt: skip
+                labels.append(_label(name, pop, own))
     return merged(streams), labels
+
+
+def _label(account: str, pop: Population, events: list[Event]) -> dict[str, Any]:
+    """Ground truth of one account. Personas mark harvesting requests ``_harvest`` (stripped here, never
+    written to the events): an attacker's harvest starts at its first marked request (its first request
+    when it marks none) and its harvested tokens are the output tokens from then on."""
+    marked = [e.pop("_harvest", False) for e in events]
+    label: dict[str, Any] = {"account_id": account, "population": pop.name, "kind": pop.kind,
+                             "campaign": pop.campaign, "family": pop.family or pop.name}  # fmt: skip
+    if pop.kind == "attack" and events:
+        first = marked.index(True) if any(marked) else 0
+        label["harvest_start"] = events[first]["ts"]
+        label["harvest_tokens"] = sum(e["output_tokens"] for e in events[first:])
+    return label
 
 
 def _open(path: Path) -> IO[bytes]:

@@ -35,7 +35,9 @@ def pool_traffic() -> list[dict[str, Any]]:
                        payment_fingerprint=f"card-{i % 2}", ip=f"100.{rng.randrange(64, 128)}.{i}.9")
         for i in range(40)
     ]  # fmt: skip
-    streams += [P.chat_user(f"p-{i}", rng, T0, days=0.25, per_day=40) for i in range(20)]
+    # People whose afternoon sessions overlap the pool's six hours (T0 is 08:00 UTC; sessions centre on 14:00).
+    people = [P.chat_user(f"p-{i}", rng, T0 - 8 * 3600, days=1.0, per_day=40) for i in range(20)]
+    streams += [[e for e in person if T0 <= e["ts"] < T0 + 6 * 3600] for person in people]
     return list(P.merged(streams))
 
 

@@ -178,8 +178,7 @@ def edge_cases() -> list[str]:
 
 def test_the_c_skeleton_and_fingerprint_match_their_definition() -> None:
     texts = edge_cases()
-    if realdata.available():
-        texts += realdata.benign_prompts()[:3000] + realdata.distill_prompts()[:3000]
+    texts += realdata.benign_prompts()[:3000] + realdata.distill_prompts()[:3000]
     for text in texts:
         assert skeleton_words(text) == defined_words(text)[1], text
         assert template_fingerprint(text) == defined_fingerprint(text), text
@@ -224,8 +223,8 @@ def test_the_c_cut_lowercases_every_script_as_python_does() -> None:
         "AbZ ,.\n" "ÀÉÎÕÜßÿ" "ĀĞİıŁŒŸ" "ẞǅǈǋ" "ΑΒΓΔΩάσς" "АБВЁЖЯабв" "ԱԲՖﬓﬔ" "中文日本語한국어" "😀🙂" "𐐀𐐁𐐨" "Ꭰ"
     )  # fmt: skip
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.choice((5, 60, 700, 1200, 3000)))) for _ in range(400)]
-    if realdata.available():
-        texts += [p for p in realdata.benign_prompts() + realdata.distill_prompts() if not p.isascii()]
+    texts += [p for p in realdata.benign_prompts() + realdata.distill_prompts() if not p.isascii()]
+    texts += [t for texts_ in realdata.by_language().values() for t in texts_]
     in_c = 0
     for text in texts:
         for head, tail in ((400, 150), (800, 300), (3, 1)):
@@ -254,8 +253,7 @@ def test_the_hyperscan_scan_finds_exactly_the_patterns_re2_finds() -> None:
     phrases = [p for p, _ in FAMILY_CASES] + [str(e["prompt"]) for e, _ in CATEGORY_CASES if e.get("prompt")]
     texts = edge_cases() + phrases + [t.format(content="why is the sky blue?") for t in personas.COT_TEMPLATES]
     texts += [" ".join(rng.sample(phrases, 3)) + " " + "filler " * rng.randint(0, 300) for _ in range(300)]
-    if realdata.available():
-        texts += realdata.benign_prompts() + realdata.distill_prompts()
+    texts += realdata.benign_prompts() + realdata.distill_prompts()
     seen = 0
     for text in texts:
         cut = lowered_cut(text, BOOK.head_chars, BOOK.tail_chars)
@@ -275,17 +273,15 @@ def test_features_never_keep_prompt_text() -> None:
     assert all(not isinstance(v, str) for v in f)
 
 
-@pytest.mark.skipif(not realdata.available(), reason=realdata.MISSING)
 def test_real_benign_prompts_rarely_look_like_extraction() -> None:
     prompts = realdata.benign_prompts()
     hits = sum(features(p).cot > 0 for p in prompts)
     assert len(prompts) > 600 and hits / len(prompts) < 0.03
 
 
-@pytest.mark.skipif(not realdata.available(), reason=realdata.MISSING)
 def test_real_distillation_content_alone_mostly_looks_ordinary() -> None:
     # BRIEF/README of the data: the harvested content itself looks like ordinary requests; it is the
     # wrapper and the pattern that give a campaign away. The extractor must not pretend otherwise.
     prompts = realdata.distill_prompts()
     hits = sum(features(p).cot > 0 for p in prompts)
-    assert len(prompts) > 4000 and hits / len(prompts) < 0.1
+    assert len(prompts) > 1000 and hits / len(prompts) < 0.1

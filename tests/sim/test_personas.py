@@ -6,8 +6,6 @@ import random
 from collections import Counter
 from itertools import pairwise
 
-import pytest
-
 from detectors.features import extract, load_phrasebook
 from sim import personas as P
 from sim import realdata
@@ -57,8 +55,6 @@ def test_ci_keys_come_from_many_runner_ips_and_aggregators_carry_no_metadata() -
 
 
 def test_human_sessions_take_their_gaps_and_tokens_from_the_azure_trace() -> None:
-    if not realdata.available():
-        pytest.skip(realdata.MISSING)
     rng = random.Random(7)
     times = P.human_times(rng, T0, 30, per_day=40, session_gap=45.0)
     gaps = [b - a for a, b in pairwise(times) if b - a < 3600]
