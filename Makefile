@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: bench demo help setup system-deps test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down clean
+.PHONY: bench demo eval help setup system-deps test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -55,6 +55,9 @@ clean:  ## remove the venv and local run state (not the jar cache)
 
 demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, clean up
 	$(BIN)/python -m stream.demo
+
+eval: setup  ## the acceptance table: leave-one-family-out, beside baselines (~1 min); writes docs/acceptance.md
+	$(BIN)/python -m sim.acceptance --markdown docs/acceptance.md --json out/acceptance.json
 
 bench: setup  ## benchmarks: detector core, then end to end on a broker it starts (figures in README)
 	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000 --state-accounts 1000000

@@ -2,7 +2,7 @@
 
     python -m bench.bench_detector [--events 200000] [--accounts 100000] [--profile]
 
-Traffic: a realistic mix built from the real corpora (``../shared/data/real``, fallback built in):
+Traffic: a realistic mix built from the real corpora (``sim.realdata``: ``sim/data``, or ``DISTILLGUARD_DATA``):
 prompts of a few hundred words (a real prompt plus real context around it); 85% of events from
 benign accounts whose activity is heavy-tailed (account rank ~ U^3: a few busy accounts, a long tail
 of accounts with one or two requests a day, as API usage is), 15% from templated CoT harvesters.

@@ -8,9 +8,9 @@ day) are written to a temporary file. Two runs under callgrind, side by side (co
 what else runs), load them with a fixed hash seed and build an engine; one also processes them. The
 difference, divided by the events, is the core's work per event: decode, features, state, scoring ticks,
 decisions and the in-process cluster stage. It does not see what instructions cost (cache misses, a slow
-spell of the VM), which is what ``bench_detector`` measures. Like it, this reads the real corpora
-(``sim.realdata``; set ``DISTILLGUARD_REAL_DATA`` for a checkout elsewhere): without them the built-in
-fallback prompts make a different mix, and a different count.
+spell of the VM), which is what ``bench_detector`` measures. Like it, this reads the corpora through
+``sim.realdata`` (the samples shipped in ``sim/data`` unless ``DISTILLGUARD_DATA`` names a larger copy,
+which makes a different mix and a different count).
 """
 
 from __future__ import annotations

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 
 import orjson
 import pytest
 
 from sim.scenario import load_scenario, write
-from stream.evaluate import evaluate, format_report, plot
 
 SMALL = """
 [scenario]
@@ -62,17 +60,33 @@ def test_another_seed_gives_other_traffic(scenario_file: Path, tmp_path: Path) -
     assert (tmp_path / "a.jsonl").read_bytes() != (tmp_path / "b.jsonl").read_bytes()
 
 
-def test_evaluation_reports_by_population_and_plots(scenario_file: Path, tmp_path: Path) -> None:
+def test_labels_name_the_family_and_where_each_attacker_starts_harvesting(scenario_file: Path, tmp_path: Path) -> None:
     events, labels = tmp_path / "e.jsonl", tmp_path / "l.jsonl"
     write(load_scenario(scenario_file), events, labels)
-    report = evaluate(events, labels)
-    assert report["recall"] == 1.0 and report["false_positive_rate"] == 0.0
-    assert report["campaigns_detected"] == "1/1" and report["harvested_token_reduction"] > 0.5
-    assert set(report["populations"]) == {"chat", "harvesters"}
-    assert "| chat | benign | 25 |" in format_report(report)
-    json.dumps({k: v for k, v in report.items() if not k.startswith("_")})
-    plot(report, labels, tmp_path / "report.png")
-    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+    truth = [orjson.loads(line) for line in labels.read_bytes().splitlines()]
+    sent = [orjson.loads(line) for line in events.read_bytes().splitlines()]
+    assert {t["family"] for t in truth} == {"chat", "harvesters"}  # no [family] table: the population's name
+    for label in (t for t in truth if t["kind"] == "attack"):
+        own = [e for e in sent if e["account_id"] == label["account_id"]]
+        assert label["harvest_start"] == own[0]["ts"]  # a persona that marks nothing harvests from its first request
+        assert label["harvest_tokens"] == sum(e["output_tokens"] for e in own)
+    assert not any("_harvest" in e for e in sent)  # the mark never reaches the events
+
+
+def test_a_drifting_account_harvests_only_from_its_switch(tmp_path: Path) -> None:
+    path = tmp_path / "drift.toml"
+    path.write_text(
+        SMALL.replace('persona = "cot_harvester"', 'persona = "drifting_account"').replace(
+            "params = { hours = 1.0, gap = 3.0 }", "params = { switch_after = 86400.0, hours_after = 0.5 }"
+        )
+    )
+    events, labels = tmp_path / "e.jsonl", tmp_path / "l.jsonl"
+    write(load_scenario(path), events, labels)
+    sent = [orjson.loads(line) for line in events.read_bytes().splitlines()]
+    for label in (t for t in map(orjson.loads, labels.read_bytes().splitlines()) if t["kind"] == "attack"):
+        own = [e for e in sent if e["account_id"] == label["account_id"]]
+        late = [e for e in own if e["event_id"].endswith("-late")]
+        assert len(late) < len(own) and label["harvest_start"] == late[0]["ts"]
 
 
 @pytest.mark.parametrize(
