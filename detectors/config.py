@@ -12,6 +12,7 @@ from detectors.types import ACTIONS
 
 __all__ = [
     "RULES_DIR",
+    "load_provenance",
     "AnomalyConfig",
     "DriftConfig",
     "PolicyConfig",
@@ -190,3 +191,20 @@ def load_scoring(path: Path | str | None = None) -> ScoringConfig:
             action_mode=MappingProxyType(dict(modes)),
         ),
     )
+
+
+def load_provenance(path: Path | str | None = None) -> frozenset[str]:
+    """The personas the hand-set rules were tuned looking at (``rules/provenance.toml``): the evaluation
+    never reports a family built on one of them as held out.
+
+    >>> "chat_user" in load_provenance()
+    True
+    """
+    path = Path(path) if path is not None else RULES_DIR / "provenance.toml"
+    try:
+        personas = tomllib.loads(path.read_text())["hand_set"]["tuned_on_personas"]
+    except KeyError as exc:
+        raise ValueError(f"{path}: missing {exc}; see detectors/rules/provenance.toml") from None
+    if not isinstance(personas, list) or not all(isinstance(p, str) for p in personas):
+        raise ValueError(f"{path}: hand_set.tuned_on_personas must be a list of persona names")
+    return frozenset(personas)

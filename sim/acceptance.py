@@ -22,17 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detectors.config import ScoringConfig, load_scoring
+from detectors.config import ScoringConfig, load_provenance, load_scoring
 from sim.family import Family, load_families, world
 
-__all__ = ["Fitted", "fit", "folds", "held_out", "run", "tuned_personas"]
+__all__ = ["Fitted", "fit", "folds", "held_out", "run"]
 
-PROVENANCE = Path(__file__).resolve().parents[1] / "detectors" / "rules" / "provenance.toml"
 MAX_BENIGN_FPR = 0.001
 OVERALL = (
     ("recall", "**attacker recall**"),
@@ -53,17 +51,12 @@ class Fitted:
     key: str  # equal keys, equal detectors: one replay serves every fold that shares it
 
 
-def tuned_personas(path: Path = PROVENANCE) -> frozenset[str]:
-    """Personas the hand-set rules were tuned looking at."""
-    return frozenset(tomllib.loads(path.read_text())["hand_set"]["tuned_on_personas"])
-
-
 def fit(train: tuple[Family, ...]) -> Fitted:
     """Fit the detector on the training families. Today nothing is learned from them: the rules are
     hand-set, so the fit is the shipped config and what it has seen is what the provenance file says
     (learned fusion and thresholds plug in here, and must use only ``train``)."""
     del train
-    seen = tuned_personas()
+    seen = load_provenance()
     return Fitted(load_scoring(), seen, key="hand-set:" + ",".join(sorted(seen)))
 
 

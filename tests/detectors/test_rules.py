@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from detectors.clusters import load_clusters
-from detectors.config import RULES_DIR, load_scoring
+from detectors.config import RULES_DIR, load_provenance, load_scoring
 from detectors.features import FAMILIES, load_phrasebook
 
 SCORING = RULES_DIR / "scoring.toml"
 PHRASES = RULES_DIR / "phrases.toml"
-LOADERS = {"scoring.toml": load_scoring, "phrases.toml": load_phrasebook, "clusters.toml": load_clusters}
+LOADERS = {"scoring.toml": load_scoring, "phrases.toml": load_phrasebook, "clusters.toml": load_clusters,
+           "provenance.toml": load_provenance}  # fmt: skip
 
 
 def test_every_rule_file_has_a_loader() -> None:
