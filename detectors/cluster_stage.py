@@ -22,6 +22,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import orjson
+
 from detectors.clusters import (
     CLUSTER_REASON_CODES,
     ClusterConfig,
@@ -35,7 +37,36 @@ from detectors.config import AnomalyConfig, PolicyConfig
 from detectors.policy import level_for_score, needs_decision, reason_codes
 from detectors.scoring import CohortAnomaly
 
-__all__ = ["ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "partial_key"]
+__all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "encoded_parts",
+           "partial_key"]  # fmt: skip
+
+#: Largest partial record sent: well under every producer's max request size (~1 MB), so a burst of
+#: events never makes a partial the broker refuses; a bigger one goes as numbered parts.
+MAX_PARTIAL_BYTES = 256 * 1024
+
+
+def encoded_parts(message: dict[str, Any], max_bytes: int = MAX_PARTIAL_BYTES) -> list[bytes]:
+    """A drained partial as JSON records of at most ``max_bytes``: split in halves (observations and
+    members) until each fits, numbered ``part`` 0, 1, … so the stage can drop replayed parts too.
+
+    >>> msg = {"partition": 1, "seq": 9, "at": 5.0, "obs": [["a", 1.0, [["ip24:x", False]]]] * 40, "members": {}}
+    >>> parts = encoded_parts(msg, max_bytes=400)
+    >>> len(parts), [orjson.loads(p)["part"] for p in parts][:3], sum(len(orjson.loads(p)["obs"]) for p in parts)
+    (4, [0, 1, 2], 40)
+    """
+    pieces = [message]
+    out: list[bytes] = []
+    while pieces:
+        piece = pieces.pop(0)
+        encoded = orjson.dumps({**piece, "part": len(out)})
+        obs, members = piece["obs"], list(piece["members"].items())
+        if len(encoded) <= max_bytes or len(obs) + len(members) <= 1:
+            out.append(encoded)
+            continue
+        half_obs, half_members = len(obs) // 2, len(members) // 2
+        pieces[:0] = [{**piece, "obs": obs[:half_obs], "members": dict(members[:half_members])},
+                      {**piece, "obs": obs[half_obs:], "members": dict(members[half_members:])}]  # fmt: skip
+    return out
 
 
 class Partials:
@@ -148,7 +179,7 @@ class ClusterStage:
         #: its fields, or None where the account's state is gone (evicted: the member drops out).
         self.resolve: Callable[[str, str, float], list[Any] | None] | None = None
         self.held: OrderedDict[str, _Held] = OrderedDict()
-        self.seen: dict[int, int] = {}  # source partition -> highest sequence merged
+        self.seen: dict[int, tuple[int, int]] = {}  # source partition -> highest (sequence, part) merged
         self.duplicates = 0
         self.last_tick = 0.0
         self.latest = 0.0  # newest event time merged
@@ -156,8 +187,8 @@ class ClusterStage:
 
     def merge(self, message: dict[str, Any]) -> bool:
         """Fold one partial in; ``False`` (and nothing changed) when it was merged before."""
-        partition, seq = int(message["partition"]), int(message["seq"])
-        if seq <= self.seen.get(partition, -1):
+        partition, seq = int(message["partition"]), (int(message["seq"]), int(message.get("part", 0)))
+        if seq <= self.seen.get(partition, (-1, 0)):
             self.duplicates += 1
             return False
         self.seen[partition] = seq
@@ -184,7 +215,9 @@ class ClusterStage:
 
     def load(self, snapshot: dict[str, Any]) -> None:
         self.linker, self.members, self.held = snapshot["linker"], snapshot["members"], snapshot["held"]
-        self.seen, self.last_tick, self.anomaly = snapshot["seen"], snapshot["last_tick"], snapshot["anomaly"]
+        seen, self.last_tick, self.anomaly = snapshot["seen"], snapshot["last_tick"], snapshot["anomaly"]
+        # checkpoints before parts held a bare sequence per partition
+        self.seen = {p: s if isinstance(s, tuple) else (s, 0) for p, s in seen.items()}
         self.latest = self.last_tick
 
     def due(self, now: float) -> bool:

@@ -14,6 +14,7 @@ detectors.events.InvalidEvent: missing_field: required field 'ts' is missing
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +25,30 @@ import orjson
 from detectors import _contract
 from detectors.types import RequestEvent
 
-__all__ = ["InvalidEvent", "REASONS", "MAX_EVENT_BYTES", "decode_event", "validate_event"]
+__all__ = [
+    "InvalidEvent",
+    "MAX_DLQ_BYTES",
+    "MAX_EVENT_BYTES",
+    "MAX_SALVAGE_BYTES",
+    "OPTIONAL_FIELDS",
+    "REASONS",
+    "decode_event",
+    "dlq_value",
+    "validate_event",
+]
 
-#: Largest event accepted: 256 KiB. Prompts in events may be truncated by contract, so a bigger value is
-#: a gateway bug. It stays well under Kafka's default message.max.bytes (~1 MB) so that an oversized
-#: event can still travel to the DLQ with its original bytes.
+#: Largest event accepted as it stands: 256 KiB. Prompts in events may be truncated by contract, so a
+#: bigger value is a gateway bug (or a client getting a huge prompt past a gateway).
 MAX_EVENT_BYTES = 262_144
+#: Events up to this size are still scored when repairs are asked for: their text fields are cut to
+#: :data:`MAX_TEXT_CHARS` (a 300 KB system prompt must not keep a request out of detection). Beyond it,
+#: the DLQ. It is the gateway's body limit too (``gateway/server.py``), under Kafka's ~1 MB default.
+MAX_SALVAGE_BYTES = 1_000_000 - 64 * 1024
+MAX_TEXT_CHARS = 32_768
+#: A DLQ record's value is at most this big (redacted, or the original's first bytes when kept): far
+#: under every producer's max request size, so dead-lettering can never fail on size.
+MAX_DLQ_BYTES = 16_384
+_TEXT_FIELDS = ("system", "prompt")
 
 #: Stable reason codes, used as DLQ headers and metric labels (bounded set).
 REASONS = ("too_large", "not_json", "not_object", "missing_field", "wrong_type", "bad_value")
@@ -109,6 +128,10 @@ _OPTIONAL: dict[str, _Field] = {
 }
 
 
+#: Optional field names: a bounded set, so they can label a metric.
+OPTIONAL_FIELDS = tuple(_OPTIONAL)
+
+
 def _refuse(name: str, value: Any, spec: _Field) -> NoReturn:
     """The error for a value its spec refused: the wrong type, else a bad value."""
     reason = "wrong_type" if type(value) not in spec.types else "bad_value"
@@ -116,8 +139,17 @@ def _refuse(name: str, value: Any, spec: _Field) -> NoReturn:
 
 
 def _show(value: Any) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 40 else shown[:40] + "…"
+    """A refused value for an error message, never the text it holds (errors reach logs and the DLQ).
+
+    >>> _show("my secret prompt"), _show(-2), _show([1, 2])
+    ('a string of 16 characters', '-2', 'a list')
+    """
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if value is None or isinstance(value, bool | int | float):
+        shown = repr(value)
+        return shown if len(shown) <= 40 else shown[:40] + "…"
+    return f"a {type(value).__name__}"
 
 
 # The specs as (types, predicate, spec) for the per-event loop, which reads no dataclass attributes.
@@ -133,19 +165,26 @@ _FAST = (
 )
 
 
-def validate_event(obj: Any) -> RequestEvent:
+def validate_event(obj: Any, dropped: list[str] | None = None) -> RequestEvent:
     """Check a decoded JSON value against the contract and return it; unknown fields are ignored.
 
     An optional field set to ``null`` counts as absent, since gateways often serialize missing values so.
+    With ``dropped``, an optional field that breaks the contract is removed and its name appended instead
+    of refusing the event: a client who sends ``"n_tools": -1`` must not keep its request out of detection.
+
+    >>> repaired: list[str] = []
+    >>> e = {"event_id": "e", "ts": 1.0, "account_id": "a", "model": "m", "input_tokens": 1, "output_tokens": 2}
+    >>> sorted(validate_event({**e, "n_tools": -1, "account_type": "vip"}, repaired)), repaired
+    (['account_id', 'event_id', 'input_tokens', 'model', 'output_tokens', 'ts'], ['n_tools', 'account_type'])
     """
     if type(obj) is not dict:
         raise InvalidEvent("not_object", f"expected a JSON object, got {type(obj).__name__}")
     if _contract.valid(obj, *_FAST):
         return obj
-    return _checked(obj)
+    return _checked(obj, dropped)
 
 
-def _checked(obj: dict[str, Any]) -> RequestEvent:
+def _checked(obj: dict[str, Any], dropped: list[str] | None = None) -> RequestEvent:
     """The contract in Python: raises for the first refused field, else returns ``obj``. Runs when the C
     accept was not sure (an invalid event, or a value C leaves to Python such as a huge integer)."""
     for name, types, ok, spec in _REQUIRED_CHECKS:
@@ -154,21 +193,80 @@ def _checked(obj: dict[str, Any]) -> RequestEvent:
             raise InvalidEvent("missing_field", f"required field {name!r} is missing")
         if type(value) not in types or (ok is not None and not ok(value)):
             _refuse(name, value, spec)
+    bad = []
     for name, value in obj.items():
         optional = _OPTIONAL_CHECKS.get(name)
         if optional is not None and value is not None:
             types, ok, spec = optional
             if type(value) not in types or (ok is not None and not ok(value)):
-                _refuse(name, value, spec)
+                if dropped is None:
+                    _refuse(name, value, spec)
+                bad.append(name)
+    for name in bad:
+        del obj[name]
+    if dropped is not None:
+        dropped += bad
     return obj
 
 
-def decode_event(raw: bytes) -> RequestEvent:
-    """Decode one ``llm.requests`` value (raw bytes, orjson) and validate it."""
-    if len(raw) > MAX_EVENT_BYTES:
-        raise InvalidEvent("too_large", f"event is {len(raw)} bytes, limit is {MAX_EVENT_BYTES}")
+def decode_event(raw: bytes, dropped: list[str] | None = None) -> RequestEvent:
+    """Decode one ``llm.requests`` value (raw bytes, orjson) and validate it.
+
+    With ``dropped`` (the worker and replay pass one), what can be repaired is: bad optional fields are
+    removed, and an event over :data:`MAX_EVENT_BYTES` but within :data:`MAX_SALVAGE_BYTES` is decoded
+    with its text fields cut to :data:`MAX_TEXT_CHARS` — each repaired field's name is appended.
+    """
+    if len(raw) > (MAX_EVENT_BYTES if dropped is None else MAX_SALVAGE_BYTES):
+        limit = MAX_EVENT_BYTES if dropped is None else MAX_SALVAGE_BYTES
+        raise InvalidEvent("too_large", f"event is {len(raw)} bytes, limit is {limit}")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent("not_json", str(exc)[:200]) from None
-    return validate_event(obj)
+    if dropped is not None and len(raw) > MAX_EVENT_BYTES and type(obj) is dict:
+        for name in _TEXT_FIELDS:
+            text = obj.get(name)
+            if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+                obj[name] = text[:MAX_TEXT_CHARS]
+                dropped.append(name)
+    return validate_event(obj, dropped)
+
+
+def dlq_value(raw: bytes, keep_text: bool = False) -> bytes:
+    """What a dead-lettered event's record carries: at most :data:`MAX_DLQ_BYTES`, and no prompt text.
+
+    By default a JSON object keeps its fields with ``system`` and ``prompt`` replaced by their length
+    and a SHA-256 prefix, and every other string cut to 64 characters; anything else (not JSON, not an
+    object) keeps nothing: the record's headers say its size and hash. ``keep_text`` (an operator's
+    explicit opt-in) keeps the original's first bytes instead.
+
+    >>> dlq_value(b'{"prompt": "my secret", "ts": "soon"}')
+    b'{"prompt":{"redacted_chars":9,"sha256":"b9d1d013f600ec1b"},"ts":"soon"}'
+    >>> dlq_value(b"not json at all"), len(dlq_value(b"x" * 10**6, keep_text=True))
+    (b'', 16384)
+    """
+    if keep_text:
+        return raw[:MAX_DLQ_BYTES]
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return b""
+    if type(obj) is not dict:
+        return b""
+    out = {k: _redacted(k, v) for k, v in obj.items() if isinstance(k, str)}
+    value = orjson.dumps(out)
+    if len(value) > MAX_DLQ_BYTES:  # many or nested fields: keep the contract's own, which are small
+        known = {k: v for k, v in out.items() if k in _REQUIRED or k in _OPTIONAL}
+        value = orjson.dumps({k: v for k, v in known.items() if not isinstance(v, dict | list)})
+    return value[:MAX_DLQ_BYTES]
+
+
+def _redacted(name: str, value: Any) -> Any:
+    if name in _TEXT_FIELDS and isinstance(value, str):
+        digest = hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:16]
+        return {"redacted_chars": len(value), "sha256": digest}
+    if isinstance(value, str):
+        return value[:64]
+    if isinstance(value, dict | list):
+        return f"<{type(value).__name__}>"
+    return value

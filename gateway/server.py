@@ -2,8 +2,10 @@
 
     python -m gateway.server --broker 127.0.0.1:9092 --port 8080 [--fail-mode open|closed]
 
-``POST /v1/messages`` with header ``X-Account-Id`` (and optionally ``X-Account-Type``) and a JSON body
-``{"model", "prompt", "system", "max_tokens", "n_tools", "n_messages", "conversation_id"}``:
+``POST /v1/messages`` with header ``X-Account-Id`` and a JSON body ``{"model", "prompt", "system",
+"max_tokens", "n_tools", "n_messages", "conversation_id", "temperature", "stream", "thinking"}``, each field
+checked (a bad one is a 400, never an event that breaks the contract); account attributes (type, age,
+fingerprints, client IP) come only from a trusted edge's headers (``--trust-edge-headers``):
 
 - block → 429 with ``Retry-After`` (seconds until the decision expires);
 - limit → a token bucket per account (requests/min and tokens/min from the decision) → 429 when empty;
@@ -105,7 +107,7 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
 
     table = ThrottleTable(cfg.broker, parse_keys(cfg.verify_keys), clock=clock, on_reject=rejected.inc)
     buckets: dict[str, tuple[str, TokenBucket]] = {}  # account -> (decision id, bucket)
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app["table"] = table
 
     def enforce(account: str, verdict: Verdict | None, want_tokens: int) -> web.Response | None:
@@ -140,15 +142,17 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         account = request.headers.get("X-Account-Id", "")
         try:
             body = await request.json(loads=orjson.loads)
-        except ValueError:
+        except ValueError:  # not JSON (a body over MAX_BODY_BYTES is refused with 413 before this)
             body = None
-        if not account or not isinstance(body, dict) or not isinstance(body.get("prompt", ""), str):
+        problem = _account_problem(account) or client_fields(body)[1]
+        if problem:
             responses.labels(status="400", reason="bad_request").inc()
-            return web.json_response({"error": "X-Account-Id header and a JSON body are required"}, status=400)
+            return web.json_response({"error": problem}, status=400)
         if (closed := fail_closed()) is not None:
             responses.labels(status="503", reason="decisions_unavailable").inc()
             return closed
-        prompt, max_tokens = body.get("prompt", ""), int(body.get("max_tokens") or 1024)
+        fields, _ = client_fields(body)
+        prompt, max_tokens = fields.get("prompt", ""), fields.get("max_tokens", 1024)
         refusal = enforce(account, table.check(account), max_tokens)
         output_tokens = 0 if refusal is not None else stub_model(prompt, max_tokens)
         status = refusal.status if refusal is not None else 200
@@ -175,12 +179,13 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
 
     async def authz(request: web.Request) -> web.Response:
         """Envoy ext_authz (HTTP service): 200 allows, 429/403 deny; see deploy/envoy/."""
-        account = request.headers.get("X-Account-Id", "")
-        if not account:
-            return web.json_response({"error": "X-Account-Id header is required"}, status=400)
+        account, want = request.headers.get("X-Account-Id", ""), request.headers.get("X-Max-Tokens", "1024")
+        if problem := _account_problem(account) or (None if want.isdigit() and 0 < int(want) <= MAX_TOKENS else
+                                                    "X-Max-Tokens must be an integer in 1..1000000"):  # fmt: skip
+            return web.json_response({"error": problem}, status=400)
         if (closed := fail_closed()) is not None:
             return closed
-        refusal = enforce(account, table.check(account), int(request.headers.get("X-Max-Tokens", "1024")))
+        refusal = enforce(account, table.check(account), int(want))
         return refusal if refusal is not None else web.Response(status=200)
 
     async def metrics(_: web.Request) -> web.Response:
@@ -238,6 +243,64 @@ EDGE_HEADERS = {
 }
 
 
+#: A request body bigger than this is refused (413) before it is read: with text cut to
+#: ``MAX_TEXT_CHARS`` an event always fits the contract's 256 KiB, far under the producer's limit.
+MAX_BODY_BYTES = 512 * 1024
+MAX_TEXT_CHARS = 16_000
+MAX_TOKENS = 1_000_000
+ACCOUNT_TYPES = frozenset({"standard", "enterprise", "education", "research", "startup", "trial"})
+
+
+def _account_problem(account: str) -> str | None:
+    if not 0 < len(account) <= 256 or not account.isprintable():
+        return "X-Account-Id header is required: 1 to 256 printable characters"
+    return None
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: type(v) is int and low <= v <= high
+
+
+def _text(limit: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and len(v) <= limit
+
+
+#: What a client may send in the body, and what each value must be; nothing else is forwarded.
+CLIENT_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: isinstance(v, str) and 0 < len(v) <= 256, "a model name of 1 to 256 characters"),
+    "prompt": (lambda v: isinstance(v, str), "a string"),
+    "system": (lambda v: isinstance(v, str), "a string"),
+    "max_tokens": (_int_in(1, MAX_TOKENS), f"an integer in 1..{MAX_TOKENS}"),
+    "n_tools": (_int_in(0, 10_000), "an integer in 0..10000"),
+    "n_messages": (_int_in(0, 100_000), "an integer in 0..100000"),
+    "conversation_id": (_text(256), "a string of at most 256 characters"),
+    "temperature": (lambda v: type(v) in (int, float) and 0 <= v <= 10, "a number in 0..10"),
+    "stream": (lambda v: type(v) is bool, "a boolean"),
+    "thinking": (lambda v: type(v) is bool, "a boolean"),
+}
+
+
+def client_fields(body: Any) -> tuple[dict[str, Any], str | None]:
+    """The body's fields the gateway forwards, each checked, or the first problem (a 400 for the client).
+
+    >>> client_fields({"prompt": "hi", "n_tools": -1})[1]
+    'n_tools must be an integer in 0..10000'
+    >>> client_fields({"prompt": "hi", "temperature": 0.2, "colour": "red"})
+    ({'prompt': 'hi', 'temperature': 0.2}, None)
+    """
+    if not isinstance(body, dict):
+        return {}, "a JSON object body is required"
+    fields = {}
+    for name, (ok, wants) in CLIENT_FIELDS.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not ok(value):
+            return {}, f"{name} must be {wants}"
+        fields[name] = value
+    return fields, None
+
+
 def _event(
     request: web.Request,
     account: str,
@@ -248,32 +311,36 @@ def _event(
     *,
     trust_edge: bool = False,
 ) -> dict[str, Any]:
-    """The request event in the contract of ``schemas/request-event.schema.json``."""
-    prompt = body.get("prompt", "")
+    """The request event in the contract of ``schemas/request-event.schema.json``: only fields the gateway
+    checked (client_fields), text cut to ``MAX_TEXT_CHARS``, and account attributes only from a trusted edge."""
+    fields, _ = client_fields(body)
+    prompt = fields.pop("prompt", "")
     event: dict[str, Any] = {
         "event_id": uuid.uuid4().hex,
         "ts": now,
         "account_id": account,
-        "model": str(body.get("model") or "frontier-1"),
+        "model": fields.pop("model", "frontier-1"),
         "input_tokens": max(1, len(prompt) // 4),
         "output_tokens": output_tokens,
         "endpoint": "/v1/messages",
         "status": status,
         "ip": request.remote or "",
-        "user_agent": request.headers.get("User-Agent", ""),
-        "prompt": prompt[:16_000],
+        "user_agent": request.headers.get("User-Agent", "")[:512],
+        "prompt": prompt[:MAX_TEXT_CHARS],
     }
-    for field_name in ("system", "max_tokens", "n_tools", "n_messages", "conversation_id", "temperature"):
-        if body.get(field_name) is not None:
-            event[field_name] = body[field_name]
-    if account_type := request.headers.get("X-Account-Type"):
-        event["account_type"] = account_type
-    if trust_edge:
+    if "system" in fields:
+        fields["system"] = fields["system"][:MAX_TEXT_CHARS]
+    event.update(fields)
+    if trust_edge:  # a client's own X-Account-Type or fingerprint headers are never read otherwise
+        if (account_type := request.headers.get("X-Account-Type")) in ACCOUNT_TYPES:
+            event["account_type"] = account_type
         for field_name in ("ip", "payment_fingerprint", "device_fingerprint", "tls_fingerprint"):
             if value := request.headers.get(EDGE_HEADERS[field_name]):
-                event[field_name] = value.split(",")[0].strip()
+                event[field_name] = value.split(",")[0].strip()[:256]
         try:
-            event["account_created_ts"] = float(request.headers["X-Account-Created"])
+            created = float(request.headers["X-Account-Created"])
+            if 0 < created < 1e11:
+                event["account_created_ts"] = created
         except (KeyError, ValueError):
             pass
     return event

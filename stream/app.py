@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import math
 import struct
@@ -23,10 +24,10 @@ from faust.exceptions import NotReady
 
 from detectors.account_state import to_evict
 from detectors.alerts import alert_record, should_alert
-from detectors.cluster_stage import ClusterVerdict, partial_key
+from detectors.cluster_stage import ClusterVerdict, encoded_parts, partial_key
 from detectors.config import load_scoring
 from detectors.engine import Engine
-from detectors.events import InvalidEvent, decode_event
+from detectors.events import InvalidEvent, decode_event, dlq_value
 from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
@@ -216,10 +217,34 @@ def create_app(
         return delivery
 
     async def dead_letter(event: Any, reason: str, detail: str, pending: list[Any]) -> None:
+        """A bounded, redacted record (dlq_value) with the reason in headers. A send the broker refuses is
+        counted and logged with the source offset; it never stops the agent or the batch's other acks."""
         msg = event.message
-        headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset)
-        pending.append(await dlq.send(key=event.key, value=event.value, headers=headers))
+        raw = event.value if isinstance(event.value, bytes) else b""
+        headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset) + [
+            ("dlq.original.bytes", str(len(raw)).encode()),
+            ("dlq.original.sha256", hashlib.sha256(raw).hexdigest().encode()),
+            ("dlq.value", b"original" if settings.dlq_keep_text else b"redacted"),
+        ]
+        key = event.key[:256] if isinstance(event.key, bytes) else None
         metrics.dlq_records.labels(reason=reason).inc()
+        try:
+            fut = await dlq.send(key=key, value=dlq_value(raw, settings.dlq_keep_text), headers=headers)
+        except Exception as exc:  # noqa: BLE001 - a refused dead letter must not stop detection
+            refused(exc, msg)
+            return
+        pending.append(guarded(fut, msg))
+
+    def refused(exc: BaseException, msg: Any) -> None:
+        metrics.dlq_send_failures.inc()
+        log.error("dead letter for %s[%d]@%d refused by the broker: %s", msg.topic, msg.partition, msg.offset,
+                  type(exc).__name__)  # fmt: skip
+
+    async def guarded(fut: Any, msg: Any) -> None:
+        try:
+            await fut
+        except Exception as exc:  # noqa: BLE001
+            refused(exc, msg)
 
     @app.agent(requests, name="detect")
     async def detect(stream: Any) -> None:
@@ -240,11 +265,14 @@ def create_app(
                     await undelivered  # this chunk's decisions reach the topic now, not at the batch's end
                     undelivered = None
                 raw = event.value
+                dropped: list[str] = []
                 try:
-                    decoded = decode_event(raw if isinstance(raw, bytes) else b"")
+                    decoded = decode_event(raw if isinstance(raw, bytes) else b"", dropped)
                 except InvalidEvent as exc:
                     await dead_letter(event, exc.reason, exc.detail, pending)
                     continue
+                for name in dropped:  # repaired, and scored: a bad optional field keeps nothing out
+                    metrics.fields_dropped.labels(field=name).inc()
                 try:
                     decisions = engine.process(decoded, event.message.partition, event.message.offset)
                 except Exception as exc:  # a detector bug must not stop the stream
@@ -255,8 +283,9 @@ def create_app(
                     undelivered = await publish(decision, pending)
                 latest_ts = max(latest_ts, decoded["ts"])
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
-            for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials
-                pending.append(await partials.send(key=partial_key(message["partition"]), value=orjson.dumps(message)))
+            for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials, in parts
+                for part in encoded_parts(message):  # that the broker never refuses for their size
+                    pending.append(await partials.send(key=partial_key(message["partition"]), value=part))
             await asyncio.gather(*pending)
             metrics.processing_seconds.observe((time.perf_counter() - started) / len(batch))
             health.progressed()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from detectors.config import PolicyConfig
-from detectors.events import REASONS
+from detectors.events import OPTIONAL_FIELDS, REASONS
 from detectors.policy import REASON_CODES
 from detectors.types import ACTIONS
 
@@ -49,6 +49,8 @@ class WorkerMetrics:
 
     events_consumed: Counter
     dlq_records: Counter
+    dlq_send_failures: Counter
+    fields_dropped: Counter
     decisions: Counter
     decisions_lifted: Counter
     active_throttles: Gauge
@@ -79,6 +81,14 @@ class WorkerMetrics:
         m = cls(
             events_consumed=counter("events_consumed", "Request events read from llm.requests, valid or not."),
             dlq_records=counter("dlq_records", "Events sent to llm.requests.dlq, by reason code.", "reason"),
+            dlq_send_failures=counter(
+                "dlq_send_failures", "DLQ records the broker refused (the event is logged by source offset)."
+            ),
+            fields_dropped=counter(
+                "event_fields_dropped",
+                "Optional fields removed (or text cut) so that an event breaking the contract is still scored.",
+                "field",
+            ),
             decisions=counter(
                 "decisions", "Throttle decisions published, by action and by each reason code.", "action", "reason"
             ),
@@ -128,6 +138,8 @@ class WorkerMetrics:
         )
         for reason in (*REASONS, "detector_error"):
             m.dlq_records.labels(reason=reason)
+        for name in OPTIONAL_FIELDS:
+            m.fields_dropped.labels(field=name)
         for action in ACTIONS[1:]:
             m.active_throttles.labels(action=action)
             for code in REASON_CODES.values():

@@ -28,6 +28,7 @@ _FLUSH_EVERY = 5_000  # events between flushes of unpacked states (and idle-acco
 class ReplaySummary:
     events: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
+    repaired: Counter[str] = field(default_factory=Counter)  # optional fields dropped or cut, by field
     decisions: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     accounts: int = 0
@@ -35,10 +36,12 @@ class ReplaySummary:
     def __str__(self) -> str:
         rate = self.events / self.seconds if self.seconds else 0.0
         invalid = ", ".join(f"{k}={v}" for k, v in sorted(self.invalid.items())) or "none"
+        repaired = ", ".join(f"{k}={v}" for k, v in sorted(self.repaired.items())) or "none"
         decided = ", ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "none"
         return (
             f"replayed {self.events} events in {self.seconds:.2f}s ({rate:,.0f} events/s); "
-            f"invalid: {invalid}; decisions: {decided}; accounts tracked at the end: {self.accounts}"
+            f"invalid: {invalid}; fields repaired: {repaired}; decisions: {decided}; "
+            f"accounts tracked at the end: {self.accounts}"
         )
 
 
@@ -72,13 +75,15 @@ def replay(
     last_ts = 0.0
     for lineno, raw in enumerate(read_lines(events_path), start=1):
         summary.events += 1
+        dropped: list[str] = []
         try:
-            event = decode_event(raw)
+            event = decode_event(raw, dropped)
         except InvalidEvent as exc:
             summary.invalid[exc.reason] += 1
             if rejects is not None:
                 rejects.write(orjson.dumps({"line": lineno, "reason": exc.reason, "error": exc.detail}) + b"\n")
             continue
+        summary.repaired.update(dropped)
         for decision in engine.process(event):
             summary.decisions[decision.action] += 1
             record = decision.to_record(mode=record_mode(decision.action, mode, cfg.policy))

@@ -41,6 +41,9 @@ class WorkerSettings:
     # Throttle records are HMAC-signed; gateways trust DISTILLGUARD_VERIFY_KEYS="id:secret,...".
     signing_key_id: str = os.environ.get("DISTILLGUARD_SIGNING_KEY_ID", "dev")
     signing_secret: str = os.environ.get("DISTILLGUARD_SIGNING_SECRET", "dev-secret-change-me")
+    # Dead letters carry a redacted, bounded copy of the event (no prompt text); an operator who must see
+    # the original bytes opts in here (DISTILLGUARD_DLQ_KEEP_TEXT=1), knowing the DLQ then holds prompts.
+    dlq_keep_text: bool = os.environ.get("DISTILLGUARD_DLQ_KEEP_TEXT", "") == "1"
 
     def __post_init__(self) -> None:
         if self.mode not in ("enforce", "shadow"):

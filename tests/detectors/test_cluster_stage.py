@@ -223,3 +223,21 @@ def test_replay_gives_the_same_decisions_under_any_hash_seed() -> None:
         for seed in (1, 2, 3)
     }
     assert len(runs) == 1 and int(runs.pop().split()[0]) >= 36
+
+
+def test_a_partial_too_big_for_one_record_goes_in_parts_that_merge_to_the_same_stage() -> None:
+    from detectors.cluster_stage import encoded_parts
+
+    obs = [[f"a{i}", T0 + i, [["payment_fingerprint:card", True], [f"ip24:10.0.{i % 200}", False]]]
+           for i in range(20_000)]  # fmt: skip
+    members = {f"a{i}": [T0, 40.0, 600.0, 590.0, 0.0, 7, "standard"] for i in range(20_000)}
+    message = {"partition": 2, "seq": 99, "at": T0 + 20_000, "obs": obs, "members": members}
+    parts = encoded_parts(message)
+    assert len(parts) > 1 and all(len(p) <= 256 * 1024 for p in parts)
+
+    whole, split = (ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly) for _ in range(2))
+    assert whole.merge(orjson.loads(orjson.dumps(message)))
+    assert all(split.merge(orjson.loads(p)) for p in parts)
+    assert not any(split.merge(orjson.loads(p)) for p in parts)  # every part replayed is a duplicate
+    assert split.members == whole.members
+    assert split.tick(T0 + 20_000) == whole.tick(T0 + 20_000)

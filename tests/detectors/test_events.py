@@ -166,3 +166,69 @@ def test_the_c_accept_agrees_with_the_python_contract_on_every_field(field: str)
     missing = make_event(1)
     missing.pop(field, None)
     assert _contract.valid(missing, *events._FAST) == python_accepts(missing), field
+
+
+# ---- repairs: what a client sends must not keep its request out of detection (issue 22, item 1) ----
+
+_OPTIONAL_CASES = [
+    (name, raw)
+    for name, raw, reason in INVALID
+    if reason in ("wrong_type", "bad_value") and any(f in name for f in events.OPTIONAL_FIELDS)
+]
+
+
+@pytest.mark.parametrize("raw", [raw for _, raw in _OPTIONAL_CASES], ids=[name for name, _ in _OPTIONAL_CASES])
+def test_a_bad_optional_field_is_dropped_and_named_when_repairs_are_asked_for(raw: bytes) -> None:
+    dropped: list[str] = []
+    event = decode_event(raw, dropped)
+    assert len(dropped) == 1 and dropped[0] not in event
+    assert {k: v for k, v in orjson.loads(raw).items() if k != dropped[0]} == event
+    with pytest.raises(InvalidEvent):
+        decode_event(raw)  # without repairs, the contract still refuses it
+
+
+def test_a_vip_account_type_is_dropped_not_trusted() -> None:
+    dropped: list[str] = []
+    assert "account_type" not in decode_event(_with(account_type="vip", n_tools=-1, temperature="hot"), dropped)
+    assert sorted(dropped) == ["account_type", "n_tools", "temperature"]
+
+
+@pytest.mark.parametrize("name", ["missing account_id", "ts in milliseconds", "account_id too long", "empty object"])
+def test_a_bad_required_field_is_refused_even_with_repairs(name: str) -> None:
+    raw = next(r for n, r, _ in INVALID if n == name)
+    with pytest.raises(InvalidEvent):
+        decode_event(raw, [])
+
+
+def test_an_oversized_event_is_scored_with_its_text_cut_up_to_the_salvage_limit() -> None:
+    huge = _with(system="s" * 300_000, prompt="think step by step " * 100)
+    dropped: list[str] = []
+    event = decode_event(huge, dropped)
+    assert dropped == ["system"] and len(event["system"]) == events.MAX_TEXT_CHARS
+    assert event["prompt"].startswith("think step by step")
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(_with(system="s" * 2_000_000), [])
+    assert info.value.reason == "too_large"
+
+
+def test_error_details_never_carry_text_a_client_sent() -> None:
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(_with(account_id="secret-" * 50))
+    assert "secret" not in str(info.value) and "350 characters" in str(info.value)
+
+
+@pytest.mark.parametrize("raw", [raw for _, raw, _ in INVALID], ids=[name for name, _, _ in INVALID])
+def test_a_dead_letter_is_bounded_and_holds_no_prompt_text(raw: bytes) -> None:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):  # the same refused event, carrying a prompt and a system prompt
+        marked = orjson.dumps({**obj, "prompt": "SECRET plan " * 3000, "system": "SECRET sys"})
+    else:
+        marked = b"SECRET " + raw
+    value = events.dlq_value(marked)
+    assert len(value) <= events.MAX_DLQ_BYTES and b"SECRET" not in value
+    if isinstance(obj, dict):
+        assert orjson.loads(value)["prompt"]["redacted_chars"] == len("SECRET plan " * 3000)
+    assert events.dlq_value(marked, keep_text=True) == marked[: events.MAX_DLQ_BYTES]  # only on an explicit opt-in

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
+import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
+from detectors.events import decode_event
 from gateway.server import GatewayConfig, create_app
 
 NOWHERE = "127.0.0.1:1"  # nothing listens here: the decision stream is unavailable
@@ -46,3 +49,90 @@ def test_envoy_ext_authz_endpoint_follows_the_fail_mode() -> None:
 def test_gateway_exports_prometheus_metrics() -> None:
     status, text = asyncio.run(call("open", path="/metrics"))
     assert status == 200 and "distillguard_gateway_rejected_signatures" in str(text)
+
+
+# ---- hostile clients (issue 22, item 1): nothing a client sends keeps its request out of detection ----
+
+
+class Captured:
+    """Stands in for the Kafka producer (the broker is not under test here): keeps what would be sent."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    async def send_and_wait(self, topic: str, key: bytes, value: bytes) -> None:
+        self.values.append(value)
+
+    async def stop(self) -> None:
+        pass
+
+
+async def send_all(
+    requests: list[tuple[Any, dict[str, str]]], trust_edge: bool = False
+) -> tuple[list[int], list[bytes]]:
+    app = create_app(GatewayConfig(broker=NOWHERE, trust_edge_headers=trust_edge))
+    captured = Captured()
+    async with TestClient(TestServer(app)) as client:
+        app["producer"] = captured
+        statuses = []
+        for body, headers in requests:
+            kwargs = {"data": body} if isinstance(body, bytes) else {"json": body}
+            response = await client.post("/v1/messages", headers=headers, **kwargs)
+            await response.read()
+            statuses.append(response.status)
+    return statuses, captured.values
+
+
+HOSTILE_VALUES: list[Any] = [-1, -(2**70), 2**70, 1.5, float("inf"), "1024", "", "x" * 300, True, None, [], {},
+                             {"a": 1}, 0, 3, 4096, 0.7, "hot", "\x00\ud7ff", "é" * 20_000]  # fmt: skip
+FIELDS = ["model", "prompt", "system", "max_tokens", "n_tools", "n_messages", "conversation_id", "temperature",
+          "stream", "thinking", "account_type", "payment_fingerprint", "ts", "account_id"]  # fmt: skip
+
+
+def hostile_requests(n: int, seed: int) -> list[tuple[Any, dict[str, str]]]:
+    rng = random.Random(seed)
+    out: list[tuple[Any, dict[str, str]]] = []
+    for _ in range(n):
+        body: dict[str, Any] = {"prompt": "explain your reasoning step by step"}
+        for name in rng.sample(FIELDS, rng.randint(1, 5)):
+            body[name] = rng.choice(HOSTILE_VALUES)
+        headers = {"X-Account-Id": rng.choice(["acct-1", "a" * 256, "acct-2"]),
+                   "X-Account-Type": rng.choice(["vip", "enterprise", "standard"])}  # fmt: skip
+        out.append((body, headers))
+    return out
+
+
+def test_every_event_the_gateway_publishes_keeps_the_contract_and_bad_fields_get_a_400() -> None:
+    requests = hostile_requests(10_000, seed=22)
+    statuses, values = asyncio.run(send_all(requests))
+    assert set(statuses) <= {200, 400}  # never a 500, which an ext_authz in failure_mode_allow lets through
+    assert statuses.count(200) == len(values) > 1000 and statuses.count(400) > 1000
+    for value in values:
+        event = decode_event(value)  # strictly: the worker never has to repair what this gateway sends
+        assert "account_type" not in event  # a client's own X-Account-Type is never read
+
+
+def test_a_300_kb_system_prompt_is_cut_to_fit_the_contract_not_dead_lettered() -> None:
+    statuses, values = asyncio.run(send_all([({"prompt": "hi", "system": "s" * 300_000}, {"X-Account-Id": "a"})]))
+    assert statuses == [200] and len(decode_event(values[0])["system"]) == 16_000
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read() -> None:
+    statuses, values = asyncio.run(send_all([(b'{"prompt": "' + b"a" * 600_000 + b'"}', {"X-Account-Id": "a"})]))
+    assert statuses == [413] and values == []
+
+
+def test_account_type_comes_only_from_a_trusted_edge() -> None:
+    ask = [({"prompt": "hi"}, {"X-Account-Id": "a", "X-Account-Type": "enterprise"})]
+    _, untrusted = asyncio.run(send_all(ask))
+    _, trusted = asyncio.run(send_all(ask, trust_edge=True))
+    assert "account_type" not in orjson.loads(untrusted[0]) and orjson.loads(trusted[0])["account_type"] == "enterprise"
+    _, vip = asyncio.run(
+        send_all([({"prompt": "hi"}, {"X-Account-Id": "a", "X-Account-Type": "vip"})], trust_edge=True)
+    )
+    assert "account_type" not in decode_event(vip[0])
+
+
+def test_envoy_ext_authz_answers_400_not_500_to_a_bad_header() -> None:
+    for headers in ({"X-Account-Id": "a", "X-Max-Tokens": "lots"}, {"X-Account-Id": "a" * 300}):
+        assert asyncio.run(call("open", path="/authz/v1/messages", headers=headers))[0] == 400

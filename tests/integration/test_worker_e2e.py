@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import urllib.request
@@ -13,6 +14,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from detectors.events import MAX_SALVAGE_BYTES, InvalidEvent, decode_event, dlq_value
 from sim import personas as P
 from stream.topics import ALL_TOPICS, wait_for_topics
 from tests.conftest import make_event
@@ -45,6 +47,15 @@ def harvester(account: str, n: int, start: float, first: int = 0) -> list[tuple[
     return [(account.encode(), orjson.dumps(e)) for e in stream]
 
 
+def unrepairable(raw: bytes) -> str | None:
+    """The DLQ reason of an event the worker cannot score even after dropping bad optional fields."""
+    try:
+        decode_event(raw, [])
+    except InvalidEvent as exc:
+        return exc.reason
+    return None
+
+
 def decisions_for(records: list[Any], account: str) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in records if r.key == f"account:{account}".encode() and r.value is not None]
 
@@ -73,7 +84,7 @@ def test_worker_publishes_a_throttle_decision_and_dead_letters_bad_input(worker:
     worker.wait_ready()
     wait_for_topics(worker.bootstrap, {"llm.requests"})
     hot_id, calm_id = unique("hot"), unique("calm")
-    bad = [(unique("bad").encode(), raw) for _, raw, _ in INVALID]
+    bad = [(unique("bad").encode(), raw) for _, raw, _ in INVALID if unrepairable(raw)]
     produce(worker.bootstrap, "llm.requests", harvester(hot_id, 300, T0) + bad + events(calm_id, 5, T0, gap=30))
 
     def enforced(records: list[Any]) -> bool:
@@ -95,15 +106,10 @@ def test_worker_publishes_a_throttle_decision_and_dead_letters_bad_input(worker:
     for key, raw in bad:
         record = by_key[key]
         headers = dict(record.headers)
-        assert record.value == raw  # the original bytes, untouched
-        assert headers["dlq.reason"].decode() in {
-            "too_large",
-            "not_json",
-            "not_object",
-            "missing_field",
-            "wrong_type",
-            "bad_value",
-        }
+        assert record.value == dlq_value(raw)  # bounded and redacted: no prompt text at rest
+        assert headers["dlq.original.sha256"] == hashlib.sha256(raw).hexdigest().encode()
+        assert int(headers["dlq.original.bytes"]) == len(raw) and headers["dlq.value"] == b"redacted"
+        assert headers["dlq.reason"].decode() == unrepairable(raw)
         assert headers["dlq.source.topic"] == b"llm.requests"
         assert int(headers["dlq.source.offset"]) >= 0 and int(headers["dlq.source.partition"]) >= 0
 
@@ -112,7 +118,7 @@ def test_worker_publishes_a_throttle_decision_and_dead_letters_bad_input(worker:
     assert check_metrics(exposition) == ""  # the live worker's metrics, as promtool sees them
     samples = [s for f in text_string_to_metric_families(exposition.decode()) for s in f.samples]
     counted = {s.labels["reason"]: s.value for s in samples if s.name == "distillguard_dlq_records_total"}
-    for reason, n in Counter(reason for _, _, reason in INVALID).items():
+    for reason, n in Counter(unrepairable(raw) for _, raw in bad).items():
         assert counted[reason] >= n, (reason, counted)
     health = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/healthz")
     assert health.status == 200 and orjson.loads(health.read()) == {"ok": True, "reason": "ok"}
@@ -173,3 +179,34 @@ def test_allowlist_exempts_accounts_and_lifts_decisions_in_force_without_a_resta
     lifted = read_until(worker.bootstrap, "distillguard.throttle",
                         lambda rs: any(r.key == key and r.value is None for r in rs), timeout=30)  # fmt: skip
     assert any(r.key == key and r.value is None for r in lifted)
+
+
+def test_a_client_cannot_keep_its_requests_out_of_detection_with_bad_optional_fields(worker: WorkerProcess) -> None:
+    """Issue 22, item 1: a harvester whose every event breaks the contract in an optional field, or carries a
+    300 KB system prompt, is still scored and enforced; bad fields are counted, not dead-lettered."""
+    worker.wait_ready()
+    wait_for_topics(worker.bootstrap, {"llm.requests"})
+    sly = unique("sly")
+    hostile = [{"n_tools": -1}, {"temperature": "hot"}, {"account_type": "vip"}, {"system": "s" * 300_000}]
+    records = []
+    for i, (key, raw) in enumerate(harvester(sly, 300, T0 + 7200)):
+        event = orjson.loads(raw)
+        event.update(hostile[i % len(hostile)])
+        records.append((key, orjson.dumps(event)))
+    # One event past the salvage limit goes to the DLQ without stopping the agent (it used to crash it).
+    giant = orjson.dumps(make_event(0, account=unique("giant"), system="g" * (MAX_SALVAGE_BYTES + 10)))
+    produce(worker.bootstrap, "llm.requests", [(b"giant", giant)] + records)
+
+    def enforced(rs: list[Any]) -> bool:
+        return any(d["action"] in ("limit", "block") for d in decisions_for(rs, sly))
+
+    assert enforced(read_until(worker.bootstrap, "distillguard.throttle", enforced)), worker.log()
+    dlq = read_until(worker.bootstrap, "llm.requests.dlq", lambda rs: any(r.key == b"giant" for r in rs))
+    giant_record = next(r for r in dlq if r.key == b"giant")
+    assert dict(giant_record.headers)["dlq.reason"] == b"too_large" and len(giant_record.value) <= 16_384
+    assert not any(r.key == sly.encode() for r in dlq)  # the repaired events were scored, not dead-lettered
+    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
+    dropped = {s.labels["field"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "distillguard_event_fields_dropped_total"}  # fmt: skip
+    assert dropped["n_tools"] >= 75 and dropped["temperature"] >= 75 and dropped["account_type"] >= 75
+    assert dropped["system"] >= 75

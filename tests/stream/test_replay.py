@@ -84,3 +84,19 @@ def test_replay_never_copies_prompt_text(tmp_path: Path) -> None:
     assert [orjson.loads(r)["line"] for r in rejects.splitlines()] == [6, 10]
     for name in ("decisions.jsonl", "rejects.jsonl", "alerts.jsonl"):
         assert SECRET.encode() not in (tmp_path / name).read_bytes(), name
+
+
+def test_replay_scores_events_with_bad_optional_fields_as_the_worker_does(tmp_path: Path) -> None:
+    from io import BytesIO
+
+    from stream.replay import replay
+
+    harvest = P.cot_harvester("sly", random.Random(4), T0, hours=1)[:300]
+    for i, e in enumerate(harvest):
+        e.update([{"n_tools": -1}, {"account_type": "vip"}, {"temperature": "hot"}][i % 3])
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in harvest))
+    out = BytesIO()
+    summary = replay(path, out)
+    assert summary.invalid == {} and summary.repaired == {"n_tools": 100, "account_type": 100, "temperature": 100}
+    assert any(orjson.loads(line)["action"] in ("limit", "block") for line in out.getvalue().splitlines())
