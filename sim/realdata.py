@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import tomllib
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "benign_prompts",
     "by_language",
     "distill_prompts",
+    "eval_sources",
     "extraction_rows",
     "library_prompts",
     "math_questions",
@@ -111,9 +113,22 @@ def distill_prompts() -> tuple[str, ...]:
     return tuple(f"{r['instruction']}\n{r.get('input', '')}".strip() for r in records if r.get("instruction"))
 
 
-def extraction_rows(name: str, **match: str) -> tuple[dict[str, Any], ...]:
-    """Rows of an ``extraction_*`` file whose fields equal ``match`` (e.g. ``kind="cot_trigger"``)."""
-    return tuple(r for r in rows(name) if all(r.get(k) == v for k, v in match.items()))
+def extraction_rows(name: str, role: str | None = None, **match: str) -> tuple[dict[str, Any], ...]:
+    """Rows of an ``extraction_*`` file whose fields equal ``match`` (e.g. ``kind="cot_trigger"``); with
+    ``role`` "eval" or "train", only rows of that side of ``sim/data/split.toml``."""
+    held = eval_sources()
+    return tuple(r for r in rows(name) if all(r.get(k) == v for k, v in match.items())
+                 and (role is None or (_repo(r) in held) == (role == "eval")))  # fmt: skip
+
+
+def _repo(row: dict[str, Any]) -> str:
+    return str(row.get("source", "")).split(":")[0]
+
+
+@cache
+def eval_sources() -> frozenset[str]:
+    """Source repositories reserved for the held-out evaluation (``sim/data/split.toml``)."""
+    return frozenset(tomllib.loads((SHIPPED / "split.toml").read_text())["eval"]["sources"])
 
 
 @cache

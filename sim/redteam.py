@@ -1,8 +1,9 @@
 """Personas written as a red team would, for the held-out evaluation families (``sim/families/``).
 
 Each was written from its family's one-paragraph behaviour description (kept in the family file) before
-the detector was run on it, and draws its wording from public corpora (``sim/data``) or from phrasings
-written here that appear nowhere in ``detectors/rules``. Never edit one because the detector missed it:
+the detector was run on it, and draws its wording from the evaluation half of the public corpora
+(``sim/data/split.toml``: sources no fitted model may learn from) or from phrasings written here that
+appear nowhere in ``detectors/rules``. Never edit one because the detector missed it:
 that would turn a held-out family into a tuned one (see ``docs/evaluation.md``).
 
 Harvesting requests carry ``_harvest: True``; :func:`sim.scenario.write` strips it from the events and
@@ -33,7 +34,7 @@ def _fill(template: str, rng: random.Random, pool: tuple[str, ...]) -> str:
 @cache
 def _cot_cues() -> tuple[str, ...]:
     """Published chain-of-thought cues (zero-shot-CoT, Plan-and-Solve, OPRO, FLAN), English only."""
-    rows = realdata.extraction_rows("extraction_cot_triggers.jsonl", kind="cot_trigger")
+    rows = realdata.extraction_rows("extraction_cot_triggers.jsonl", role="eval", kind="cot_trigger")
     return tuple(r["text"] for r in rows if r.get("lang") == "en")
 
 
@@ -41,7 +42,7 @@ def _cot_cues() -> tuple[str, ...]:
 def _native_cues() -> dict[str, tuple[str, ...]]:
     """Published non-English CoT cues (MGSM's native answer labels, C-Eval's trigger), by language."""
     out: dict[str, list[str]] = {}
-    for r in realdata.extraction_rows("extraction_cot_triggers.jsonl", kind="cot_trigger"):
+    for r in realdata.extraction_rows("extraction_cot_triggers.jsonl", role="eval", kind="cot_trigger"):
         if r.get("lang", "en") != "en":
             out.setdefault(r["lang"], []).append(r["text"])
     return {k: tuple(v) for k, v in out.items()}
@@ -49,7 +50,7 @@ def _native_cues() -> dict[str, tuple[str, ...]]:
 
 @cache
 def _flan_templates() -> tuple[str, ...]:
-    rows = realdata.extraction_rows("extraction_cot_templates.jsonl", kind="cot_template")
+    rows = realdata.extraction_rows("extraction_cot_templates.jsonl", role="eval", kind="cot_template")
     return tuple(
         r["text"] for r in rows if r.get("subkind") in ("cot_instruction_template", "reasoning_reconstruction")
     )
@@ -57,15 +58,17 @@ def _flan_templates() -> tuple[str, ...]:
 
 @cache
 def _judge_templates() -> tuple[str, ...]:
-    return tuple(
-        r["text"] for r in realdata.rows("extraction_judge_prompts.jsonl") if r.get("subkind") != "system_prompt"
-    )
+    rows = realdata.extraction_rows("extraction_judge_prompts.jsonl", role="eval", kind="judge_prompt")
+    return tuple(r["text"] for r in rows if r.get("subkind") != "system_prompt")
 
 
 @cache
 def _datagen_templates() -> tuple[str, ...]:
     return tuple(
-        r["text"] for r in realdata.extraction_rows("extraction_datagen_meta_prompts.jsonl", kind="datagen_meta_prompt")
+        r["text"]
+        for r in realdata.extraction_rows(
+            "extraction_datagen_meta_prompts.jsonl", role="eval", kind="datagen_meta_prompt"
+        )
     )
 
 
