@@ -62,4 +62,5 @@ eval: setup  ## the acceptance table: leave-one-family-out, beside baselines (~1
 bench: setup  ## benchmarks: detector core, then end to end on a broker it starts (figures in README)
 	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000 --state-accounts 1000000
 	$(BIN)/python -m bench.bench_instructions --events 30000
+	$(BIN)/python -m bench.bench_intent --events 120000
 	$(BIN)/python -m bench.bench_e2e --events 200000

@@ -22,6 +22,8 @@ try:  # Hyperscan, where it was built (see pyproject.toml); RE2 defines the scan
 except ImportError:  # pragma: no cover - exercised on platforms without Hyperscan
     _phrases = None  # type: ignore[assignment]
 from detectors.config import RULES_DIR
+from detectors.intent import IntentModel, load_intent
+from detectors.text import lowered_cut
 from detectors.types import RequestEvent
 
 __all__ = [
@@ -81,8 +83,12 @@ class PhraseBook:
     >>> book = load_phrasebook()
     >>> f = extract({"prompt": "Solve 12*7. Explain your reasoning step by step.", "input_tokens": 12,
     ...              "output_tokens": 300}, book)
-    >>> f.cot, CATEGORIES[f.category]
-    (0.8, 'math_reasoning')
+    >>> f.cot > book.intent.threshold, CATEGORIES[f.category]
+    (True, 'math_reasoning')
+    >>> import dataclasses
+    >>> extract({"prompt": "Solve 12*7. Explain your reasoning step by step.", "input_tokens": 12,
+    ...          "output_tokens": 300}, dataclasses.replace(book, intent=None)).cot  # the phrase lists alone
+    0.8
     """
 
     matcher: Any  # re2.Set
@@ -93,6 +99,9 @@ class PhraseBook:
     tail_chars: int
     frame_words: frozenset[bytes] = frozenset()  # words shown in alert samples; the rest is masked
     scanner: Any = None  # _phrases.Scanner over the same patterns, or None where Hyperscan is missing
+    #: The extraction-intent model that sets a request's ``cot`` (the phrase families are its inputs and
+    #: the explanations); None: the phrase families' weights alone, as before the model.
+    intent: IntentModel | None = None
 
     def hits(self, text: str) -> tuple[int, int]:
         """(family bitmask, category bitmask) of the lowercased head and tail of ``text``."""
@@ -173,6 +182,7 @@ def _compiled(path: Path, text: str) -> PhraseBook:
     for name in FAMILIES:  # the literal words of every family pattern: "step", "reasoning", "rubric", …
         frame |= {w.encode() for p in doc["families"][name]["patterns"] for w in re.findall(r"[a-z]{2,}", p)}
     return PhraseBook(
+        intent=load_intent(),
         matcher=matcher,
         pattern_bits=tuple(pattern_bits),
         weights=tuple(weights),
@@ -206,22 +216,6 @@ def skeleton_bytes(text: str) -> bytes:
     (551, b'rate this: "word', b'ord end"')
     """
     return lowered_cut(text, _SKELETON_HEAD_CHARS, _SKELETON_TAIL_CHARS)
-
-
-def lowered_cut(text: str, head: int, tail: int) -> bytes:
-    """The first ``head`` and last ``tail`` characters of ``text`` (all of it if shorter), lowercased,
-    as UTF-8: what the phrase scan and the skeleton read. In C (``_skeleton.lowered_cut``), which leaves
-    to Python only a cut holding a capital sigma (its lowercase depends on context) or a lone surrogate.
-
-    >>> lowered_cut("Say HELLO to the World", 3, 5), lowered_cut("Ünïcode OK", 3, 2)
-    (b'say\\nworld', b'\\xc3\\xbcn\\xc3\\xaf\\nok')
-    """
-    cut = _skeleton.lowered_cut(text, head, tail)
-    if cut is None:
-        if len(text) > head + tail:
-            text = text[:head] + "\n" + text[-tail:]
-        cut = text.lower().encode("utf-8", "replace")
-    return cut
 
 
 def skeleton_words(text: str) -> list[bytes]:
@@ -259,7 +253,13 @@ def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
         f2, c2 = book.hits(system)
         families |= f2
         categories |= c2
-    cot = book.cot_by_families[families]
+    # The extraction-intent model is the signal; the phrase families stay as its inputs and explanations.
+    intent = book.intent
+    if intent is None:
+        cot = book.cot_by_families[families]
+    else:
+        p = intent.score(prompt, system, families)
+        cot = p if p >= intent.threshold else 0.0
     n_words, template = template_fingerprint(system + "\n" + prompt if system else prompt)
     n_tools = event.get("n_tools") or 0
     category = _category(categories, n_tools, event.get("endpoint") or "", n_words, book)

@@ -9,11 +9,12 @@ import pytest
 from detectors.clusters import load_clusters
 from detectors.config import RULES_DIR, load_provenance, load_scoring
 from detectors.features import FAMILIES, load_phrasebook
+from detectors.intent import load_intent
 
 SCORING = RULES_DIR / "scoring.toml"
 PHRASES = RULES_DIR / "phrases.toml"
 LOADERS = {"scoring.toml": load_scoring, "phrases.toml": load_phrasebook, "clusters.toml": load_clusters,
-           "provenance.toml": load_provenance}  # fmt: skip
+           "provenance.toml": load_provenance, "intent.toml": load_intent}  # fmt: skip
 
 
 def test_every_rule_file_has_a_loader() -> None:
