@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "-m",
             "stream.cli",
             "worker",
+            "--dev",
             "--broker",
             f"kafka://{bootstrap}",
             "--app-id",

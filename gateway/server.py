@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from gateway.client import ThrottleTable, Verdict
 from stream.connection import aiokafka_config
+from stream.settings import DEV_SECRET
 from stream.signing import parse_keys
 
 __all__ = ["EDGE_HEADERS", "GatewayConfig", "TokenBucket", "create_app", "stub_model"]
@@ -82,7 +83,7 @@ def stub_model(prompt: str, max_tokens: int) -> int:
 class GatewayConfig:
     broker: str = "127.0.0.1:9092"
     fail_mode: str = "open"  # what to do while the decision stream is unavailable: open | closed
-    verify_keys: str = "dev:dev-secret-change-me"
+    verify_keys: str = f"dev:{DEV_SECRET}"
     # Take the client IP, fingerprints and account age from X-* headers set by a trusted edge (see
     # EDGE_HEADERS). Off by default: a client could otherwise choose its own payment fingerprint.
     trust_edge_headers: bool = False
@@ -359,12 +360,17 @@ def main() -> None:
         action="store_true",
         help="take client IP, fingerprints and account age from X-* headers of a trusted edge",
     )
+    parser.add_argument("--dev", action="store_true", help="allow the development verify key (local trials only)")
     args = parser.parse_args()
+    keys = os.environ.get("DISTILLGUARD_VERIFY_KEYS", GatewayConfig.verify_keys)
+    if DEV_SECRET.encode() in parse_keys(keys).values() and not args.dev:
+        parser.exit(2, "distillguard gateway: DISTILLGUARD_VERIFY_KEYS holds the development secret, which anyone "
+                       "can read in the source; set your own keys, or pass --dev for a local trial\n")  # fmt: skip
     cfg = GatewayConfig(
         broker=args.broker,
         fail_mode=args.fail_mode,
         trust_edge_headers=args.trust_edge_headers,
-        verify_keys=os.environ.get("DISTILLGUARD_VERIFY_KEYS", GatewayConfig.verify_keys),
+        verify_keys=keys,
     )
     logging.basicConfig(level=logging.INFO)
     web.run_app(create_app(cfg), host=args.host, port=args.port)

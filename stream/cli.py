@@ -18,8 +18,15 @@ def _worker(args: argparse.Namespace) -> int:
 
     from stream.app import create_app
     from stream.health import Health, serve
-    from stream.settings import WorkerSettings
+    from stream.settings import DEV_SECRET, WorkerSettings
     from stream.topics import REQUESTS, existing_partitions
+
+    if WorkerSettings().signing_secret == DEV_SECRET and not args.dev:
+        print("distillguard worker: DISTILLGUARD_SIGNING_SECRET is the development secret, which anyone can read "
+              "in the source; set a secret of your own, or pass --dev for a local trial", file=sys.stderr)  # fmt: skip
+        return 2
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)  # a fresh clone or a container has no .run/ yet
+    print(f"distillguard worker: connecting to {args.broker} (retrying until it answers)", file=sys.stderr)
 
     partitions = existing_partitions(bootstrap_servers(args.broker), REQUESTS.name) or args.partitions
     if partitions != args.partitions:
@@ -199,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--app-id", default=defaults.app_id, help="consumer group and changelog prefix")
     w.add_argument("--partitions", type=int, default=defaults.partitions, help="partitions of topics it creates")
     w.add_argument("--replication", type=int, default=defaults.replication, help="replication factor of topics")
-    w.add_argument("--data-dir", default=defaults.data_dir, help="Faust data directory")
+    w.add_argument("--data-dir", default=defaults.data_dir, help="Faust data directory (created if missing)")
+    w.add_argument("--dev", action="store_true", help="allow the development signing secret (local trials only)")
     w.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
     w.add_argument("--triage-port", type=int, default=defaults.triage_port, help="0 disables the triage page")
     w.add_argument("--mode", choices=("enforce", "shadow"), default=defaults.mode)

@@ -133,10 +133,10 @@ def main() -> int:
     try:
         gateway_port = free_port()
         print(f"[2/6] starting the worker and the reference gateway on :{gateway_port} (logs in {run}) …")
-        procs.append(_start(["stream.cli", "worker", "--broker", f"kafka://{bootstrap}", "--data-dir",
+        procs.append(_start(["stream.cli", "worker", "--dev", "--broker", f"kafka://{bootstrap}", "--data-dir",
                              str(run / "worker"), "--metrics-port", "0"], run / "worker.log"))  # fmt: skip
         wait_for_topics(bootstrap, {REQUESTS.name, THROTTLE.name}, timeout=120)
-        procs.append(_start(["gateway.server", "--broker", bootstrap, "--port", str(gateway_port),
+        procs.append(_start(["gateway.server", "--dev", "--broker", bootstrap, "--port", str(gateway_port),
                              "--trust-edge-headers"], run / "gateway.log"))  # fmt: skip
 
         now = time.time()

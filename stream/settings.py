@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["WorkerSettings", "bootstrap_servers"]
+__all__ = ["DEV_SECRET", "WorkerSettings", "bootstrap_servers"]
+
+#: The development signing secret: a worker or gateway refuses to start with it unless told ``--dev``
+#: (anyone who reads this file could otherwise forge or lift throttle records).
+DEV_SECRET = "dev-secret-change-me"
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class WorkerSettings:
     cluster_idle_tick_seconds: float = 5.0  # score clusters when partials paused this long (wall clock)
     # Throttle records are HMAC-signed; gateways trust DISTILLGUARD_VERIFY_KEYS="id:secret,...".
     signing_key_id: str = os.environ.get("DISTILLGUARD_SIGNING_KEY_ID", "dev")
-    signing_secret: str = os.environ.get("DISTILLGUARD_SIGNING_SECRET", "dev-secret-change-me")
+    signing_secret: str = os.environ.get("DISTILLGUARD_SIGNING_SECRET", DEV_SECRET)
     # Dead letters carry a redacted, bounded copy of the event (no prompt text); an operator who must see
     # the original bytes opts in here (DISTILLGUARD_DLQ_KEEP_TEXT=1), knowing the DLQ then holds prompts.
     dlq_keep_text: bool = os.environ.get("DISTILLGUARD_DLQ_KEEP_TEXT", "") == "1"

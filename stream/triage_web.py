@@ -77,8 +77,9 @@ def triage_app(triage: Triage) -> web.Application:
             alert = await asyncio.to_thread(triage.alert, request.match_info["alert_id"])
         except KeyError:
             raise web.HTTPNotFound(text="no such alert") from None
-        features = "".join(
-            f"<tr><td>{_e(f['feature'])}</td><td>{f['value']}</td><td>{f['typical']}</td><td>{f['contribution']}</td></tr>"
+        features = "".join(  # cluster explanations have no cohort value: a dash, not a 500
+            f"<tr><td>{_e(f.get('feature', ''))}</td><td>{_e(f.get('value', '–'))}</td>"
+            f"<td>{_e(f.get('typical', '–'))}</td><td>{_e(f.get('contribution', '–'))}</td></tr>"
             for f in alert["top_features"]
         )
         window = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in alert["evidence_window"].items())

@@ -44,6 +44,7 @@ class WorkerProcess:
                 "-m",
                 "stream.cli",
                 "worker",
+                "--dev",
                 "--broker",
                 f"kafka://{self.bootstrap}",
                 "--app-id",

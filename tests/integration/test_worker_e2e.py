@@ -8,6 +8,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from sim import personas as P
 from stream.topics import ALL_TOPICS, wait_for_topics
 from tests.conftest import make_event
 from tests.detectors.test_events import INVALID
-from tests.integration.conftest import WorkerProcess, produce, read_until
+from tests.integration.conftest import WorkerProcess, new_worker, produce, read_until
 from tests.promtool import check_metrics
 
 pytestmark = pytest.mark.integration
@@ -210,3 +211,16 @@ def test_a_client_cannot_keep_its_requests_out_of_detection_with_bad_optional_fi
                if s.name == "distillguard_event_fields_dropped_total"}  # fmt: skip
     assert dropped["n_tools"] >= 75 and dropped["temperature"] >= 75 and dropped["account_type"] >= 75
     assert dropped["system"] >= 75
+
+
+def test_a_worker_creates_a_missing_data_directory_with_its_parents(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Issue 24: started where no .run/ exists (a fresh clone, a container), it used to crash at once."""
+    w = new_worker(kafka_bootstrap, tmp_path)
+    w.data_dir = tmp_path / "fresh" / "clone" / ".run" / "worker"
+    w.start()
+    try:
+        w.wait_ready()
+        assert w.data_dir.is_dir()
+        assert "connecting to kafka://" in w.log_path.read_text(errors="replace")
+    finally:
+        w.stop()
