@@ -34,7 +34,7 @@ from detectors.clusters import (
     score_cluster,
 )
 from detectors.config import AnomalyConfig, PolicyConfig
-from detectors.policy import level_for_score, needs_decision, reason_codes
+from detectors.policy import REASON_CODES, level_for_score, needs_decision, reason_codes
 from detectors.scoring import CohortAnomaly
 
 __all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "encoded_parts",
@@ -121,6 +121,8 @@ class PendingSummary(NamedTuple):
     at: float
 
 
+_KNOWN_REASONS = frozenset(CLUSTER_REASON_CODES.values()) | frozenset(REASON_CODES.values())
+
 #: How many fields a member summary in a partial may have (the last ones have defaults).
 _SUMMARY_FIELDS = (len(MemberSummary._fields) - len(MemberSummary._field_defaults), len(MemberSummary._fields))
 
@@ -140,7 +142,33 @@ class ClusterVerdict(NamedTuple):
         return {**self._asdict(), "reasons": list(self.reasons)}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> ClusterVerdict:
+    def from_record(cls, record: Any) -> ClusterVerdict:
+        """A verdict read back from its topic, checked (``ValueError``): whoever can write the topic must
+        not be able to turn a crafted record into a block for a millennium or an unknown reason code.
+
+        >>> v = ClusterVerdict("a", "c1", 3, 0.97, ("CLUSTER_SIZE",), {}, 1_800_000_000.0)
+        >>> ClusterVerdict.from_record(v.to_record()) == v
+        True
+        >>> ClusterVerdict.from_record({**v.to_record(), "level": 9})
+        Traceback (most recent call last):
+        ...
+        ValueError: cluster verdict: level must be 1..3
+        """
+        if not isinstance(record, dict) or set(record) != set(cls._fields):
+            raise ValueError(f"cluster verdict: fields must be {cls._fields}")
+        checks = (
+            ("account", isinstance(record["account"], str) and 0 < len(record["account"]) <= 256, "an id"),
+            ("cluster_id", isinstance(record["cluster_id"], str) and len(record["cluster_id"]) <= 256, "an id"),
+            ("level", type(record["level"]) is int and 1 <= record["level"] <= 3, "1..3"),
+            ("score", type(record["score"]) in (int, float) and 0.0 <= record["score"] <= 1.0, "in [0, 1]"),
+            ("reasons", isinstance(record["reasons"], list) and len(record["reasons"]) <= 16
+             and set(record["reasons"]) <= _KNOWN_REASONS, "known reason codes"),
+            ("evidence", isinstance(record["evidence"], dict), "an object"),
+            ("at", type(record["at"]) in (int, float) and 0.0 < record["at"] < 1e11, "Unix seconds"),
+        )  # fmt: skip
+        for name, ok, wants in checks:
+            if not ok:
+                raise ValueError(f"cluster verdict: {name} must be {wants}")
         return cls(**{**record, "reasons": tuple(record["reasons"])})
 
 

@@ -330,9 +330,10 @@ class Engine:
         inputs["p_supervised"] = p_supervised  # for metrics; not a fusion input (no weight)
         return 1.0 / (1.0 + math.exp(-z)), inputs
 
-    def learn_verdict(self, features: dict[str, float], confirmed: bool) -> None:
-        """A triage verdict on a decision whose evidence carried ``features``: teach the classifier."""
-        self.supervised.learn_one(features, confirmed)
+    def learn_verdict(self, features: dict[str, float], confirmed: bool) -> bool:
+        """A triage verdict on a decision whose evidence carried ``features``: teach the classifier
+        (False: refused, its features are not window features in [0, 1])."""
+        return self.supervised.learn_one(features, confirmed)
 
     def _state(self, account_id: str, event: RequestEvent, ts: float) -> AccountState:
         """The account's state for updating: from the cache of hot accounts, else copied from the store."""

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_SALVAGE_BYTES",
     "OPTIONAL_FIELDS",
     "REASONS",
+    "clamp_event_time",
     "decode_event",
     "dlq_value",
     "validate_event",
@@ -230,6 +231,22 @@ def decode_event(raw: bytes, dropped: list[str] | None = None) -> RequestEvent:
                 obj[name] = text[:MAX_TEXT_CHARS]
                 dropped.append(name)
     return validate_event(obj, dropped)
+
+
+def clamp_event_time(event: RequestEvent, latest_allowed: float) -> bool:
+    """Pull an event stamped after ``latest_allowed`` (the worker's wall clock plus the allowed skew) back
+    to it; True when it did. The event is still scored, at the latest believable time.
+
+    >>> e = {"ts": 9e10}
+    >>> clamp_event_time(e, 1_800_000_300.0), e["ts"]
+    (True, 1800000300.0)
+    >>> clamp_event_time({"ts": 1_800_000_100.0}, 1_800_000_300.0)
+    False
+    """
+    if event["ts"] > latest_allowed:
+        event["ts"] = latest_allowed
+        return True
+    return False
 
 
 def dlq_value(raw: bytes, keep_text: bool = False) -> bytes:

@@ -46,6 +46,8 @@ VECTOR_FEATURES = (
     "tools", "drift",
 )  # fmt: skip
 
+_WINDOW_FEATURES = frozenset(VECTOR_FEATURES)
+
 if _fold.VECTOR_FEATURES != VECTOR_FEATURES:
     raise ImportError("detectors/_fold.c and scoring's VECTOR_FEATURES disagree: rebuild with `make setup`")
 
@@ -341,6 +343,8 @@ class SupervisedModel:
     >>> model = SupervisedModel(load_scoring().supervised)
     >>> model.score_one({"cot_rate": 1.0}), model.confidence
     (0.5, 0.0)
+    >>> model.learn_one({"cot_rate": 1e308}, True), model.learn_one({"rm -rf": 0.5}, True), model.verdicts
+    (False, False, 0)
     """
 
     def __init__(self, cfg: SupervisedConfig) -> None:
@@ -350,14 +354,20 @@ class SupervisedModel:
         )
         self.verdicts = 0
 
-    def learn_one(self, x: dict[str, float], y: bool) -> None:
+    def learn_one(self, x: dict[str, float], y: bool) -> bool:
+        """Learn from one verdict whose features are window features in [0, 1]; anything else (a value
+        of 1e308 would turn every later score into NaN, and detection off) is refused: False."""
+        if not all(name in _WINDOW_FEATURES and 0.0 <= value <= 1.0 for name, value in x.items()):
+            return False
         self.model.learn_one(x, y)
         self.verdicts += 1
+        return True
 
     def score_one(self, x: dict[str, float]) -> float:
         if self.verdicts == 0:
             return 0.5
-        return float(self.model.predict_proba_one(x).get(True, 0.5))
+        p = float(self.model.predict_proba_one(x).get(True, 0.5))
+        return p if math.isfinite(p) else 0.5  # a model gone wrong says nothing, it does not switch scoring off
 
     @property
     def confidence(self) -> float:

@@ -79,7 +79,9 @@ class ThrottleTable:
         self.on_reject = on_reject  # e.g. a Prometheus counter's inc
         self.clock = clock
         self.table: dict[str, Verdict] = {}
+        self.issued: dict[str, float] = {}  # subject -> signed issue time of the newest record applied
         self.rejected = 0  # records refused for a missing or bad signature
+        self.stale = 0  # signed records older than the one in force (a replayed tombstone or decision)
         self.invalid = 0  # signed records whose value is off-contract
         self.applied = 0
         self.reader = CompactedReader(bootstrap, topic, self.apply)
@@ -96,13 +98,19 @@ class ThrottleTable:
     # -- keeping it current ------------------------------------------------------------------------
 
     def apply(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
-        """Fold one record in: verify, then set or (null value) lift."""
-        if key is None or not verify(key, value, headers, self.keys):
+        """Fold one record in: verify, refuse one older than the record in force, then set or (null
+        value) lift."""
+        issued = None if key is None else verify(key, value, headers, self.keys)
+        if key is None or issued is None:
             self.rejected += 1
             if self.on_reject is not None:
                 self.on_reject()
             return
         subject = key.decode(errors="replace")
+        if issued < self.issued.get(subject, float("-inf")):
+            self.stale += 1
+            return
+        self.issued[subject] = issued
         if value is None:
             self.table.pop(subject, None)
         else:

@@ -27,7 +27,7 @@ from detectors.alerts import alert_record, should_alert
 from detectors.cluster_stage import ClusterVerdict, encoded_parts, partial_key
 from detectors.config import load_scoring
 from detectors.engine import Engine
-from detectors.events import InvalidEvent, decode_event, dlq_value
+from detectors.events import InvalidEvent, clamp_event_time, decode_event, dlq_value
 from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
@@ -65,7 +65,7 @@ __all__ = [
 
 log = logging.getLogger("distillguard.worker")
 
-_ACTIVE = "<dB"
+_ACTIVE = "<dBd"  # expiry, action level, signed issue time of the decision in force
 #: Events (~0.1 s of work) after which a batch waits for the delivery of the decisions made so far, so
 #: they reach the throttle topic while the rest of the batch is processed, not only at its end (the
 #: producer only sends while the agent waits). One round trip per chunk with decisions in it.
@@ -192,10 +192,11 @@ def create_app(
     )
     secret = settings.signing_secret.encode()
 
-    async def send_throttle(key: bytes, value: bytes | None, pending: list[Any] | None = None) -> Any:
+    async def send_throttle(key: bytes, value: bytes | None, issued: float, pending: list[Any] | None = None) -> Any:
         """Sign and send; the delivery is awaited here, or by the caller when it collects ``pending``.
-        Returns the delivery future."""
-        headers = signature_headers(key, value, settings.signing_key_id, secret)
+        ``issued`` is the decision's issue time (a tombstone: that of the decision it lifts), which gateways
+        use to refuse a replayed older record. Returns the delivery future."""
+        headers = signature_headers(key, value, settings.signing_key_id, secret, issued)
         fut = await throttle.send(key=key, value=value, headers=headers)
         if pending is None:
             await fut
@@ -207,8 +208,12 @@ def create_app(
         """Send the decision (and its alert), note it in force; returns its delivery future."""
         record = decision.to_record(mode=record_mode(decision.action, settings.mode, cfg.policy))
         key = decision.key.encode()
-        delivery = await send_throttle(key, orjson.dumps(record), pending)
-        active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action))
+        # Signed issue times never go back for a key (a cluster verdict can carry an event time a little
+        # older than the account's last decision): a gateway refuses a record older than the one in force.
+        in_force = active.get(key)
+        issued = max(decision.issued_at, active_entry(in_force)[2] if in_force is not None else 0.0)
+        delivery = await send_throttle(key, orjson.dumps(record), issued, pending)
+        active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action), issued)
         if should_alert(decision):
             await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, record["mode"])))
         for code in decision.reason:
@@ -273,6 +278,8 @@ def create_app(
                     continue
                 for name in dropped:  # repaired, and scored: a bad optional field keeps nothing out
                     metrics.fields_dropped.labels(field=name).inc()
+                if clamp_event_time(decoded, time.time() + settings.max_future_seconds):
+                    metrics.future_events.inc()  # a far-future ts must not move every event-time clock
                 try:
                     decisions = engine.process(decoded, event.message.partition, event.message.offset)
                 except Exception as exc:  # a detector bug must not stop the stream
@@ -328,8 +335,8 @@ def create_app(
         async for raw in stream:
             try:
                 verdict = ClusterVerdict.from_record(orjson.loads(raw))
-            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                log.warning("ignored an unreadable cluster verdict: %s", type(exc).__name__)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("ignored an unreadable cluster verdict: %s", str(exc)[:200])
                 continue
             decision = engine.apply_verdict(verdict)
             if decision is not None:
@@ -376,7 +383,10 @@ def create_app(
                 metrics.feedback_verdicts.labels(verdict="invalid").inc()
                 log.warning("ignored a feedback record that is not a verdict with features")
                 continue
-            engine.learn_verdict(*verdict)
+            if not engine.learn_verdict(*verdict):
+                metrics.feedback_verdicts.labels(verdict="invalid").inc()
+                log.warning("ignored a feedback record whose features are not window features in [0, 1]")
+                continue
             metrics.model_updated_timestamp.labels(model="supervised").set(time.time())
             metrics.feedback_verdicts.labels(verdict="confirmed" if verdict[1] else "false_positive").inc()
 
@@ -387,13 +397,13 @@ def create_app(
         await warm_partitioner(app, (states, active))
         now = time.time()
         in_force = {k: active_entry(v) for k, v in list(active.items())}
-        for key, (expires, _) in in_force.items():
+        for key, (expires, _, issued) in in_force.items():
             if expires <= now or engine.allowlist.get(key.decode(), 0.0) > now:  # allowlisted: lift now
-                await send_throttle(key, None)
+                await send_throttle(key, None, issued)
                 del active[key]
                 metrics.decisions_lifted.inc()
         for level, action in enumerate(ACTIONS[1:], start=1):
-            count = sum(1 for k, (e, lvl) in in_force.items() if lvl == level and e > now and k in active)
+            count = sum(1 for k, (e, lvl, _) in in_force.items() if lvl == level and e > now and k in active)
             metrics.active_throttles.labels(action=action).set(count)
         lags = consumer_lag(app, REQUESTS.name)
         for partition, lag in lags.items():
@@ -463,29 +473,43 @@ def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
     return lag
 
 
-def active_entry(value: bytes) -> tuple[float, int]:
-    """(expiry, action level) of an active-decisions value; unreadable values count as expired.
+def active_entry(value: bytes) -> tuple[float, int, float]:
+    """(expiry, action level, issue time) of an active-decisions value; unreadable values count as
+    expired; an entry written before issue times were kept reads as issued at 0.
 
-    >>> active_entry(struct.pack(_ACTIVE, 12.5, 3)), active_entry(b"junk")
-    ((12.5, 3), (0.0, 0))
+    >>> active_entry(struct.pack(_ACTIVE, 12.5, 3, 7.0)), active_entry(struct.pack("<dB", 12.5, 3))
+    ((12.5, 3, 7.0), (12.5, 3, 0.0))
+    >>> active_entry(b"junk")
+    (0.0, 0, 0.0)
     """
+    if len(value) == struct.calcsize("<dB"):
+        expires, level = struct.unpack("<dB", value)
+        return float(expires), int(level), 0.0
     if len(value) != struct.calcsize(_ACTIVE):
-        return 0.0, 0
-    expires, level = struct.unpack(_ACTIVE, value)
-    return float(expires), int(level)
+        return 0.0, 0, 0.0
+    expires, level, issued = struct.unpack(_ACTIVE, value)
+    return float(expires), int(level), float(issued)
 
 
 def allowlist_until(value: bytes) -> float:
-    """Until when an allowlist entry holds: its ``until`` (a dismissal) or forever.
+    """Until when an allowlist entry holds: its ``until`` (a dismissal) or forever; an entry that is not
+    an object with a ``reason`` exempts nobody.
 
-    >>> allowlist_until(b'{"reason": "partner"}'), allowlist_until(b'{"until": 1800000000.0}')
+    >>> allowlist_until(b'{"reason": "partner"}'), allowlist_until(b'{"reason": "fp", "until": 1800000000.0}')
     (inf, 1800000000.0)
+    >>> allowlist_until(b"garbage"), allowlist_until(b'{"until": 1e308}'), allowlist_until(b'{"reason": 1}')
+    (0.0, 0.0, 0.0)
     """
     try:
-        until = orjson.loads(value).get("until")
-    except (orjson.JSONDecodeError, AttributeError):
-        return math.inf
-    return float(until) if isinstance(until, (int, float)) else math.inf
+        entry = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return 0.0
+    if not isinstance(entry, dict) or not isinstance(entry.get("reason"), str):
+        return 0.0  # an entry that does not parse exempts nobody (it used to mean "for good")
+    until = entry.get("until", math.inf)
+    if type(until) not in (int, float) or not 0 < until <= math.inf:
+        return 0.0
+    return float(until)
 
 
 def parse_verdict(raw: Any) -> tuple[dict[str, float], bool] | None:

@@ -47,6 +47,7 @@ def _worker(args: argparse.Namespace) -> int:
         rules=args.rules,
         lift_seconds=args.lift_seconds,
         batch_seconds=args.batch_seconds,
+        max_future_seconds=args.max_future_seconds,
     )
     health = Health()
     if settings.metrics_port:
@@ -208,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--replication", type=int, default=defaults.replication, help="replication factor of topics")
     w.add_argument("--data-dir", default=defaults.data_dir, help="Faust data directory (created if missing)")
     w.add_argument("--dev", action="store_true", help="allow the development signing secret (local trials only)")
+    w.add_argument(
+        "--max-future-seconds",
+        type=float,
+        default=defaults.max_future_seconds,
+        help="events stamped further ahead of the wall clock are scored at that limit (%(default)s)",
+    )
     w.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0 disables /metrics")
     w.add_argument("--triage-port", type=int, default=defaults.triage_port, help="0 disables the triage page")
     w.add_argument("--mode", choices=("enforce", "shadow"), default=defaults.mode)

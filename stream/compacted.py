@@ -37,6 +37,7 @@ class CompactedReader:
         self.caught_up = asyncio.Event()
         self.connected = False
         self.reconnects = 0
+        self.failed = 0  # records whose handler raised: logged and skipped, never a restart from the start
         self._end_offsets: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -97,7 +98,11 @@ class CompactedReader:
     def _apply(self, batches: Mapping[TopicPartition, Any]) -> None:
         for tp, records in batches.items():
             for r in records:
-                self.on_record(r.key, r.value, r.headers)
+                try:
+                    self.on_record(r.key, r.value, r.headers)
+                except Exception as exc:  # noqa: BLE001 - one crafted record must not restart the whole read
+                    self.failed += 1
+                    log.warning("skipped %s[%d]@%d: %s", self.topic, tp.partition, r.offset, type(exc).__name__)
                 self._positions[tp] = r.offset + 1
 
     async def _follow(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:

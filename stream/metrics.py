@@ -51,6 +51,7 @@ class WorkerMetrics:
     dlq_records: Counter
     dlq_send_failures: Counter
     fields_dropped: Counter
+    future_events: Counter
     decisions: Counter
     decisions_lifted: Counter
     active_throttles: Gauge
@@ -83,6 +84,9 @@ class WorkerMetrics:
             dlq_records=counter("dlq_records", "Events sent to llm.requests.dlq, by reason code.", "reason"),
             dlq_send_failures=counter(
                 "dlq_send_failures", "DLQ records the broker refused (the event is logged by source offset)."
+            ),
+            future_events=counter(
+                "future_events", "Events stamped beyond the wall clock plus the allowed skew, scored at that limit."
             ),
             fields_dropped=counter(
                 "event_fields_dropped",

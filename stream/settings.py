@@ -48,6 +48,10 @@ class WorkerSettings:
     # Dead letters carry a redacted, bounded copy of the event (no prompt text); an operator who must see
     # the original bytes opts in here (DISTILLGUARD_DLQ_KEEP_TEXT=1), knowing the DLQ then holds prompts.
     dlq_keep_text: bool = os.environ.get("DISTILLGUARD_DLQ_KEEP_TEXT", "") == "1"
+    # An event stamped further than this ahead of the worker's wall clock is scored at that limit (and
+    # counted): one far-future ts would otherwise move every event-time clock (idle eviction, windows,
+    # cluster ticks). Backfills of synthetic future timelines (the tests' T0) raise it.
+    max_future_seconds: float = float(os.environ.get("DISTILLGUARD_MAX_FUTURE_SECONDS", "300"))
 
     def __post_init__(self) -> None:
         if self.mode not in ("enforce", "shadow"):

@@ -1,16 +1,20 @@
 """HMAC signatures on throttle records, so a gateway can refuse records a rogue producer wrote.
 
-The signature covers the record key and value (``key || 0x00 || value``; a tombstone signs an empty
-value), so a signed decision cannot be replayed under another account's key. Headers:
-``distillguard-key-id`` names the key (rotation: gateways may trust several ids at once) and
-``distillguard-signature`` is the hex HMAC-SHA256.
+The signature covers the record key, its issue time and its value (``key || 0x00 || issued || 0x00 ||
+value``; a tombstone signs an empty value and the issue time of the decision it lifts), so a signed
+decision cannot be replayed under another account's key, and a reader can refuse a record older than the
+one in force (an old tombstone replayed to lift a current block). Headers: ``distillguard-key-id`` names
+the key (rotation: gateways may trust several ids at once), ``distillguard-issued-at`` the issue time and
+``distillguard-signature`` the hex HMAC-SHA256. Header bytes are compared as bytes: no header value,
+however crafted, can make a check raise.
 
 >>> keys = {"k1": b"secret"}
->>> headers = signature_headers(b"account:a", b'{"action":"block"}', "k1", b"secret")
+>>> headers = signature_headers(b"account:a", b'{"action":"block"}', "k1", b"secret", issued=100.0)
 >>> verify(b"account:a", b'{"action":"block"}', headers, keys)
+100.0
+>>> verify(b"account:b", b'{"action":"block"}', headers, keys) is None  # moved to another key
 True
->>> verify(b"account:b", b'{"action":"block"}', headers, keys)  # moved to another key
-False
+>>> verify(b"account:a", b"x", [("distillguard-key-id", b"k1"), ("distillguard-signature", "é".encode())], keys)
 """
 
 from __future__ import annotations
@@ -19,31 +23,48 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 
-__all__ = ["KEY_ID_HEADER", "SIGNATURE_HEADER", "parse_keys", "sign", "signature_headers", "verify"]
+__all__ = ["ISSUED_HEADER", "KEY_ID_HEADER", "SIGNATURE_HEADER", "parse_keys", "sign", "signature_headers", "verify"]
 
 KEY_ID_HEADER = "distillguard-key-id"
+ISSUED_HEADER = "distillguard-issued-at"
 SIGNATURE_HEADER = "distillguard-signature"
 
 
-def sign(key: bytes, value: bytes | None, secret: bytes) -> str:
-    return hmac.new(secret, key + b"\0" + (value or b""), hashlib.sha256).hexdigest()
+def _issued(issued: float) -> bytes:
+    return repr(float(issued)).encode()
 
 
-def signature_headers(key: bytes, value: bytes | None, key_id: str, secret: bytes) -> list[tuple[str, bytes]]:
-    return [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, sign(key, value, secret).encode())]
+def sign(key: bytes, value: bytes | None, secret: bytes, issued: float) -> str:
+    return hmac.new(secret, key + b"\0" + _issued(issued) + b"\0" + (value or b""), hashlib.sha256).hexdigest()
+
+
+def signature_headers(
+    key: bytes, value: bytes | None, key_id: str, secret: bytes, issued: float
+) -> list[tuple[str, bytes]]:
+    return [
+        (KEY_ID_HEADER, key_id.encode()),
+        (ISSUED_HEADER, _issued(issued)),
+        (SIGNATURE_HEADER, sign(key, value, secret, issued).encode()),
+    ]
 
 
 def verify(
-    key: bytes, value: bytes | None, headers: Iterable[tuple[str, bytes]] | None, keys: Mapping[str, bytes]
-) -> bool:
-    """True when the record carries a valid signature by one of ``keys`` (id -> secret)."""
-    found = dict(headers or ())
-    key_id = found.get(KEY_ID_HEADER, b"").decode(errors="replace")
-    signature = found.get(SIGNATURE_HEADER, b"").decode(errors="replace")
-    secret = keys.get(key_id)
-    if secret is None or not signature:
-        return False
-    return hmac.compare_digest(signature, sign(key, value, secret))
+    key: bytes, value: bytes | None, headers: Iterable[tuple[str, bytes | None]] | None, keys: Mapping[str, bytes]
+) -> float | None:
+    """The signed issue time when the record carries a valid signature by one of ``keys`` (id -> secret),
+    else None. Never raises on crafted headers (non-ASCII, missing, null or repeated values)."""
+    found = {name: raw for name, raw in headers or () if isinstance(raw, bytes)}
+    secret = keys.get(found.get(KEY_ID_HEADER, b"").decode(errors="replace"))
+    signature, issued_raw = found.get(SIGNATURE_HEADER, b""), found.get(ISSUED_HEADER, b"")
+    if secret is None or not signature or not issued_raw:
+        return None
+    try:
+        issued = float(issued_raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if issued != issued or _issued(issued) != issued_raw:  # NaN, or not the canonical form that was signed
+        return None
+    return issued if hmac.compare_digest(signature, sign(key, value, secret, issued).encode()) else None
 
 
 def parse_keys(spec: str) -> dict[str, bytes]:

@@ -133,3 +133,16 @@ def test_engine_keeps_a_bounded_model_registry_under_a_flood_of_model_names() ->
     for i in range(5000):
         engine.process(make_event(i, account="a", ts=T0 + i, model=f"junk-{i}"))
     assert len(engine.models.first_seen) <= 1024
+
+
+def test_a_poisoned_verdict_cannot_switch_detection_off() -> None:
+    """Issue 22, item 5: one feedback vector {"cot_rate": 1e308} used to make every later score NaN (level
+    0), persisted in the checkpoint. It is refused; the harvester is still enforced."""
+    engine = Engine(MemoryStore())
+    for poison in ({"cot_rate": 1e308}, {"cot_rate": float("nan")}, {"volume": -5.0}, {"__class__": 0.5}):
+        assert not engine.learn_verdict(poison, False)
+    assert engine.supervised.verdicts == 0
+    restored = Engine(MemoryStore())
+    assert restored.restore(engine.checkpoint())
+    actions = {a for account, a, _ in run(restored, traffic()) if account == "bot"}
+    assert actions & {"limit", "block"}

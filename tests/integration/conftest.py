@@ -45,6 +45,8 @@ class WorkerProcess:
                 "stream.cli",
                 "worker",
                 "--dev",
+                "--max-future-seconds",  # the tests replay a synthetic timeline from T0 (Jan 2027)
+                "1e10",
                 "--broker",
                 f"kafka://{self.bootstrap}",
                 "--app-id",

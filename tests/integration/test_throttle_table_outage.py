@@ -26,7 +26,7 @@ def decision(account: str, expires_at: float) -> tuple[bytes, bytes, list[tuple[
     value = orjson.dumps({"schema_version": 1, "decision_id": account, "subject": {"type": "account", "id": account},
                           "action": "block", "issued_at": 1.0, "expires_at": expires_at, "reason": ["X"],
                           "score": 1.0, "mode": "enforce", "origin": "auto", "evidence_id": account})  # fmt: skip
-    return key, value, signature_headers(key, value, "k", KEYS["k"])
+    return key, value, signature_headers(key, value, "k", KEYS["k"], 1.0)
 
 
 def send(bootstrap: str, account: str) -> None:

@@ -224,3 +224,32 @@ def test_a_worker_creates_a_missing_data_directory_with_its_parents(kafka_bootst
         assert "connecting to kafka://" in w.log_path.read_text(errors="replace")
     finally:
         w.stop()
+
+
+def test_an_event_from_the_far_future_is_scored_at_the_wall_clock_limit(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Issue 22, item 3: one event stamped in the year 4822 used to move every event-time clock (idle
+    eviction, windows, cluster ticks) and persist in the checkpoint. It is scored at now + 300 s, counted."""
+    w = new_worker(kafka_bootstrap, tmp_path, "--max-future-seconds", "300")
+    w.start()
+    try:
+        w.wait_ready()
+        traveller, now = unique("traveller"), time.time()
+        records = []
+        for i, (key, raw) in enumerate(harvester(traveller, 300, now - 900)):
+            event = orjson.loads(raw)
+            event["ts"] = 9e10 + i * 3.0
+            records.append((key, orjson.dumps(event)))
+        produce(w.bootstrap, "llm.requests", records)
+
+        def decided(rs: list[Any]) -> bool:
+            return bool(decisions_for(rs, traveller))
+
+        found = decisions_for(read_until(w.bootstrap, "distillguard.throttle", decided), traveller)
+        assert found, w.log()
+        assert all(d["issued_at"] <= time.time() + 300 + 5 for d in found)  # never the year 4822
+        text = urllib.request.urlopen(f"http://127.0.0.1:{w.metrics_port}/metrics").read().decode()
+        future = sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                     if s.name == "distillguard_future_events_total")  # fmt: skip
+        assert future >= 300
+    finally:
+        w.stop()
