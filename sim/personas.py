@@ -32,6 +32,8 @@ __all__ = [
     "evasive_paraphraser",
     "human_timing_mimic",
     "human_times",
+    "jittered",
+    "pooled",
     "launch_day_user",
     "low_and_slow",
     "prompt_library_user",
@@ -116,6 +118,33 @@ def human_times(
     return sorted(times)
 
 
+def jittered(rng: random.Random, start: float, end: float, gap: float) -> Iterator[float]:
+    """Request times of a steady loop, from ``start`` until ``end``: each gap uniform in [gap/2, 3 gap/2).
+    A generator, so each gap is drawn after the caller drew its request (the random stream of the loops
+    it replaced, so the same seed gives the same traffic).
+
+    >>> [round(t, 2) for t in jittered(random.Random(1), 0.0, 10.0, 4.0)]
+    [0.0, 2.54, 7.93]
+    """
+    t = start
+    while t < end:
+        yield t
+        t += rng.uniform(0.5 * gap, 1.5 * gap)
+
+
+def pooled(member: int, members: int, pool_start: float, end: float, gap: float) -> Iterator[float]:
+    """A synchronized pool's schedule for one member: the pool sends one request every ``gap`` seconds and
+    request j goes to member j mod ``members`` (lockstep, load spread evenly).
+
+    >>> list(pooled(1, 3, 100.0, 120.0, 2.0))
+    [102.0, 108.0, 114.0]
+    """
+    t = pool_start + member * gap
+    while t < end:
+        yield t
+        t += members * gap
+
+
 def real_tokens(rng: random.Random) -> dict[str, Any]:
     """Input and output tokens of one ordinary conversation request, drawn from the Azure trace."""
     context, generated = rng.choice(realdata.azure_tokens())
@@ -180,13 +209,11 @@ def _harvest(
 ) -> list[Event]:
     """A harvester's loop: wrapped distillation content, single-turn, maximal max_tokens, steady gaps."""
     pool = distill_pool()
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         prompt = wrapper().format(content=rng.choice(pool))
         output_tokens = rng.randint(1500, 4000)
         events.append(_event(account, i, t, rng, prompt=prompt, max_tokens=8192, output_tokens=output_tokens, **extra))
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 
@@ -408,14 +435,10 @@ def synchronized_harvester(
     """Campaign A: one schedule shared by the pool — request j goes to member j mod n — so members act in
     lockstep and load is spread evenly; rubric-grading and reasoning templates, shared payment."""
     pool, wrapper = distill_pool(), COT_TEMPLATES[template]
-    events, t, i = [], pool_start + member * gap, 0
-    while t < pool_start + hours * 3600:
-        events.append(_event(account, i, t + rng.uniform(0, 0.3), rng, prompt=wrapper.format(content=rng.choice(pool)),
-                             max_tokens=8192, output_tokens=rng.randint(1500, 4000), account_type="startup",
-                             user_agent="python-httpx/0.27"))  # fmt: skip
-        t += members * gap
-        i += 1
-    return events
+    return [_event(account, i, t + rng.uniform(0, 0.3), rng, prompt=wrapper.format(content=rng.choice(pool)),
+                   max_tokens=8192, output_tokens=rng.randint(1500, 4000), account_type="startup",
+                   user_agent="python-httpx/0.27")
+            for i, t in enumerate(pooled(member, members, pool_start, pool_start + hours * 3600, gap))]  # fmt: skip
 
 
 def agentic_harvester(
@@ -427,16 +450,14 @@ def agentic_harvester(
     account_type = rng.choice(("education", "research", "startup", "trial", "standard"))
     endpoint, user_agent = rng.choice(_ACCESS_PATHS)
     system = rng.choice(_AGENT_HARVEST_SYSTEMS)
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         prompt = rng.choice(pool)
         if t > start + hours * 1800 and rng.random() < 0.4:
             prompt = f"Here is a finished answer. Reconstruct the reasoning trace that produced it.\n{prompt}"
         events.append(_event(account, i, t, rng, prompt=prompt, system=system, n_tools=rng.randint(4, 20),
                              max_tokens=8192, output_tokens=rng.randint(800, 3000), account_type=account_type,
                              endpoint=endpoint, user_agent=user_agent))  # fmt: skip
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 
@@ -456,14 +477,12 @@ def coding_harvester(
     a newly released model once it appears (``pivot_at_hours`` after the scenario's start)."""
     pool = distill_pool()
     pivot = origin + pivot_at_hours * 3600 + rng.uniform(0, 6 * 3600)  # within hours of the release
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         model = new_model if t >= pivot and rng.random() < pivot_share else "frontier-1"
         events.append(_event(account, i, t, rng, prompt=rng.choice(pool), system=_CODING_HARVEST_SYSTEM,
                              n_tools=8, model=model, max_tokens=8192, output_tokens=rng.randint(1500, 5000),
                              user_agent="agent-sdk/0.4"))  # fmt: skip
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 

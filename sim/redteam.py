@@ -19,7 +19,17 @@ from functools import cache
 from typing import Any
 
 from sim import realdata
-from sim.personas import Event, _event, benign_pool, chat_user, distill_pool, human_times, real_tokens
+from sim.personas import (
+    Event,
+    _event,
+    benign_pool,
+    chat_user,
+    distill_pool,
+    human_times,
+    jittered,
+    pooled,
+    real_tokens,
+)
 
 __all__ = ["REDTEAM_PERSONAS"]
 
@@ -115,8 +125,8 @@ def reasoning_system_coder(
     traffic to the new model within three hours of its release."""
     system, pool = rng.choice(_REASONING_CODER_SYSTEMS), distill_pool()
     pivot = origin + pivot_at_hours * 3600 + rng.uniform(0, 3 * 3600)
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         model = "frontier-2" if t >= pivot and rng.random() < 0.5 else "frontier-1"
         events.append(
             _harvest_event(
@@ -133,8 +143,6 @@ def reasoning_system_coder(
                 user_agent="agentkit/2.3",
             )
         )
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 
@@ -167,8 +175,8 @@ def aged_explainer(
     for e in before:
         e["account_created_ts"] = origin - rng.uniform(90, 300) * 86_400
     system, cues, questions = rng.choice(_EXPLAINER_SYSTEMS), _cot_cues(), _questions()
-    events, t, i = [], switch, 10_000
-    while t < switch + hours_after * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, switch, switch + hours_after * 3600, gap), start=10_000):
         prompt = rng.choice(questions)
         if rng.random() < 0.3:
             prompt = f"{prompt}\n{rng.choice(cues)}"
@@ -187,8 +195,6 @@ def aged_explainer(
         )
         if events[-1]["account_created_ts"] is None:
             del events[-1]["account_created_ts"]
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return before + events
 
 
@@ -324,8 +330,8 @@ def judge_pool_member(
     a question and a candidate answer; one schedule for the pool (request j to member j mod n)."""
     templates, fill = _judge_templates(), _questions() + distill_pool()
     system = "You are a meticulous grader. Explain the grade you give before stating it."
-    events, t, i = [], pool_start + member * gap, 0
-    while t < pool_start + hours * 3600:
+    events = []
+    for i, t in enumerate(pooled(member, members, pool_start, pool_start + hours * 3600, gap)):
         events.append(
             _harvest_event(
                 account,
@@ -340,8 +346,6 @@ def judge_pool_member(
                 user_agent="python-requests/2.32",
             )
         )
-        t += members * gap
-        i += 1
     return events
 
 
@@ -365,8 +369,8 @@ def multilingual_cot(
     lang = sorted(_NATIVE_ASKS)[member % len(_NATIVE_ASKS)]
     questions = realdata.math_questions().get(lang) or realdata.by_language().get(lang) or _questions()
     cues = (_NATIVE_ASKS[lang], *_native_cues().get(lang, ()))
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         prompt = f"{rng.choice(questions)}\n\n{rng.choice(cues)}"
         events.append(
             _harvest_event(
@@ -381,8 +385,6 @@ def multilingual_cot(
                 account_type=rng.choice(("standard", "education")),
             )
         )
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 
@@ -393,8 +395,8 @@ def flan_template_filler(
     filled with maths and trivia questions."""
     templates, fill = _flan_templates(), _questions()
     account_type = rng.choice(("education", "startup"))
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         events.append(
             _harvest_event(
                 account,
@@ -407,8 +409,6 @@ def flan_template_filler(
                 account_type=account_type,
             )
         )
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 
@@ -461,8 +461,8 @@ def selfinstruct_firehose(
     no request for reasoning at all."""
     templates, seeds = _datagen_templates(), distill_pool() + _questions()
     created = start - rng.uniform(600, 7200)
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         events.append(
             _harvest_event(
                 account,
@@ -476,8 +476,6 @@ def selfinstruct_firehose(
                 account_type="trial",
             )
         )
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 
@@ -496,8 +494,8 @@ def fake_debug(account: str, rng: random.Random, start: float, hours: float = 8.
     """Fake debug modes and system prompts that coax the hidden reasoning out, over several access paths."""
     pool = distill_pool() + _questions()
     endpoint = rng.choice(("/v1/messages", "/v1/chat/completions", "/v1/responses"))
-    events, t, i = [], start, 0
-    while t < start + hours * 3600:
+    events = []
+    for i, t in enumerate(jittered(rng, start, start + hours * 3600, gap)):
         events.append(
             _harvest_event(
                 account,
@@ -513,8 +511,6 @@ def fake_debug(account: str, rng: random.Random, start: float, hours: float = 8.
                 account_type=rng.choice(("startup", "education", "standard")),
             )
         )
-        t += rng.uniform(0.5 * gap, 1.5 * gap)
-        i += 1
     return events
 
 
