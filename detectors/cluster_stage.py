@@ -274,8 +274,8 @@ class ClusterStage:
             reasons: tuple[str, ...] = ()
             for member, summary in summaries.items():
                 level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
-                if level > 1 and not (member in strong or self._resembles(summary, cluster_top)):
-                    level = 1  # linked by co-occurrence only and unlike its cluster: challenge at most
+                if level > 1 and not self._resembles(summary, cluster_top):
+                    level = 1  # its own traffic unlike its cluster's: challenge at most, however linked
                 if level == 0 and member not in self.held:
                     continue  # nothing in force and nothing to say: no need to hold a slot
                 held = self._held(member)

@@ -357,3 +357,19 @@ def test_an_events_targets_are_its_strong_infrastructure_then_its_soft_targets()
             template = rng.choice([(), (rng.getrandbits(32), 1, 2, 3)])
             features = RequestFeatures(0.0, 0, 0, template, 1.0, 0, False, True, 0)
             assert cluster_targets(event, features, cfg) == reference_targets(event, template, cfg)  # type: ignore[arg-type]
+
+
+def test_copying_a_victims_device_or_tls_fingerprint_cannot_get_the_victim_limited() -> None:
+    """Issue 22, item 7: device and TLS fingerprints are derived from what the client sends, so they link
+    softly, and a member is limited or blocked only on its own evidence plus its cluster's."""
+    rng = random.Random(7)
+    victim = people(rng, "victim", 1)[0]
+    for e in victim:
+        e.update(device_fingerprint="dev-victim", tls_fingerprint="ja3-victim")
+    hydra = pool(rng, "framer", 30, cards=3, days=0.5, per_day=240)
+    for stream in hydra:
+        for e in stream:
+            e.update(device_fingerprint="dev-victim", tls_fingerprint="ja3-victim")
+    decisions = run([victim, *hydra])
+    assert enforced(decisions, [f"framer-{i}" for i in range(30)])  # the campaign is still enforced
+    assert not enforced(decisions, ["victim-0"])  # the person whose fingerprints it copied is not
