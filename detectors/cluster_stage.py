@@ -18,6 +18,7 @@ state, so one writer decides for each account (no step down between an account a
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -38,7 +39,7 @@ from detectors.policy import REASON_CODES, level_for_score, needs_decision, reas
 from detectors.scoring import CohortAnomaly
 
 __all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "encoded_parts",
-           "partial_key"]  # fmt: skip
+           "masked_hub", "partial_key"]  # fmt: skip
 
 #: Largest partial record sent: well under every producer's max request size (~1 MB), so a burst of
 #: events never makes a partial the broker refuses; a bigger one goes as numbered parts.
@@ -322,12 +323,23 @@ def cluster_evidence(cluster_id: str, members: list[str], hubs: list[str], x: di
             "id": cluster_id,
             "members": len(members),
             "member_sample": members[:20],
-            "shared_infrastructure": hubs[:5],
+            "shared_infrastructure": [masked_hub(h) for h in hubs[:5]],
         },  # fmt: skip
         "features": {k: round(v, 4) for k, v in x.items()},
         "explanation": [{"feature": n, "value": round(x[n], 3), "contribution": round(p, 3)} for n, p in ranked[:5]],
         "requests": round(requests, 1),
     }
+
+
+def masked_hub(hub: str) -> str:
+    """A shared target as records that leave the detector show it: its kind and a hash of its value, so
+    analysts can match it across alerts without the fingerprint itself travelling to gateways and pages.
+
+    >>> masked_hub("payment_fingerprint:card-4242")
+    'payment_fingerprint:#bb5636c12f74'
+    """
+    kind, _, value = hub.partition(":")
+    return f"{kind}:#{hashlib.sha256(value.encode('utf-8', 'replace')).hexdigest()[:12]}"
 
 
 def partial_key(partition: int) -> bytes:

@@ -82,7 +82,13 @@ def test_low_and_slow_pool_is_caught_as_clusters_though_no_account_is_alone() ->
 
     alert = alert_record(next(d for d in decisions[caught[0]] if d.action in ENFORCING), "enforce")
     assert alert["cluster"]["id"] and alert["cluster"]["members"] >= 5 and alert["cluster"]["member_sample"]
-    assert all(t.startswith("payment_fingerprint:") for t in alert["cluster"]["shared_infrastructure"])
+    assert all(t.startswith("payment_fingerprint:#") for t in alert["cluster"]["shared_infrastructure"])
+    # Fingerprints never leave the detector in the clear (issue 22, item 11): records and alerts show a hash.
+    import orjson
+
+    for d in (d for a in caught for d in decisions[a]):
+        assert b"hydra-card-" not in orjson.dumps(d.to_record(mode="enforce"))
+    assert b"hydra-card-" not in orjson.dumps(alert)
     assert enforced(decisions, [f"person-{i}" for i in range(100)]) == []
 
 
