@@ -370,7 +370,8 @@ def create_app(
         @app.task  # type: ignore[untyped-decorator]
         async def serve_triage() -> None:
             """The triage page on 127.0.0.1:<triage_port> (put it behind your SSO proxy)."""
-            runner = web.AppRunner(triage_app(Triage(bootstrap_servers(settings.broker))))
+            page = triage_app(Triage(bootstrap_servers(settings.broker)), settings.triage_identity_header)
+            runner = web.AppRunner(page)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", settings.triage_port).start()
 

@@ -24,7 +24,10 @@ class WorkerSettings:
     metrics_port: int = int(os.environ.get("DISTILLGUARD_METRICS_PORT", "9310"))
     # /metrics and /healthz listen here: loopback by default, 0.0.0.0 in a pod for probes and scrapes.
     metrics_host: str = os.environ.get("DISTILLGUARD_METRICS_HOST", "127.0.0.1")
-    triage_port: int = int(os.environ.get("DISTILLGUARD_TRIAGE_PORT", "9311"))  # 0: no triage page
+    # The triage page is off unless given a port; it then trusts the analyst's identity only from this
+    # header, which the authenticating proxy in front of it must set (and strip from clients' requests).
+    triage_port: int = int(os.environ.get("DISTILLGUARD_TRIAGE_PORT", "0"))  # 0: no triage page
+    triage_identity_header: str = os.environ.get("DISTILLGUARD_TRIAGE_IDENTITY_HEADER", "X-Forwarded-User")
     mode: str = os.environ.get("DISTILLGUARD_MODE", "enforce")
     # Static group membership (KIP-345): a stable id per process (the pod name in a StatefulSet) lets a
     # restarted worker take its partitions back without a rebalance. Empty: dynamic membership.

@@ -73,6 +73,11 @@ class Browser:
                 assert "error" not in reply, reply
                 return dict(reply.get("result", {}))
 
+    async def sign_in(self, header: str, analyst: str) -> None:
+        """Send ``header: analyst`` with every request, as the authenticating proxy in front of a page would."""
+        await self.send("Network.enable")
+        await self.send("Network.setExtraHTTPHeaders", headers={header: analyst})
+
     async def goto(self, url: str) -> None:
         await self.send("Page.navigate", url=url)
         await self.wait_for("document.readyState === 'complete' && location.href.startsWith('http')")

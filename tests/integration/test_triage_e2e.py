@@ -49,7 +49,10 @@ def test_analyst_dismisses_an_alert_in_the_browser_and_it_is_recorded(worker: Wo
 
     async def session() -> tuple[str, str]:
         async with Browser(tmp_path / "chromium") as browser:
-            await browser.goto(f"http://127.0.0.1:{worker.triage_port}/?by=alice")
+            await browser.goto(f"http://127.0.0.1:{worker.triage_port}/")  # no proxy identity: refused
+            assert "sign in through the authenticating proxy" in str(await browser.evaluate("document.body.innerText"))
+            await browser.sign_in("X-Forwarded-User", "alice")
+            await browser.goto(f"http://127.0.0.1:{worker.triage_port}/")
             row = f"tr[data-alert='{target['alert_id']}']"
             await browser.wait_for(f'document.querySelector("{row}") !== null')
             assert await browser.evaluate(f'document.querySelector("{row} td.status-open") !== null')

@@ -50,7 +50,7 @@ class OneAlert:
 def test_a_cluster_alert_page_opens_though_cluster_features_have_no_cohort_value() -> None:
     async def fetch() -> tuple[int, str]:
         async with TestClient(TestServer(triage_app(cast(Triage, OneAlert())))) as client:
-            response = await client.get("/alerts/a1")
+            response = await client.get("/alerts/a1", headers={"X-Forwarded-User": "alice"})
             return response.status, await response.text()
 
     status, page = asyncio.run(fetch())
