@@ -36,7 +36,7 @@ from stream.faust_patches import commit_past_duplicate_acks, drop_records_fetche
 from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings, bootstrap_servers
-from stream.signing import signature_headers
+from stream.signing import signature_headers, verify
 from stream.topics import (
     ALERTS,
     ALL_TOPICS,
@@ -221,6 +221,19 @@ def create_app(
         metrics.decision_latency_seconds.observe(max(0.0, time.time() - decision.issued_at))
         return delivery
 
+    keys = settings.trusted_keys()
+
+    def trusted(event: Any, topic: str) -> bool:
+        """A control record signed by a trusted key; anything else is counted and ignored: whoever can
+        write these topics must not be able to allowlist, block or teach (issue 22, item 5)."""
+        key = event.key if isinstance(event.key, bytes) else b""
+        value = event.value if isinstance(event.value, bytes) else None
+        if verify(key, value, (event.headers or {}).items(), keys) is not None:
+            return True
+        metrics.control_rejected.labels(topic=topic).inc()
+        log.warning("ignored an unsigned or badly signed %s record", topic)
+        return False
+
     async def dead_letter(event: Any, reason: str, detail: str, pending: list[Any]) -> None:
         """A bounded, redacted record (dlq_value) with the reason in headers. A send the broker refuses is
         counted and logged with the source offset; it never stops the agent or the batch's other acks."""
@@ -292,7 +305,9 @@ def create_app(
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
             for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials, in parts
                 for part in encoded_parts(message):  # that the broker never refuses for their size
-                    pending.append(await partials.send(key=partial_key(message["partition"]), value=part))
+                    pkey = partial_key(message["partition"])
+                    headers = settings.control_headers(pkey, part)
+                    pending.append(await partials.send(key=pkey, value=part, headers=headers))
             await asyncio.gather(*pending)
             metrics.processing_seconds.observe((time.perf_counter() - started) / len(batch))
             health.progressed()
@@ -303,7 +318,10 @@ def create_app(
         """The cluster stage: partials from every account partition meet here (one partition, so one
         stage sees every account); duplicates replayed after a rebalance are dropped by sequence."""
         stage = engine.cluster_stage
-        async for raw in stream:
+        async for event in stream.events():
+            raw = event.value
+            if not trusted(event, "cluster-partials"):
+                continue
             try:
                 message = orjson.loads(raw)
                 merged = stage.merge(message)
@@ -317,7 +335,8 @@ def create_app(
 
     async def tick_clusters() -> None:
         for verdict in engine.cluster_stage.tick(engine.cluster_stage.latest):
-            fut = await verdicts.send(key=verdict.account.encode(), value=orjson.dumps(verdict.to_record()))
+            vkey, value = verdict.account.encode(), orjson.dumps(verdict.to_record())
+            fut = await verdicts.send(key=vkey, value=value, headers=settings.control_headers(vkey, value))
             await fut
 
     @app.timer(interval=settings.cluster_idle_tick_seconds)  # type: ignore[untyped-decorator]
@@ -332,9 +351,11 @@ def create_app(
     async def apply_cluster_verdicts(stream: Any) -> None:
         """Cluster verdicts land on the worker that owns the account (same partitioning as llm.requests):
         one writer decides for each account, so a cluster decision never steps an account's down."""
-        async for raw in stream:
+        async for event in stream.events():
+            if not trusted(event, "cluster-verdicts"):
+                continue
             try:
-                verdict = ClusterVerdict.from_record(orjson.loads(raw))
+                verdict = ClusterVerdict.from_record(orjson.loads(event.value))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 log.warning("ignored an unreadable cluster verdict: %s", str(exc)[:200])
                 continue
@@ -349,14 +370,13 @@ def create_app(
 
     app.on_partitions_revoked.connect(on_partitions_revoked)  # type: ignore[arg-type]
 
+    allowlist_issued: dict[str, float] = {}
+
     def on_allowlist(key: bytes | None, value: bytes | None, headers: Any) -> None:
-        if key is None:
-            return
-        subject = key.decode(errors="replace")
-        if value is None:
-            engine.allowlist.pop(subject, None)
-        else:
-            engine.allowlist[subject] = allowlist_until(value)
+        outcome = apply_allowlist(engine.allowlist, allowlist_issued, key, value, headers, keys)
+        if outcome != "applied":
+            metrics.control_rejected.labels(topic="allowlist").inc()
+            log.warning("ignored an allowlist record: %s", outcome)
 
     allowlist_reader = CompactedReader(bootstrap_servers(settings.broker), ALLOWLIST.name, on_allowlist)
 
@@ -378,8 +398,10 @@ def create_app(
     @app.agent(feedback, name="learn")
     async def learn(stream: Any) -> None:
         """Triage verdicts teach the supervised model (same event loop: one writer per model)."""
-        async for raw in stream:
-            verdict = parse_verdict(raw)
+        async for event in stream.events():
+            if not trusted(event, "feedback"):
+                continue
+            verdict = parse_verdict(event.value)
             if verdict is None:
                 metrics.feedback_verdicts.labels(verdict="invalid").inc()
                 log.warning("ignored a feedback record that is not a verdict with features")
@@ -490,6 +512,41 @@ def active_entry(value: bytes) -> tuple[float, int, float]:
         return 0.0, 0, 0.0
     expires, level, issued = struct.unpack(_ACTIVE, value)
     return float(expires), int(level), float(issued)
+
+
+def apply_allowlist(
+    allowlist: dict[str, float], issued: dict[str, float], key: bytes | None, value: bytes | None, headers: Any,
+    keys: dict[str, bytes],
+) -> str:  # fmt: skip
+    """Fold one allowlist record in when a trusted key signed it and it is not older than the entry in
+    force (a replayed old entry must not re-exempt anyone); the outcome: applied | unsigned | stale.
+
+    >>> from stream.signing import signature_headers
+    >>> keys, allow, seen = {"k": b"s"}, {}, {}
+    >>> entry = b'{"reason": "partner"}'
+    >>> apply_allowlist(allow, seen, b"account:a", entry, [], keys), allow
+    ('unsigned', {})
+    >>> apply_allowlist(allow, seen, b"account:a", entry, signature_headers(b"account:a", entry, "k", b"s", 5.0), keys)
+    'applied'
+    >>> apply_allowlist(allow, seen, b"account:a", None, signature_headers(b"account:a", None, "k", b"s", 9.0), keys)
+    'applied'
+    >>> apply_allowlist(allow, seen, b"account:a", entry, signature_headers(b"account:a", entry, "k", b"s", 5.0), keys)
+    'stale'
+    >>> allow
+    {}
+    """
+    signed = None if key is None else verify(key, value, headers, keys)
+    if key is None or signed is None:
+        return "unsigned"
+    subject = key.decode(errors="replace")
+    if signed < issued.get(subject, float("-inf")):
+        return "stale"
+    issued[subject] = signed
+    if value is None:
+        allowlist.pop(subject, None)
+    else:
+        allowlist[subject] = allowlist_until(value)
+    return "applied"
 
 
 def allowlist_until(value: bytes) -> float:

@@ -86,6 +86,7 @@ def _allowlist(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, KafkaProducer
 
     from stream.connection import kafka_python_config
+    from stream.settings import WorkerSettings
     from stream.topics import ALLOWLIST
     from stream.triage import allowlist_entry
 
@@ -111,7 +112,8 @@ def _allowlist(args: argparse.Namespace) -> int:
         value = None
         if args.action == "add":
             value = allowlist_entry(args.reason, args.by or getpass.getuser(), time.time())
-        producer.send(ALLOWLIST.name, key=subject.encode(), value=value)
+        headers = WorkerSettings().control_headers(subject.encode(), value)  # workers ignore unsigned entries
+        producer.send(ALLOWLIST.name, key=subject.encode(), value=value, headers=headers)
         print(f"{args.action} {subject}")
     producer.flush()
     producer.close()

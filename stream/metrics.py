@@ -52,6 +52,7 @@ class WorkerMetrics:
     dlq_send_failures: Counter
     fields_dropped: Counter
     future_events: Counter
+    control_rejected: Counter
     decisions: Counter
     decisions_lifted: Counter
     active_throttles: Gauge
@@ -84,6 +85,11 @@ class WorkerMetrics:
             dlq_records=counter("dlq_records", "Events sent to llm.requests.dlq, by reason code.", "reason"),
             dlq_send_failures=counter(
                 "dlq_send_failures", "DLQ records the broker refused (the event is logged by source offset)."
+            ),
+            control_rejected=counter(
+                "control_records_rejected",
+                "Control records ignored: unsigned, signed by an untrusted key, or older than the one in force.",
+                "topic",
             ),
             future_events=counter(
                 "future_events", "Events stamped beyond the wall clock plus the allowed skew, scored at that limit."
@@ -144,6 +150,8 @@ class WorkerMetrics:
             m.dlq_records.labels(reason=reason)
         for name in OPTIONAL_FIELDS:
             m.fields_dropped.labels(field=name)
+        for topic in ("allowlist", "feedback", "cluster-partials", "cluster-verdicts"):
+            m.control_rejected.labels(topic=topic)
         for action in ACTIONS[1:]:
             m.active_throttles.labels(action=action)
             for code in REASON_CODES.values():

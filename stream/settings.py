@@ -56,6 +56,22 @@ class WorkerSettings:
     # cluster ticks). Backfills of synthetic future timelines (the tests' T0) raise it.
     max_future_seconds: float = float(os.environ.get("DISTILLGUARD_MAX_FUTURE_SECONDS", "300"))
 
+    def trusted_keys(self) -> dict[str, bytes]:
+        """Keys a control record (allowlist, feedback, cluster partials and verdicts) must be signed with:
+        ``DISTILLGUARD_VERIFY_KEYS`` ("id:secret,..."), else this worker's own signing key."""
+        from stream.signing import parse_keys
+
+        spec = os.environ.get("DISTILLGUARD_VERIFY_KEYS")
+        return parse_keys(spec) if spec else {self.signing_key_id: self.signing_secret.encode()}
+
+    def control_headers(self, key: bytes, value: bytes | None) -> list[tuple[str, bytes]]:
+        """Signature headers for a control record this process writes (signed now)."""
+        import time
+
+        from stream.signing import signature_headers
+
+        return signature_headers(key, value, self.signing_key_id, self.signing_secret.encode(), time.time())
+
     def __post_init__(self) -> None:
         if self.mode not in ("enforce", "shadow"):
             raise ValueError(f"mode must be 'enforce' or 'shadow', got {self.mode!r}")

@@ -53,9 +53,16 @@ def allowlist_entry(reason: str, by: str, at: float, until: float | None = None)
 
 @dataclass
 class Triage:
-    """Triage operations against one Kafka cluster (``host:port``)."""
+    """Triage operations against one Kafka cluster (``host:port``). What it writes (verdicts, allowlist
+    entries) is signed with the operator's key (``DISTILLGUARD_SIGNING_*``): workers ignore control
+    records nobody trusted signed."""
 
     bootstrap: str
+
+    def signed(self, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+        from stream.settings import WorkerSettings
+
+        return WorkerSettings().control_headers(key, value)
 
     def alerts(self, limit: int = 200) -> list[dict[str, Any]]:
         """Most recently published first, each with ``status`` (open | confirmed | false_positive) and
@@ -118,11 +125,12 @@ class Triage:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", **kafka_python_config())
         try:
             subject_key = f"{alert['subject']['type']}:{alert['subject']['id']}".encode()
-            producer.send(FEEDBACK.name, key=subject_key, value=orjson.dumps(verdict))
+            value = orjson.dumps(verdict)
+            producer.send(FEEDBACK.name, key=subject_key, value=value, headers=self.signed(subject_key, value))
             if action in ("dismiss", "allowlist"):
                 until = max(float(decision["expires_at"]), now + 3600) if action == "dismiss" else None
                 entry = allowlist_entry(f"{action} of alert {alert_id}: {note}".strip(), by, now, until)
-                producer.send(ALLOWLIST.name, key=subject_key, value=entry)
+                producer.send(ALLOWLIST.name, key=subject_key, value=entry, headers=self.signed(subject_key, entry))
             producer.flush()
         finally:
             producer.close()

@@ -8,6 +8,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,17 +162,23 @@ def allowlist(bootstrap: str, *args: str) -> None:
 def test_allowlist_exempts_accounts_and_lifts_decisions_in_force_without_a_restart(worker: WorkerProcess) -> None:
     worker.wait_ready()
     wait_for_topics(worker.bootstrap, {"llm.requests", "distillguard.allowlist"})
-    exempt, caught = unique("eval-partner"), unique("harvester")
+    exempt, caught, forged = unique("eval-partner"), unique("harvester"), unique("forger")
     allowlist(worker.bootstrap, "add", "--account", exempt, "--reason", "contracted evaluation")
+    # Anyone who can write the topic can write an entry; unsigned, it exempts nobody (issue 22, item 5).
+    produce(worker.bootstrap, "distillguard.allowlist", [(f"account:{forged}".encode(), b'{"reason": "trust me"}')])
     time.sleep(3)  # the worker follows the allowlist topic live
-    produce(worker.bootstrap, "llm.requests", harvester(exempt, 120, T0) + harvester(caught, 120, T0))
+    produce(worker.bootstrap, "llm.requests",
+            harvester(exempt, 120, T0) + harvester(caught, 120, T0) + harvester(forged, 120, T0))  # fmt: skip
 
-    def enforced(records: list[Any]) -> bool:
-        return any(r.value and orjson.loads(r.value)["action"] in ("limit", "block")
-                   for r in records if r.key == f"account:{caught}".encode())  # fmt: skip
+    def enforced_on(account: str) -> Callable[[list[Any]], bool]:
+        return lambda records: any(r.value and orjson.loads(r.value)["action"] in ("limit", "block")
+                                   for r in records if r.key == f"account:{account}".encode())  # fmt: skip
 
-    throttle = read_until(worker.bootstrap, "distillguard.throttle", enforced)
-    assert enforced(throttle), worker.log()
+    enforced = enforced_on(caught)
+    throttle = read_until(
+        worker.bootstrap, "distillguard.throttle", lambda rs: enforced(rs) and enforced_on(forged)(rs)
+    )
+    assert enforced(throttle) and enforced_on(forged)(throttle), worker.log()
     assert decisions_for(throttle, exempt) == []
 
     # Allowlisting an account with a decision in force lifts it: a tombstone follows.

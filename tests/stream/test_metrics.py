@@ -39,7 +39,18 @@ def test_no_metric_carries_an_account_label() -> None:
     registry = CollectorRegistry()
     WorkerMetrics.create(POLICY, registry)
     labels = {name for family in registry.collect() for sample in family.samples for name in sample.labels}
-    assert labels <= {"reason", "action", "detector", "le", "partition", "model", "verdict", "outcome", "field"}
+    assert labels <= {
+        "reason",
+        "action",
+        "detector",
+        "le",
+        "partition",
+        "model",
+        "verdict",
+        "outcome",
+        "field",
+        "topic",
+    }
 
 
 def test_gateway_metrics_pass_promtool_check_metrics() -> None:
