@@ -99,3 +99,28 @@ def test_the_classic_hostile_inputs_each_get_their_reason() -> None:
             assert exc.reason == reason, (raw[:40], exc)
         else:
             raise AssertionError(f"accepted {raw[:40]!r}")
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=400), st.dictionaries(st.sampled_from(FIELDS), hostile, max_size=len(FIELDS))))
+def test_the_worker_path_scores_or_dead_letters_every_hostile_value_within_bounds(doc: bytes | dict[str, Any]) -> None:
+    """Issue 22: what the detect agent does with each record — decode with repairs, else a dead letter
+    built by dlq_value — over 10,000 hostile cases: an event that passes the strict contract once repaired,
+    or a known reason and a bounded record that never holds the text a client sent."""
+    from detectors.events import MAX_DLQ_BYTES, dlq_value
+
+    raw = doc if isinstance(doc, bytes) else json.dumps({**valid_base(), **doc}).encode("utf-8", "surrogatepass")
+    dropped: list[str] = []
+    try:
+        event = decode_event(raw, dropped)
+    except InvalidEvent as exc:
+        assert exc.reason in REASONS
+        value = dlq_value(raw)
+        assert len(value) <= MAX_DLQ_BYTES
+        kept = orjson.loads(value) if value else {}
+        for name in ("prompt", "system"):  # a client's text survives only as its length and a hash
+            sent = doc.get(name) if isinstance(doc, dict) else None
+            if isinstance(sent, str) and isinstance(kept, dict) and name in kept:
+                assert kept[name] == {"redacted_chars": len(sent), "sha256": kept[name]["sha256"]}, value[:80]
+        return
+    assert decode_event(orjson.dumps(event)) == event  # what is scored keeps the contract strictly
