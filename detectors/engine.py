@@ -113,17 +113,23 @@ class ModelRegistry:
 
     def __init__(self, new_for_seconds: float) -> None:
         self.new_for_seconds = new_for_seconds
-        self.first_seen: dict[str, float] = {}
+        self.first_seen: OrderedDict[str, float] = OrderedDict()  # least recently seen first
         self.stream_start: float | None = None
 
     def is_new(self, model: str, ts: float) -> bool:
+        """Whether ``model`` appeared recently. Names are remembered least-recently-seen first and the
+        registry is bounded: a flood of client-chosen junk names pushes out junk, not the models in use,
+        and a model released after a flood is still seen as new (it used to be refused for good)."""
         if self.stream_start is None:
             self.stream_start = ts
-        first = self.first_seen.get(model)
+        first_seen = self.first_seen
+        first = first_seen.get(model)
         if first is None:
-            if len(self.first_seen) >= _MAX_MODELS:
-                return False
-            first = self.first_seen[model] = ts
+            first = first_seen[model] = ts
+            if len(first_seen) > _MAX_MODELS:
+                first_seen.popitem(last=False)
+        else:
+            first_seen.move_to_end(model)
         return first - self.stream_start > _LAUNCH_GRACE and ts - first < self.new_for_seconds
 
 
@@ -411,7 +417,8 @@ class Engine:
             return False
         models = loaded["models"]
         self.anomaly, self.norms, self.supervised = models["anomaly"], models["norms"], models["supervised"]
-        self.models.first_seen, self.models.stream_start = models["first_seen"], models["stream_start"]
+        self.models.first_seen = OrderedDict(models["first_seen"])
+        self.models.stream_start = models["stream_start"]
         if "cluster_stage" in models:  # checkpoints from before the two-stage clusters have none
             self.cluster_stage.load(models["cluster_stage"])
         return True

@@ -132,7 +132,12 @@ def test_engine_keeps_a_bounded_model_registry_under_a_flood_of_model_names() ->
     engine = Engine(MemoryStore())
     for i in range(5000):
         engine.process(make_event(i, account="a", ts=T0 + i, model=f"junk-{i}"))
+        if i % 100 == 0:
+            engine.process(make_event(10**6 + i, account="b", ts=T0 + i, model="frontier-1"))  # in steady use
     assert len(engine.models.first_seen) <= 1024
+    # After the flood, a newly released model is still seen as new (issue 22, item 10), the one in use is not.
+    assert engine.models.is_new("frontier-2", T0 + 6000)
+    assert not engine.models.is_new("frontier-1", T0 + 6000)
 
 
 def test_a_poisoned_verdict_cannot_switch_detection_off() -> None:
