@@ -83,6 +83,19 @@ def _wrap(ask: str, base: str, rng: random.Random) -> tuple[str, str]:
     return base, ask
 
 
+@cache
+def _persona_wrappers() -> tuple[str, ...]:
+    from sim import personas, redteam
+
+    red = set().union(*(_shingles(t) for t in redteam.PHRASINGS))
+    return tuple(w for w in personas.COT_TEMPLATES + personas.ROTATING_TEMPLATES if not _shingles(w) & red)
+
+
+def _shingles(text: str, k: int = 5) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + k]) for i in range(len(words) - k + 1)}
+
+
 def _grammar_ask(rng: random.Random) -> str:
     g = phrasings()["grammar"]
     assert isinstance(g, dict)
@@ -107,6 +120,18 @@ def _train(rng: random.Random) -> list[Example]:
     for _ in range(1500):
         prompt, system = _wrap(_grammar_ask(rng), rng.choice(content), rng)
         out.append(Example(prompt, system, 1, "project:grammar", "en", "train"))
+    # The project's own personas are training families (detectors/rules/provenance.toml): their campaign
+    # wrappers are positives, their agents' and reviewers' templates negatives. A wrapper sharing five
+    # words with the red team's phrasings stays out, so the held-out families stay unseen.
+    for wrapper in _persona_wrappers():
+        for _ in range(60):
+            out.append(Example(wrapper.format(content=rng.choice(content)), "", 1, "project:personas", "en", "train"))
+    from sim import personas
+
+    for _ in range(300):
+        out.append(Example(rng.choice(code), personas._AGENT_SYSTEM, 0, "project:personas", "en", "train"))
+        out.append(Example(personas._CI_TEMPLATE.format(content=rng.choice(code)), "", 0, "project:personas", "en",
+                           "train"))  # fmt: skip
     for lang, asks in positive["lang"].items():
         pool = by_lang.get(lang) or english
         for _ in range(250):

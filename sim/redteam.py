@@ -884,6 +884,12 @@ def release_migrator(
     return events
 
 
+#: Every phrasing the red team wrote: no fitted model may learn from them (tests/sim/test_intent_corpus.py).
+PHRASINGS: tuple[str, ...] = (
+    *_REASONING_CODER_SYSTEMS, *_EXPLAINER_SYSTEMS, *_FAKE_DEBUG, *_NATIVE_ASKS.values(), *_STUDENT_ASKS.values(),
+    _TUTOR_SYSTEM, _SUPPORT_SYSTEM, _RUBRIC,
+)  # fmt: skip
+
 REDTEAM_PERSONAS: dict[str, Callable[..., list[Event]]] = {
     "reasoning_system_coder": reasoning_system_coder,
     "aged_explainer": aged_explainer,

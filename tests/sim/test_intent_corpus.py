@@ -43,9 +43,11 @@ def test_the_projects_training_phrasings_share_no_five_words_with_the_red_teams(
             for text in texts.values() if isinstance(texts, dict) else texts:
                 for t in text if isinstance(text, list) else [text]:
                     ours |= shingles(t)
-    theirs = [*redteam._REASONING_CODER_SYSTEMS, *redteam._EXPLAINER_SYSTEMS, *redteam._FAKE_DEBUG,
-              *redteam._NATIVE_ASKS.values(), *redteam._STUDENT_ASKS.values(), redteam._TUTOR_SYSTEM]  # fmt: skip
-    for text in theirs:
+    from sim.intent_corpus import _persona_wrappers
+
+    for wrapper in _persona_wrappers():  # the project's persona wrappers it trains on, too
+        ours |= shingles(wrapper)
+    for text in redteam.PHRASINGS:
         assert not shingles(text) & ours, text
 
 
