@@ -22,7 +22,9 @@ try:  # Hyperscan, where it was built (see pyproject.toml); RE2 defines the scan
 except ImportError:  # pragma: no cover - exercised on platforms without Hyperscan
     _phrases = None  # type: ignore[assignment]
 from detectors.config import RULES_DIR
-from detectors.intent import IntentModel, load_intent
+from detectors.intent import HEAD_CHARS as INTENT_HEAD
+from detectors.intent import TAIL_CHARS as INTENT_TAIL
+from detectors.intent import IntentModel, intent_text_of_cuts, load_intent
 from detectors.text import lowered_cut
 from detectors.types import RequestEvent
 
@@ -105,7 +107,10 @@ class PhraseBook:
 
     def hits(self, text: str) -> tuple[int, int]:
         """(family bitmask, category bitmask) of the lowercased head and tail of ``text``."""
-        cut = lowered_cut(text, self.head_chars, self.tail_chars)
+        return self.scan(lowered_cut(text, self.head_chars, self.tail_chars))
+
+    def scan(self, cut: bytes) -> tuple[int, int]:
+        """:meth:`hits` of a text already cut and lowercased (``lowered_cut`` with this book's sizes)."""
         if self.scanner is not None:
             found = self.scanner.scan(cut)
         else:
@@ -248,9 +253,12 @@ def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
     """Features of one decoded event; the prompt and system texts are dropped on return."""
     prompt = event.get("prompt") or ""
     system = event.get("system") or ""
-    families, categories = book.hits(prompt)
+    prompt_cut = lowered_cut(prompt, book.head_chars, book.tail_chars)
+    families, categories = book.scan(prompt_cut)
+    system_cut = None
     if system:
-        f2, c2 = book.hits(system)
+        system_cut = lowered_cut(system, book.head_chars, book.tail_chars)
+        f2, c2 = book.scan(system_cut)
         families |= f2
         categories |= c2
     # The extraction-intent model is the signal; the phrase families stay as its inputs and explanations.
@@ -258,7 +266,10 @@ def extract(event: RequestEvent, book: PhraseBook) -> RequestFeatures:
     if intent is None:
         cot = book.cot_by_families[families]
     else:
-        p = intent.score(prompt, system, families)
+        if (book.head_chars, book.tail_chars) == (INTENT_HEAD, INTENT_TAIL):  # the scan's cuts serve both
+            p = intent.score_text(intent_text_of_cuts(prompt_cut, system_cut), families)
+        else:
+            p = intent.score(prompt, system, families)
         cot = p if p >= intent.threshold else 0.0
     n_words, template = template_fingerprint(system + "\n" + prompt if system else prompt)
     n_tools = event.get("n_tools") or 0

@@ -33,7 +33,16 @@ try:
 except ImportError:  # the accelerator is optional: the reference path gives the same numbers
     _intent = None  # type: ignore[assignment]
 
-__all__ = ["IntentModel", "grams", "grams_reference", "intent_text", "load_intent", "normalize", "normalize_reference"]
+__all__ = [
+    "IntentModel",
+    "grams",
+    "grams_reference",
+    "intent_text",
+    "intent_text_of_cuts",
+    "load_intent",
+    "normalize",
+    "normalize_reference",
+]
 
 #: The parts of a prompt read: where instructions sit (as the phrase scan reads them).
 HEAD_CHARS, TAIL_CHARS = 800, 300
@@ -67,10 +76,15 @@ def normalize(raw: bytes) -> bytes:
 def intent_text(prompt: str, system: str = "") -> bytes:
     """What the model reads: the system prompt's and the prompt's head and tail (as the phrase scan cuts
     them), lowercased and normalized."""
-    cut = lowered_cut(prompt, HEAD_CHARS, TAIL_CHARS)
-    if system:
-        cut = lowered_cut(system, HEAD_CHARS, TAIL_CHARS) + b"\n" + cut
-    return normalize(cut)
+    return intent_text_of_cuts(
+        lowered_cut(prompt, HEAD_CHARS, TAIL_CHARS), lowered_cut(system, HEAD_CHARS, TAIL_CHARS) if system else None
+    )
+
+
+def intent_text_of_cuts(prompt_cut: bytes, system_cut: bytes | None) -> bytes:
+    """:func:`intent_text` of texts already cut and lowercased with ``HEAD_CHARS``/``TAIL_CHARS`` (the
+    feature extractor hands over the phrase scan's cuts instead of cutting twice)."""
+    return normalize(system_cut + b"\n" + prompt_cut if system_cut is not None else prompt_cut)
 
 
 def _mix(x: int, bits: int) -> int:

@@ -95,3 +95,15 @@ def test_a_request_cot_is_the_models_score_over_its_threshold_else_zero() -> Non
 
 def test_intent_text_reads_the_system_prompt_first_and_masks_digits() -> None:
     assert intent_text("Q: 12+30?", "Be brief.") == b" be brief q 00 00 "
+
+
+def test_the_extractor_scores_from_the_phrase_scans_cuts_exactly_as_the_model_scores_the_texts() -> None:
+    book = load_phrasebook()
+    prompts = list(realdata.benign_prompts()[:300]) + ["Explain your reasoning step by step. " * 80, "ΣΟΦΙΑ " * 300]
+    systems = ["", "You are an expert. Show every step.", "x" * 5000]
+    for i, prompt in enumerate(prompts):
+        system = systems[i % len(systems)]
+        families = book.hits(prompt)[0] | (book.hits(system)[0] if system else 0)
+        p = MODEL.score(prompt, system, families)
+        event = {"prompt": prompt, "system": system, "input_tokens": 10, "output_tokens": 10}
+        assert extract(event, book).cot == (p if p >= MODEL.threshold else 0.0), prompt[:60]
