@@ -9,6 +9,7 @@ so there is no unpacking into objects and packing back: a state goes to the tabl
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from collections.abc import Iterable
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -21,7 +22,7 @@ from detectors.features import CATEGORIES, RequestFeatures
 __all__ = ["AccountState", "HourWindow", "STATE_VERSION", "Counters", "to_evict"]
 
 #: Bumped whenever the packed layout changes; older bytes are discarded instead of misread.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 _EMPTY = 0xFFFFFFFF  # an unused slot of a hash array (a real hash of that value is as harmless as any)
 _HH_SLOTS = 8  # space-saving heavy hitters of template hashes
@@ -43,6 +44,7 @@ _LAYOUT: tuple[tuple[str, str], ...] = (
     ("version", "B"), ("first_ts", "d"), ("last_ts", "d"), ("created_ts", "d"), ("last_scored", "d"),
     ("decay_ts", "d"), ("action_level", "B"), ("action_expires", "d"), ("head", "i"), ("hour_head", "i"),
     ("hour_mask", "I"), ("gap_mean", "f"), ("gap_var", "f"), ("drift", "4f"), ("drift_ts", "d"),
+    ("rung_since", "d"),
     ("counters", f"{Counters.SIZE}f"), ("categories", f"{len(CATEGORIES)}f"), ("hh_counts", f"{_HH_SLOTS}f"),
     ("hh_errors", f"{_HH_SLOTS}f"), ("hh_keys", f"{_HH_SLOTS}I"), ("templates", f"{_TEMPLATE_K}I"),
     ("ips", f"{_IP_K}I"), ("uas", f"{_UA_K}I"),
@@ -131,6 +133,7 @@ class AccountState:
     gap_mean: _Field[float] = _Field("gap_mean")
     gap_var: _Field[float] = _Field("gap_var")
     drift_ts: _Field[float] = _Field("drift_ts")  # event time of the last detected drift
+    rung_since: _Field[float] = _Field("rung_since")  # event time the action in force reached its rung
     requests: _Field[float] = _Field("requests", "f")  # = counters[Counters.REQUESTS]
 
     def __init__(self, data: bytearray, buckets: int) -> None:
@@ -235,6 +238,29 @@ class AccountState:
         HourWindow(requests=0, tokens=0, burst=0)
         """
         return HourWindow(*_fold.window(self.data, int(now // cfg.bucket_seconds), self.buckets))
+
+    def recent_requests(self, now: float, seconds: float, cfg: WindowConfig) -> int:
+        """Requests in the ring's last ``seconds`` (whole buckets, at most the hour) ending at ``now``:
+        whether an account under a decision is still sending (escalation on persistence).
+
+        >>> from detectors.config import load_scoring
+        >>> from detectors.features import extract, load_phrasebook
+        >>> cfg, book = load_scoring().window, load_phrasebook()
+        >>> s = AccountState.new(cfg, created_ts=0.0)
+        >>> for minute in range(30):
+        ...     _ = s.add(extract({"prompt": "hi", "input_tokens": 1, "output_tokens": 1}, book), 60.0 * minute, cfg)
+        >>> now = 60.0 * 29
+        >>> s.recent_requests(now, 600, cfg), s.recent_requests(now, 7200, cfg), s.recent_requests(now + 9e4, 600, cfg)
+        (10, 30, 0)
+        """
+        n, head = self.buckets, self.head
+        index = int(now // cfg.bucket_seconds)
+        k = min(n, max(1, math.ceil(seconds / cfg.bucket_seconds)))
+        oldest, newest = max(index - k + 1, head - n + 1), min(index, head)
+        if head < 0 or newest < oldest:
+            return 0
+        ring = memoryview(self.data)[_FIXED_SIZE : _FIXED_SIZE + 2 * n].cast("H")
+        return sum(ring[i % n] for i in range(oldest, newest + 1))
 
     def template_top_share(self, prior: float = 0.0) -> float:
         """Share of requests whose skeleton carries the account's most frequent template hash,

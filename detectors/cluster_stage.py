@@ -196,7 +196,7 @@ class ClusterStage:
     """
 
     def __init__(self, cfg: ClusterConfig, policy: PolicyConfig, anomaly: AnomalyConfig) -> None:
-        self.cfg, self.policy = cfg, policy
+        self.cfg, self.policy = cfg, policy.with_thresholds(cfg.thresholds)  # the cluster score's own rungs
         self.linker = Linker(cfg)
         # River HalfSpaceTrees over cluster vectors: how unusual a cluster is among clusters seen so far
         # (0 for the first two windows of cluster scorings, like the accounts' cohort models).

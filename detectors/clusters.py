@@ -69,6 +69,7 @@ class ClusterConfig:
     anomaly_floor: float
     member_min_cot_share: float
     weights: dict[str, float]
+    thresholds: dict[str, float]  # challenge, limit, block on the cluster score
 
 
 def load_clusters(path: Path | str | None = None) -> ClusterConfig:
@@ -91,6 +92,7 @@ def load_clusters(path: Path | str | None = None) -> ClusterConfig:
             min_members=int(scoring.pop("min_members")), anomaly_floor=float(scoring.pop("anomaly_floor")),
             member_min_cot_share=float(scoring.pop("member_min_cot_share")),
             weights={k: float(v) for k, v in scoring.items()},
+            thresholds={name: float(doc["thresholds"][name]) for name in ("challenge", "limit", "block")},
         )  # fmt: skip
     except KeyError as exc:
         raise ValueError(f"{path}: missing {exc}; see detectors/rules/clusters.toml") from None

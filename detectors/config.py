@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ __all__ = [
     "ScoringConfig",
     "SupervisedConfig",
     "WindowConfig",
+    "load_fusion",
     "load_scoring",
 ]
 
@@ -27,10 +29,12 @@ RULES_DIR = Path(__file__).parent / "rules"
 
 #: Fusion inputs a weight may name; anything else in [weights] is a typo.
 WEIGHT_NAMES = (
-    "bias", "cot_rate", "templated_single_turn", "cot_x_volume", "templated_x_volume", "volume", "focus",
-    "always_on", "regularity", "ratio", "max_tokens_high", "new_account", "ip_spread", "new_model",
-    "drift", "anomaly", "supervised",
+    "bias", "volume", "burst", "tokens", "cot_rate", "role_rate", "template_top", "focus", "ratio", "single_turn",
+    "max_tokens_high", "regularity", "always_on", "ip_spread", "ua_spread", "new_account", "new_model", "tools",
+    "drift", "templated_single_turn", "cot_x_volume", "templated_x_volume", "anomaly", "supervised",
 )  # fmt: skip
+#: The action thresholds a fitted fusion file sets (``[thresholds]``), beside its ``[weights]``.
+THRESHOLD_NAMES = ("challenge", "limit", "block")
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,18 @@ class PolicyConfig:
     limit: float
     block: float
     min_requests_to_enforce: float
+    escalate_after_seconds: float
+    escalate_min_requests: int
     ttl_seconds: float
     renew_when_remaining: float
     limit_requests_per_minute: int
     limit_tokens_per_minute: int
     max_action: MappingProxyType[str, int]  # account type -> highest ACTIONS index allowed
     action_mode: MappingProxyType[str, str]  # action -> enforce | shadow | off (absent: enforce)
+
+    def with_thresholds(self, thresholds: Mapping[str, float]) -> PolicyConfig:
+        """This policy with other challenge, limit and block thresholds (a fitted fusion's, a cluster stage's)."""
+        return replace(self, **{name: float(thresholds[name]) for name in THRESHOLD_NAMES})
 
     def __post_init__(self) -> None:
         if not 0 < self.challenge <= self.limit <= self.block <= 1:
@@ -129,7 +139,7 @@ class ScoringConfig:
     """Everything the per-account detector reads from ``rules/scoring.toml``.
 
     >>> cfg = load_scoring()
-    >>> cfg.policy.challenge < cfg.policy.limit < cfg.policy.block
+    >>> cfg.policy.challenge <= cfg.policy.limit <= cfg.policy.block
     True
     """
 
@@ -165,6 +175,8 @@ def load_scoring(path: Path | str | None = None) -> ScoringConfig:
     """Load ``rules/scoring.toml`` (or ``path``); problems raise ``ValueError`` naming file and key."""
     path = Path(path) if path is not None else RULES_DIR / "scoring.toml"
     doc = tomllib.loads(path.read_text())
+    if "fusion" in doc:  # the fitted part: weights and action thresholds, in their own file
+        doc = _with_fusion(doc, path.parent / str(doc["fusion"]), path)
     weights = doc.get("weights", {})
     if unknown := set(weights) - set(WEIGHT_NAMES):
         raise ValueError(f"{path}: [weights] has unknown names {sorted(unknown)}; known: {WEIGHT_NAMES}")
@@ -191,6 +203,37 @@ def load_scoring(path: Path | str | None = None) -> ScoringConfig:
             action_mode=MappingProxyType(dict(modes)),
         ),
     )
+
+
+def _with_fusion(doc: dict[str, Any], fusion_path: Path, path: Path) -> dict[str, Any]:
+    """``doc`` with the fusion file's ``[weights]`` and ``[thresholds]`` in place: neither may also be set in
+    the scoring file itself (one source for each number)."""
+    if "weights" in doc or any(name in doc.get("policy", {}) for name in THRESHOLD_NAMES):
+        raise ValueError(f"{path}: weights and thresholds come from {fusion_path.name}; remove them here")
+    weights, thresholds = load_fusion(fusion_path)
+    return {**doc, "weights": weights, "policy": {**doc.get("policy", {}), **thresholds}}
+
+
+def load_fusion(path: Path | str | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """The fitted fusion (``rules/fusion.toml``): its weights and its action thresholds, checked.
+
+    >>> weights, thresholds = load_fusion()
+    >>> "bias" in weights, 0 < thresholds["challenge"] <= thresholds["limit"] <= thresholds["block"] <= 1
+    (True, True)
+    """
+    path = Path(path) if path is not None else RULES_DIR / "fusion.toml"
+    try:
+        doc = tomllib.loads(path.read_text())
+        thresholds = {name: float(doc["thresholds"][name]) for name in THRESHOLD_NAMES}
+        weights = {str(k): float(v) for k, v in doc["weights"].items()}
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: needs [weights] and [thresholds] {THRESHOLD_NAMES}: {exc!r}") from None
+    if unknown := set(weights) - set(WEIGHT_NAMES):
+        raise ValueError(f"{path}: [weights] has unknown names {sorted(unknown)}; known: {WEIGHT_NAMES}")
+    c, lim, b = (thresholds[name] for name in THRESHOLD_NAMES)
+    if not 0 < c <= lim <= b <= 1:
+        raise ValueError(f"{path}: [thresholds] must satisfy 0 < challenge <= limit <= block <= 1, got {c}, {lim}, {b}")
+    return weights, thresholds
 
 
 def load_provenance(path: Path | str | None = None) -> frozenset[str]:

@@ -20,7 +20,7 @@ from detectors.clusters import ClusterConfig, cluster_targets, load_clusters, me
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
-from detectors.policy import decide, level_for_score, needs_decision, reason_codes
+from detectors.policy import decide, escalated, level_for_score, needs_decision, reason_codes
 from detectors.scoring import (
     VECTOR_FEATURES,
     CohortAnomaly,
@@ -142,7 +142,8 @@ class Engine:
         Where packed account states live between flushes (:class:`MemoryStore` in replay, a Faust
         table in the worker). States being worked on are writable copies in ``cache`` until :meth:`flush`.
     cfg, book
-        Thresholds and weights (``rules/scoring.toml``) and phrase families (``rules/phrases.toml``).
+        The detector's numbers (``rules/scoring.toml`` and the fitted ``rules/fusion.toml``) and phrase families
+        (``rules/phrases.toml``).
     cache_size
         How many accounts keep a writable copy between flushes (least recently used beyond that go back
         to the store).
@@ -184,6 +185,9 @@ class Engine:
         self._ticks = 0
         #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
         self.on_score: Callable[[dict[str, float]], object] | None = None
+        #: Called at every scoring tick with (account, its state, cohort, now, window vector): what the
+        #: fusion fit learns from (``sim/fusion_fit.py``).
+        self.on_tick: Callable[[str, AccountState, str, float, tuple[float, ...]], object] | None = None
         #: Subjects exempt from automatic decisions ("account:<id>", "org:<id>"); state is still kept.
         #: subject -> until (event time; ``inf`` for permanent). A dismissed alert allowlists its
         #: subject until the decision would have expired, so the decision is not renewed.
@@ -280,8 +284,14 @@ class Engine:
         if self.on_score is not None:
             self.on_score({"fused": score, "anomaly": inputs.get("anomaly", 0.0), "supervised": inputs["p_supervised"]})
         requests = state.counters[Counters.REQUESTS]
-        level = level_for_score(score, requests, cohort, self.cfg.policy)
-        if not needs_decision(state, level, now, self.cfg.policy):
+        policy = self.cfg.policy
+        level = level_for_score(score, requests, cohort, policy)
+        if level and level == state.action_level and now - state.rung_since >= policy.escalate_after_seconds:
+            recent = state.recent_requests(now, policy.escalate_after_seconds, self.cfg.window)
+            level = escalated(state, level, now, recent, requests, cohort, policy)
+        if self.on_tick is not None:
+            self.on_tick(account_id, state, cohort, now, values)
+        if not needs_decision(state, level, now, policy):
             return None  # nothing new to say: skip building the explanation
         _, parts = fuse(inputs, self.cfg.weights)
         norms = self.norms[cohort]

@@ -15,6 +15,7 @@ __all__ = [
     "REASON_CODES",
     "decide",
     "decision_id",
+    "escalated",
     "level_for_score",
     "needs_decision",
     "reason_codes",
@@ -28,6 +29,12 @@ class ActionInForce(Protocol):
 
     action_level: int
     action_expires: float
+
+
+class RungInForce(ActionInForce, Protocol):
+    """An action in force that also remembers since when it has held its rung (escalation)."""
+
+    rung_since: float
 
 
 #: Stable reason codes for fusion inputs: what gateways, dashboards and analysts key on.
@@ -46,6 +53,13 @@ REASON_CODES = MappingProxyType({
     "ip_spread": "MANY_IPS",
     "new_model": "NEW_MODEL_PIVOT",
     "drift": "DRIFT_TO_EXTRACTION",
+    "burst": "BURSTS",
+    "tokens": "HIGH_OUTPUT_TOKENS",
+    "role_rate": "ROLE_PROMPTING",
+    "template_top": "TEMPLATED",
+    "single_turn": "SINGLE_TURN",
+    "ua_spread": "MANY_USER_AGENTS",
+    "tools": "TOOL_USE",
     "anomaly": "COHORT_ANOMALY",
     "supervised": "ANALYST_FEEDBACK",
 })  # fmt: skip
@@ -56,19 +70,52 @@ def level_for_score(score: float, requests: float, account_type: str, cfg: Polic
     the account type may cap it.
 
     >>> from detectors.config import load_scoring
-    >>> cfg = load_scoring().policy
+    >>> cfg = load_scoring().policy.with_thresholds({"challenge": 0.5, "limit": 0.75, "block": 0.92})
     >>> [ACTIONS[level_for_score(s, 100, "standard", cfg)] for s in (0.1, cfg.challenge, cfg.limit, cfg.block)]
     ['observe', 'challenge', 'limit', 'block']
     >>> ACTIONS[level_for_score(0.99, 5, "standard", cfg)], ACTIONS[level_for_score(0.99, 500, "enterprise", cfg)]
     ('challenge', 'challenge')
     """
     level = 3 if score >= cfg.block else 2 if score >= cfg.limit else 1 if score >= cfg.challenge else 0
+    return _capped(level, requests, account_type, cfg)
+
+
+def _capped(level: int, requests: float, account_type: str, cfg: PolicyConfig) -> int:
+    """``level`` within what the evidence, the account type and the switched-off rungs allow."""
     if level >= 2 and requests < cfg.min_requests_to_enforce:
         level = 1
     level = min(level, cfg.max_action.get(account_type, 3))
     while level > 0 and cfg.action_mode.get(ACTIONS[level]) == "off":  # a switched-off rung steps down
         level -= 1
     return level
+
+
+def escalated(
+    state: RungInForce, level: int, now: float, recent_requests: int, requests: float, account_type: str,
+    cfg: PolicyConfig,
+) -> int:  # fmt: skip
+    """One rung above the action in force when the subject ignores it: it has held the rung for
+    ``escalate_after_seconds``, its score still warrants that rung (``level``), and it sent at least
+    ``escalate_min_requests`` in that span (``recent_requests``). A challenge ignored while harvesting is a
+    delay, not a decision; a subject whose traffic stops, or whose score falls, is not escalated.
+
+    >>> from detectors.config import load_scoring
+    >>> cfg = load_scoring().policy
+    >>> from detectors.account_state import AccountState
+    >>> s = AccountState.new(load_scoring().window, created_ts=0.0)
+    >>> s.action_level, s.action_expires, s.rung_since = 1, 5000.0, 0.0
+    >>> later = cfg.escalate_after_seconds
+    >>> [ACTIONS[escalated(s, 1, t, n, 100, "standard", cfg)] for t, n in ((later, 60), (later - 1, 60), (later, 3))]
+    ['limit', 'challenge', 'challenge']
+    >>> [ACTIONS[escalated(s, lvl, later, 60, 100, kind, cfg)] for lvl, kind in ((0, "standard"), (1, "enterprise"))]
+    ['observe', 'challenge']
+    """
+    held = state.action_level if state.action_expires > now else 0
+    if held == 0 or level != held:
+        return level
+    if now - state.rung_since < cfg.escalate_after_seconds or recent_requests < cfg.escalate_min_requests:
+        return level
+    return max(level, _capped(held + 1, requests, account_type, cfg))
 
 
 def record_mode(action: str, global_mode: str, cfg: PolicyConfig) -> str:
@@ -124,7 +171,7 @@ def needs_decision(state: ActionInForce, level: int, now: float, cfg: PolicyConf
 
 
 def decide(
-    state: ActionInForce,
+    state: RungInForce,
     *,
     subject_id: str,
     level: int,
@@ -147,6 +194,8 @@ def decide(
     renewal = level == state.action_level
     action = ACTIONS[level]
     expires = now + cfg.ttl_seconds
+    if not renewal:
+        state.rung_since = now
     state.action_level = level
     state.action_expires = expires
     limit = None

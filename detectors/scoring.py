@@ -108,14 +108,13 @@ class Explanation:
 def fuse(inputs: dict[str, float], weights: Any) -> tuple[float, dict[str, float]]:
     """Logistic fusion: ``sigmoid(bias + Σ weight·input)`` and each input's contribution.
 
-    Products (``cot_x_volume``, ``templated_x_volume``, ``templated_single_turn``) make content at
-    scale count more than either alone.
+    Products (``cot_x_volume``, ``templated_x_volume``, ``templated_single_turn``) let content at scale
+    count more than either alone, when the fit (``sim/fusion_fit.py``) finds that it should.
 
-    >>> from detectors.config import load_scoring
-    >>> w = load_scoring().weights
+    >>> w = {"bias": -6.0, "cot_rate": 2.0, "volume": 1.0, "cot_x_volume": 4.0}
     >>> quiet, _ = fuse({}, w)
     >>> loud, parts = fuse({"cot_rate": 1, "template_top": 1, "single_turn": 1, "volume": 1}, w)
-    >>> quiet < 0.01 < 0.9 < loud, max(parts, key=parts.get)
+    >>> quiet < 0.01 < 0.5 < loud, max(parts, key=parts.get)
     (True, 'cot_x_volume')
     """
     x = dict(inputs)

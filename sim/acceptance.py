@@ -22,14 +22,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from detectors.config import ScoringConfig, load_provenance, load_scoring
-from sim.family import Family, load_families, world
+from sim import fusion_fit
+from sim.family import Family, load_families
+from sim.fusion_fit import Fusion, Ticks
 
-__all__ = ["Fitted", "fit", "folds", "held_out", "run"]
+__all__ = ["Fitted", "fit", "folds", "hand_set", "held_out", "run"]
 
 MAX_BENIGN_FPR = 0.001
 OVERALL = (
@@ -49,15 +53,24 @@ class Fitted:
     cfg: ScoringConfig
     seen_personas: frozenset[str]
     key: str  # equal keys, equal detectors: one replay serves every fold that shares it
+    fusion: Fusion | None = None  # the fitted part (None: the shipped config as it is)
 
 
-def fit(train: tuple[Family, ...]) -> Fitted:
-    """Fit the detector on the training families. Today nothing is learned from them: the rules are
-    hand-set, so the fit is the shipped config and what it has seen is what the provenance file says
-    (learned fusion and thresholds plug in here, and must use only ``train``)."""
-    del train
+def hand_set() -> Fitted:
+    """The detector's hand-set parts (phrase lists, scaling caps, the cluster stage), which were tuned looking
+    at the personas ``detectors/rules/provenance.toml`` lists: what every fit has seen before any training."""
     seen = load_provenance()
-    return Fitted(load_scoring(), seen, key="hand-set:" + ",".join(sorted(seen)))
+    return Fitted(load_scoring(), seen, key="shipped")
+
+
+def fit(train: tuple[Family, ...], ticks: Ticks) -> Fitted:
+    """Fit the fusion and its thresholds on the training families' ticks only (``sim/fusion_fit.py``); what
+    the fit has seen is the hand-set parts' personas and every training family's."""
+    base = hand_set()
+    fusion = fusion_fit.fit(ticks, {f.name for f in train}, base.cfg)
+    seen = base.seen_personas | {p.persona for f in train for p in f.populations}
+    key = hashlib.sha256(json.dumps([fusion.weights, fusion.thresholds], sort_keys=True).encode()).hexdigest()[:16]
+    return Fitted(fusion.config(base.cfg), frozenset(seen), key=key, fusion=fusion)
 
 
 def held_out(family: Family, fitted: Fitted) -> bool:
@@ -65,31 +78,49 @@ def held_out(family: Family, fitted: Fitted) -> bool:
     return not any(p.persona in fitted.seen_personas for p in family.populations)
 
 
-def folds(families: tuple[Family, ...]) -> list[tuple[Family, Fitted]]:
-    """Leave one family out: each family with the detector fitted on all the others."""
-    return [(f, fit(tuple(g for g in families if g.name != f.name))) for f in families]
+def folds(families: tuple[Family, ...], ticks: Ticks) -> list[tuple[Family, Fitted]]:
+    """Leave one family out: each family the hand-set parts never saw, with the fusion fitted on all the
+    others; the families they did see (in-sample whatever the fold) share one fit on every family."""
+    everyone = fit(families, ticks)
+    out = []
+    for f in families:
+        if held_out(f, hand_set()):
+            out.append((f, fit(tuple(g for g in families if g.name != f.name), ticks)))
+        else:
+            out.append((f, everyone))
+    return out
 
 
-def run(seed: int = 7, families: tuple[Family, ...] | None = None) -> dict[str, Any]:
-    """Simulate the world, replay it once per distinct fit, and gather each family's figures from its fold."""
-    from sim.scenario import write
-    from stream.evaluate import DETECTOR, evaluate
+def _evaluate(events: Path, labels: Path, fusion: Fusion | None) -> dict[str, Any]:
+    """One replay's report (a process of its own: the configs' mapping proxies do not pickle, fusions do)."""
+    from stream.evaluate import evaluate
+
+    cfg = load_scoring() if fusion is None else fusion.config(load_scoring())
+    return evaluate(events, labels, cfg=cfg)
+
+
+def run(seed: int = 7, families: tuple[Family, ...] | None = None, workers: int = 2) -> dict[str, Any]:
+    """Simulate the world, collect its ticks once, fit every fold, replay once per distinct fit (``workers``
+    at a time) and gather each family's figures from its fold."""
+    from stream.evaluate import DETECTOR
 
     families = families or load_families()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        events, labels = Path(tmp) / "events.jsonl.gz", Path(tmp) / "labels.jsonl"
-        n_events, n_accounts = write(world(families, seed=seed), events, labels)
-        reports: dict[str, dict[str, Any]] = {}
+        events, labels, n_events, ticks = fusion_fit.world_ticks(families, seed, Path(tmp))
+        pairs = folds(families, ticks)
+        distinct = {fitted.key: fitted for _, fitted in pairs}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+            futures = {key: pool.submit(_evaluate, events, labels, f.fusion) for key, f in distinct.items()}
+            reports = {key: future.result() for key, future in futures.items()}
         rows = []
-        for family, fitted in folds(families):
-            if fitted.key not in reports:
-                reports[fitted.key] = evaluate(events, labels, cfg=fitted.cfg)
+        for family, fitted in pairs:
             report = reports[fitted.key]
             figures = {name: d["families"][family.name] for name, d in report["detectors"].items()}
             rows.append({"family": family.name, "kind": family.kind, "origin": family.origin,
-                         "held_out": held_out(family, fitted), "figures": figures})  # fmt: skip
-    return {"seed": seed, "events": n_events, "accounts": n_accounts, "replays": len(reports),
+                         "held_out": held_out(family, fitted), "figures": figures,
+                         "thresholds": None if fitted.fusion is None else fitted.fusion.thresholds})  # fmt: skip
+    return {"seed": seed, "events": n_events, "accounts": len(ticks.accounts), "replays": len(reports),
             "seconds": round(time.perf_counter() - started), "detector": DETECTOR, "rows": rows,
             "detectors": list(next(iter(reports.values()))["detectors"])}  # fmt: skip
 

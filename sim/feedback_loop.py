@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.alerts import should_alert
+from detectors.config import ScoringConfig
 from detectors.engine import Engine, MemoryStore
 from sim import personas as P
 
@@ -60,8 +61,11 @@ class LoopResult:
         return tp / n if n else 1.0
 
 
-def run_loop(events: list[dict[str, Any]], attackers: set[str], *, analyst: bool) -> LoopResult:
-    engine = Engine(MemoryStore())
+def run_loop(
+    events: list[dict[str, Any]], attackers: set[str], *, analyst: bool, cfg: ScoringConfig | None = None
+) -> LoopResult:
+    """Replay ``events``; with ``analyst``, every alert gets a verdict an hour later (confirmed for attackers)."""
+    engine = Engine(MemoryStore(), cfg)
     result = LoopResult(windows=[(0, 0) for _ in range(int(2 * DAY // WINDOW) + 1)])
     reviews: list[tuple[float, int, Any]] = []  # (when, tiebreak, decision) waiting for the analyst
     for n, event in enumerate(events):

@@ -28,7 +28,8 @@ def score_buckets(policy: PolicyConfig) -> tuple[float, ...]:
     """Histogram edges that include the decision thresholds, so dashboards read "share above limit".
 
     >>> from detectors.config import load_scoring
-    >>> score_buckets(load_scoring().policy)
+    >>> policy = load_scoring().policy.with_thresholds({"challenge": 0.5, "limit": 0.75, "block": 0.92})
+    >>> score_buckets(policy)
     (0.1, 0.25, 0.5, 0.75, 0.92, 1.0)
     """
     return tuple(sorted({0.1, 0.25, policy.challenge, policy.limit, policy.block, 1.0}))

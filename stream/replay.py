@@ -63,13 +63,15 @@ def replay(
     rejects: IO[bytes] | None = None,
     cfg: ScoringConfig | None = None,
     mode: str = "enforce",
+    engine: Engine | None = None,
 ) -> ReplaySummary:
     """Write every decision the worker would publish for these events; invalid lines go to ``rejects``
-    (line number and reason only: replay never copies prompt text)."""
-    cfg = cfg or load_scoring()
+    (line number and reason only: replay never copies prompt text). ``engine``: run this one (with its
+    own config and hooks) instead of a fresh one."""
+    if engine is None:
+        engine = Engine(MemoryStore(), cfg or load_scoring())
+    cfg, store = engine.cfg, engine.store
     tune_gc()
-    store = MemoryStore()
-    engine = Engine(store, cfg)
     summary = ReplaySummary()
     started = time.perf_counter()
     last_ts = 0.0

@@ -47,3 +47,20 @@ def test_provisioning_files_point_at_the_dashboard_folder_and_prometheus() -> No
     assert providers["apiVersion"] == 1 and providers["providers"][0]["type"] == "file"
     sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())
     assert sources["datasources"][0]["type"] == "prometheus"
+
+
+def test_the_share_above_each_rung_reads_the_bucket_at_that_rungs_fitted_threshold() -> None:
+    """The thresholds are fitted (detectors/rules/fusion.toml): a refit must move these panels with it."""
+    from prometheus_client.utils import floatToGoString
+
+    from detectors.config import load_scoring
+    from stream.metrics import score_buckets
+
+    policy = load_scoring().policy
+    rungs = {"≥ challenge": policy.challenge, "≥ limit": policy.limit, "≥ block": policy.block}
+    found = {}
+    for target in TARGETS:
+        if target.get("legendFormat") in rungs:
+            found[target["legendFormat"]] = target["expr"].split('le="')[1].split('"')[0]
+    assert found == {name: floatToGoString(value) for name, value in rungs.items()}
+    assert all(value in score_buckets(policy) for value in rungs.values())

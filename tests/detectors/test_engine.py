@@ -151,3 +151,33 @@ def test_a_poisoned_verdict_cannot_switch_detection_off() -> None:
     assert restored.restore(engine.checkpoint())
     actions = {a for account, a, _ in run(restored, traffic()) if account == "bot"}
     assert actions & {"limit", "block"}
+
+
+def _ladder_only_by_persistence() -> Engine:
+    """An engine whose score alone reaches challenge at once and never limit: any limit is an escalation."""
+    cfg = load_scoring()
+    return Engine(MemoryStore(), replace(cfg, policy=replace(cfg.policy, challenge=0.01, limit=0.999999, block=1.0)))
+
+
+def test_an_account_that_keeps_sending_under_a_challenge_is_limited_after_the_escalation_span() -> None:
+    engine = _ladder_only_by_persistence()
+    policy = engine.cfg.policy
+    events = [make_event(i, account="a", ts=T0 + 30.0 * i, prompt="Explain step by step: task") for i in range(120)]
+    decided = [d for e in events for d in engine.process(e)]
+    challenge = next(d for d in decided if d.action == "challenge")
+    limit = next(d for d in decided if d.action == "limit")
+    assert policy.escalate_after_seconds <= limit.issued_at - challenge.issued_at <= policy.escalate_after_seconds + 60
+    next_rung_due = limit.issued_at + policy.escalate_after_seconds
+    assert not any(d.action == "block" for d in decided if d.issued_at < next_rung_due)
+
+
+def test_an_account_whose_traffic_falls_off_under_a_challenge_is_not_escalated() -> None:
+    engine = _ladder_only_by_persistence()
+    policy = engine.cfg.policy
+    burst = [make_event(i, account="a", ts=T0 + 30.0 * i, prompt="Explain step by step: task") for i in range(20)]
+    gap = policy.escalate_after_seconds / (policy.escalate_min_requests - 2)  # fewer than the minimum per span
+    trickle = [make_event(40 + i, account="a", ts=T0 + 1800 + gap * i, prompt="Explain step by step: task")
+               for i in range(30)]  # fmt: skip
+    decided = [d for e in burst + trickle for d in engine.process(e)]
+    assert any(d.action == "challenge" for d in decided)
+    assert not any(d.action in ("limit", "block") for d in decided)

@@ -33,6 +33,7 @@ def short_ttl_rules(tmp_path: Path) -> Path:
     assert "ttl_seconds = 3600" in text
     path = tmp_path / "scoring.toml"
     path.write_text(text.replace("ttl_seconds = 3600", f"ttl_seconds = {TTL}"))
+    (tmp_path / "fusion.toml").write_text((RULES_DIR / "fusion.toml").read_text())  # named by scoring.toml
     return path
 
 

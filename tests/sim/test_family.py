@@ -8,24 +8,25 @@ from pathlib import Path
 import pytest
 
 from detectors.clusters import load_clusters
-from detectors.config import WEIGHT_NAMES
-from sim.acceptance import fit, held_out
+from detectors.config import load_fusion
+from sim.acceptance import hand_set, held_out
 from sim.family import FAMILIES as FOLDER
 from sim.family import load_families, load_family, world
+from sim.fusion_fit import INPUTS
 from sim.scenario import PERSONAS, generate
 
 FAMILIES = load_families()
 
 
 def test_there_are_at_least_ten_attack_and_twelve_benign_families_held_out_from_the_hand_set_rules() -> None:
-    fitted = fit(FAMILIES)
+    fitted = hand_set()
     held = [f for f in FAMILIES if held_out(f, fitted)]
     assert sum(f.kind == "attack" for f in held) >= 10
     assert sum(f.kind == "benign" for f in held) >= 12
 
 
 def test_a_family_is_held_out_only_when_none_of_its_personas_was_seen() -> None:
-    fitted = fit(FAMILIES)
+    fitted = hand_set()
     for family in FAMILIES:
         personas = {p.persona for p in family.populations}
         assert held_out(family, fitted) == personas.isdisjoint(fitted.seen_personas), family.name
@@ -35,7 +36,8 @@ def test_a_family_is_held_out_only_when_none_of_its_personas_was_seen() -> None:
 
 def test_every_signal_the_detector_fuses_has_a_legitimate_twin() -> None:
     """For every input of the account and cluster fusions, some benign family shows it and is scored."""
-    signals = {w for w in WEIGHT_NAMES if w not in ("bias", "supervised")}  # supervised learns from verdicts
+    signals = set(INPUTS)  # what the fusion fit may weigh (supervised learns from verdicts, not from families)
+    assert {name for name, w in load_fusion()[0].items() if w} <= signals | {"bias", "supervised"}
     signals |= {f"cluster_{w}" for w in load_clusters().weights if w != "bias"}
     twins = {t for f in FAMILIES if f.kind == "benign" for t in f.twin_of}
     assert signals - twins == set()

@@ -29,7 +29,7 @@ def test_worker_metrics_pass_promtool_check_metrics() -> None:
 def test_score_histogram_edges_are_the_decision_thresholds() -> None:
     registry = CollectorRegistry()
     m = WorkerMetrics.create(POLICY, registry)
-    m.scores.labels(detector="fused").observe(0.8)
+    m.scores.labels(detector="fused").observe((POLICY.limit + POLICY.block) / 2)
     below_block = registry.get_sample_value("distillguard_score_bucket", {"detector": "fused", "le": str(POLICY.block)})
     below_limit = registry.get_sample_value("distillguard_score_bucket", {"detector": "fused", "le": str(POLICY.limit)})
     assert (below_limit, below_block) == (0.0, 1.0)
