@@ -56,7 +56,7 @@ clean:  ## remove the venv and local run state (not the jar cache)
 demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, clean up
 	$(BIN)/python -m stream.demo
 
-eval: setup  ## the acceptance table: leave-one-family-out, beside baselines (~1 min); writes docs/acceptance.md
+eval: setup  ## the acceptance table: leave-one-family-out, beside baselines (~12 min on 2 cores); writes docs/acceptance.md
 	$(BIN)/python -m sim.acceptance --markdown docs/acceptance.md --json out/acceptance.json
 
 bench: setup  ## benchmarks: detector core, then end to end on a broker it starts (figures in README)
