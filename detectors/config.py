@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from detectors.registry import WEIGHT_NAMES  # fusion inputs a weight may name; anything else is a typo
 from detectors.types import ACTIONS
 
 __all__ = [
@@ -27,12 +28,6 @@ __all__ = [
 
 RULES_DIR = Path(__file__).parent / "rules"
 
-#: Fusion inputs a weight may name; anything else in [weights] is a typo.
-WEIGHT_NAMES = (
-    "bias", "volume", "burst", "tokens", "cot_rate", "role_rate", "template_top", "focus", "ratio", "single_turn",
-    "max_tokens_high", "regularity", "always_on", "ip_spread", "ua_spread", "new_account", "new_model", "tools",
-    "drift", "templated_single_turn", "cot_x_volume", "templated_x_volume", "anomaly", "supervised",
-)  # fmt: skip
 #: The action thresholds a fitted fusion file sets (``[thresholds]``), beside its ``[weights]``.
 THRESHOLD_NAMES = ("challenge", "limit", "block")
 
@@ -124,7 +119,10 @@ class PolicyConfig:
 
     def with_thresholds(self, thresholds: Mapping[str, float]) -> PolicyConfig:
         """This policy with other challenge, limit and block thresholds (a fitted fusion's, a cluster stage's)."""
-        return replace(self, **{name: float(thresholds[name]) for name in THRESHOLD_NAMES})
+        return replace(
+            self, challenge=float(thresholds["challenge"]), limit=float(thresholds["limit"]),
+            block=float(thresholds["block"]),
+        )  # fmt: skip
 
     def __post_init__(self) -> None:
         if not 0 < self.challenge <= self.limit <= self.block <= 1:

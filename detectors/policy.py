@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Protocol
 
 from detectors.config import PolicyConfig
+from detectors.registry import REASON_CODES
 from detectors.types import ACTIONS, Decision
 
 __all__ = [
@@ -35,34 +35,6 @@ class RungInForce(ActionInForce, Protocol):
     """An action in force that also remembers since when it has held its rung (escalation)."""
 
     rung_since: float
-
-
-#: Stable reason codes for fusion inputs: what gateways, dashboards and analysts key on.
-REASON_CODES = MappingProxyType({
-    "cot_rate": "COT_ELICITATION",
-    "cot_x_volume": "COT_AT_SCALE",
-    "templated_single_turn": "TEMPLATED_SINGLE_TURN",
-    "templated_x_volume": "TEMPLATE_AT_SCALE",
-    "volume": "HIGH_VOLUME",
-    "focus": "NARROW_FOCUS",
-    "always_on": "ALWAYS_ON",
-    "regularity": "METRONOME_TIMING",
-    "ratio": "HIGH_OUTPUT_RATIO",
-    "max_tokens_high": "MAX_TOKENS",
-    "new_account": "NEW_ACCOUNT_AT_SCALE",
-    "ip_spread": "MANY_IPS",
-    "new_model": "NEW_MODEL_PIVOT",
-    "drift": "DRIFT_TO_EXTRACTION",
-    "burst": "BURSTS",
-    "tokens": "HIGH_OUTPUT_TOKENS",
-    "role_rate": "ROLE_PROMPTING",
-    "template_top": "TEMPLATED",
-    "single_turn": "SINGLE_TURN",
-    "ua_spread": "MANY_USER_AGENTS",
-    "tools": "TOOL_USE",
-    "anomaly": "COHORT_ANOMALY",
-    "supervised": "ANALYST_FEEDBACK",
-})  # fmt: skip
 
 
 def level_for_score(score: float, requests: float, account_type: str, cfg: PolicyConfig) -> int:

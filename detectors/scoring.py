@@ -22,6 +22,7 @@ from river import anomaly, compose, linear_model, optim, preprocessing, stats
 from detectors import _fold, _hst
 from detectors.account_state import AccountState
 from detectors.config import AnomalyConfig, ScoringConfig, SupervisedConfig
+from detectors.registry import PRODUCTS, VECTOR_FEATURES
 
 __all__ = [
     "VECTOR_FEATURES",
@@ -39,17 +40,12 @@ __all__ = [
     "logistic",
 ]
 
-#: The window vector every account is scored on, in this order; all values in [0, 1].
-VECTOR_FEATURES = (
-    "volume", "burst", "tokens", "cot_rate", "role_rate", "template_top", "focus", "ratio", "single_turn",
-    "max_tokens_high", "regularity", "always_on", "ip_spread", "ua_spread", "new_account", "new_model",
-    "tools", "drift",
-)  # fmt: skip
-
 _WINDOW_FEATURES = frozenset(VECTOR_FEATURES)
 
 if _fold.VECTOR_FEATURES != VECTOR_FEATURES:
-    raise ImportError("detectors/_fold.c and scoring's VECTOR_FEATURES disagree: rebuild with `make setup`")
+    raise ImportError(
+        "detectors/_fold.c and rules/features.toml disagree on the window vector: rebuild with `make setup`"
+    )
 
 
 def vector_params(cfg: ScoringConfig) -> tuple[float, ...]:
@@ -121,14 +117,6 @@ def fuse(inputs: dict[str, float], weights: Any) -> tuple[float, dict[str, float
     for name, factors in PRODUCTS:
         x[name] = math.prod(x.get(factor, 0.0) for factor in factors)
     return logistic(x, weights)
-
-
-#: The fusion's product terms: each the product of the window features it names.
-PRODUCTS = (
-    ("templated_single_turn", ("template_top", "single_turn")),
-    ("cot_x_volume", ("cot_rate", "volume")),
-    ("templated_x_volume", ("template_top", "single_turn", "volume")),
-)
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,13 @@ from detectors.account_state import AccountState, Counters
 from detectors.config import RULES_DIR, ScoringConfig, load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.policy import decide, escalated, level_for_score
-from detectors.scoring import PRODUCTS, VECTOR_FEATURES
+from detectors.registry import FITTED_INPUTS, PRODUCTS, VECTOR_FEATURES
 from sim.family import Family
 
 __all__ = ["Fusion", "Ticks", "calibrate", "collect", "fit", "fit_weights", "write"]
 
-#: The fusion's inputs the fit weighs: the window vector but ``ua_spread`` (no benign twin), its products, anomaly.
-INPUTS = (*(f for f in VECTOR_FEATURES if f != "ua_spread"), *(name for name, _ in PRODUCTS), "anomaly")
+#: The fusion's inputs the fit weighs (``fit = false`` in ``rules/features.toml`` left out), in this order.
+INPUTS = FITTED_INPUTS
 ENFORCED_BUDGET = 0.001  # at most 1 in 1,000 benign accounts of a family limited or blocked
 CHALLENGE_BUDGET = 0.01  # at most 1 in 100 challenged
 L2 = 1e-3
@@ -92,8 +92,10 @@ def collect(events: Path, labels: Path, cfg: ScoringConfig | None = None) -> Tic
     cohorts: list[str] = []
     rows: list[tuple[float, ...]] = []
     meta: list[tuple[int, float, float, int]] = []
-    products = [tuple(VECTOR_FEATURES.index(f) for f in factors) for _, factors in PRODUCTS]
-    keep = [VECTOR_FEATURES.index(f) for f in INPUTS[: len(INPUTS) - len(PRODUCTS) - 1]]
+    position = {name: i for i, name in enumerate(VECTOR_FEATURES)}
+    factors = {name: tuple(position[f] for f in fs) for name, fs in PRODUCTS} | {n: (i,) for n, i in position.items()}
+    if missing := [name for name in INPUTS if name not in factors and name != "anomaly"]:
+        raise ValueError(f"the fit does not know how to compute inputs {missing}")
     after = cfg.policy.escalate_after_seconds
 
     def on_tick(account: str, state: AccountState, cohort: str, now: float, values: tuple[float, ...]) -> None:
@@ -102,7 +104,7 @@ def collect(events: Path, labels: Path, cfg: ScoringConfig | None = None) -> Tic
             i = index[account] = len(cohorts)
             cohorts.append(cohort)
         anomaly = engine.anomaly[cohort].score_one(dict(zip(VECTOR_FEATURES, values, strict=True)))
-        rows.append((*(values[j] for j in keep), *(math.prod(values[j] for j in p) for p in products), anomaly))
+        rows.append(tuple(anomaly if n == "anomaly" else math.prod(values[j] for j in factors[n]) for n in INPUTS))
         meta.append((i, now, state.counters[Counters.REQUESTS], state.recent_requests(now, after, cfg.window)))
 
     engine.on_tick = on_tick

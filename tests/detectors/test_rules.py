@@ -10,12 +10,14 @@ from detectors.clusters import load_clusters
 from detectors.config import RULES_DIR, load_fusion, load_provenance, load_scoring
 from detectors.features import FAMILIES, load_phrasebook
 from detectors.intent import load_intent
+from detectors.registry import load_registry
 
 SCORING = RULES_DIR / "scoring.toml"
 PHRASES = RULES_DIR / "phrases.toml"
 FUSION = RULES_DIR / "fusion.toml"
 LOADERS = {"scoring.toml": load_scoring, "fusion.toml": load_fusion, "phrases.toml": load_phrasebook,
-           "clusters.toml": load_clusters, "provenance.toml": load_provenance, "intent.toml": load_intent}  # fmt: skip
+           "clusters.toml": load_clusters, "provenance.toml": load_provenance, "intent.toml": load_intent,
+           "features.toml": load_registry}  # fmt: skip
 
 
 def test_every_rule_file_has_a_loader() -> None:
