@@ -14,40 +14,59 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["FITTED_INPUTS", "PRODUCTS", "REASON_CODES", "VECTOR_FEATURES", "WEIGHT_NAMES", "load_registry"]
+__all__ = [
+    "FITTED_INPUTS", "PRODUCTS", "REASON_CODES", "VECTOR_FEATURES", "WEIGHT_NAMES", "Registry", "load_registry",
+]  # fmt: skip
 
 _PATH = Path(__file__).parent / "rules" / "features.toml"
+_KINDS = ("window", "product", "model")
 
 
-def load_registry(path: Path = _PATH) -> dict[str, Any]:
-    """The table, checked: unique names, a reason code for each, products of declared window features."""
-    doc = tomllib.loads(path.read_text())
-    entries = [(kind, e) for kind in ("window", "product", "model") for e in doc.get(kind, [])]
-    names = [e["name"] for _, e in entries]
-    if len(names) != len(set(names)) or any(not e.get("reason") for _, e in entries):
-        raise ValueError(f"{path}: every input needs a unique name and a reason code")
-    window = [e["name"] for e in doc.get("window", [])]
+class Registry(NamedTuple):
+    """What the detector derives from the table."""
+
+    vector_features: tuple[str, ...]  # the window vector, in order; all values in [0, 1]
+    products: tuple[tuple[str, tuple[str, ...]], ...]  # (name, the window features it multiplies)
+    weight_names: tuple[str, ...]  # what a fusion file may weigh: the bias, then every input
+    reason_codes: MappingProxyType[str, str]  # input -> stable reason code (a contract)
+    fitted_inputs: tuple[str, ...]  # what the fusion fit weighs, in order (``fit = false`` left out)
+
+
+def derive(doc: dict[str, Any], source: str = "features table") -> Registry:
+    """The registry of a parsed table, checked: unique names, a reason code each, products of window features.
+
+    >>> extra = {"window": [{"name": "a", "reason": "A"}, {"name": "b", "reason": "B", "fit": False}],
+    ...          "product": [{"name": "a_x_b", "factors": ["a", "b"], "reason": "AB"}], "model": []}
+    >>> r = derive(extra)
+    >>> r.weight_names, r.fitted_inputs, r.reason_codes["a_x_b"]
+    (('bias', 'a', 'b', 'a_x_b'), ('a', 'a_x_b'), 'AB')
+    """
+    entries = [e for kind in _KINDS for e in doc.get(kind, [])]
+    names = [e["name"] for e in entries]
+    if len(names) != len(set(names)) or any(not e.get("reason") for e in entries):
+        raise ValueError(f"{source}: every input needs a unique name and a reason code")
+    window = tuple(e["name"] for e in doc.get("window", []))
     if bad := [e["name"] for e in doc.get("product", []) if not set(e["factors"]) <= set(window)]:
-        raise ValueError(f"{path}: products {bad} name factors that are not window features")
-    return doc
+        raise ValueError(f"{source}: products {bad} name factors that are not window features")
+    return Registry(
+        vector_features=window,
+        products=tuple((e["name"], tuple(e["factors"])) for e in doc.get("product", [])),
+        weight_names=("bias", *names),
+        reason_codes=MappingProxyType({e["name"]: e["reason"] for e in entries}),
+        fitted_inputs=tuple(e["name"] for e in entries if e.get("fit", True)),
+    )
 
 
-_DOC = load_registry()
+def load_registry(path: Path = _PATH) -> Registry:
+    """The shipped table (or ``path``), derived and checked."""
+    return derive(tomllib.loads(path.read_text()), str(path))
 
-#: The window vector every account is scored on, in this order; all values in [0, 1].
-VECTOR_FEATURES: tuple[str, ...] = tuple(e["name"] for e in _DOC["window"])
-#: The fusion's product terms: each the product of the window features it names.
-PRODUCTS: tuple[tuple[str, tuple[str, ...]], ...] = tuple((e["name"], tuple(e["factors"])) for e in _DOC["product"])
-_MODELS = tuple(e["name"] for e in _DOC["model"])
-#: Names a fusion file may weigh: the bias, then every input.
-WEIGHT_NAMES: tuple[str, ...] = ("bias", *VECTOR_FEATURES, *(name for name, _ in PRODUCTS), *_MODELS)
-#: Stable reason codes for fusion inputs: what gateways, dashboards and analysts key on.
-REASON_CODES: MappingProxyType[str, str] = MappingProxyType(
-    {e["name"]: e["reason"] for kind in ("window", "product", "model") for e in _DOC[kind]}
-)
-#: What the fusion fit weighs, in this order: window features, products, model inputs (not ``fit = false``).
-FITTED_INPUTS: tuple[str, ...] = tuple(
-    e["name"] for kind in ("window", "product", "model") for e in _DOC[kind] if e.get("fit", True)
-)
+
+_SHIPPED = load_registry()
+VECTOR_FEATURES = _SHIPPED.vector_features
+PRODUCTS = _SHIPPED.products
+WEIGHT_NAMES = _SHIPPED.weight_names
+REASON_CODES = _SHIPPED.reason_codes
+FITTED_INPUTS = _SHIPPED.fitted_inputs
