@@ -32,7 +32,13 @@ from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
-from stream.faust_patches import commit_past_duplicate_acks, drop_records_fetched_before_a_seek
+from stream.faust_patches import (
+    aiokafka_producer,
+    check_internals,
+    commit_past_duplicate_acks,
+    committed_offset,
+    drop_records_fetched_before_a_seek,
+)
 from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.settings import WorkerSettings, bootstrap_servers
@@ -136,12 +142,14 @@ def create_app(
     settings: WorkerSettings, metrics: WorkerMetrics | None = None, health: Health | None = None
 ) -> faust.App:
     """Build the Faust app; nothing connects until a worker starts it."""
+    check_internals()  # a renamed internal fails here, not silently under load
     commit_past_duplicate_acks()
     drop_records_fetched_before_a_seek()
     health = health or Health()
     cfg = load_scoring(settings.rules)
     metrics = metrics or WorkerMetrics.create(cfg.policy)
     app = faust.App(settings.app_id, **app_options(settings))
+    check_internals(app.consumer)  # the consumer's own attributes, before it connects
 
     def topic(spec: TopicSpec, name: str | None = None) -> Any:
         return app.topic(
@@ -458,9 +466,9 @@ async def warm_partitioner(app: faust.App, tables: Iterable[Any]) -> None:
     metadata, which aiokafka loads lazily: load it before the first write, or that write fails with
     a TypeError inside aiokafka (seen in `make demo`). Cheap once loaded."""
     producer: Any = app.producer
-    aiokafka_producer = producer._ensure_producer()  # the aiokafka producer under Faust's
+    underlying = aiokafka_producer(producer)
     for table in tables:
-        await aiokafka_producer.partitions_for(table.changelog_topic.get_topic_name())
+        await underlying.partitions_for(table.changelog_topic.get_topic_name())
 
 
 def queue_whole_batches(app: faust.App, batch_size: int) -> None:
@@ -491,7 +499,7 @@ def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
     lag = {}
     for tp in consumer.assignment():
         if tp.topic == topic:
-            committed = consumer._committed_offset.get(tp) or 0  # Faust keeps the last commit here
+            committed = committed_offset(consumer, tp)
             lag[tp.partition] = max(0, int(consumer.highwater(tp) or 0) - committed)
     return lag
 

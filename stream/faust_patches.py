@@ -1,7 +1,7 @@
-"""Fixes for faust-streaming 0.15.3 bugs that the worker runs into, each applied once per process.
-
-Kept apart from the app so that each one names the bug, where it was seen, and can go when Faust
-fixes it upstream.
+"""Every private Faust and aiokafka attribute the worker touches, in one place: two fixes for
+faust-streaming 0.15.3 bugs (each names the bug and where it was seen, and can go when Faust fixes it
+upstream), two reads Faust has no public API for, and :func:`check_internals`, which the worker runs at
+start-up so that a renamed internal fails loudly instead of turning a fix into a silent no-op.
 """
 
 from __future__ import annotations
@@ -13,7 +13,64 @@ from typing import Any
 from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import Consumer
 
-__all__ = ["commit_past_duplicate_acks", "drop_records_fetched_before_a_seek"]
+__all__ = [
+    "InternalsMissing",
+    "aiokafka_producer",
+    "check_internals",
+    "commit_past_duplicate_acks",
+    "committed_offset",
+    "drop_records_fetched_before_a_seek",
+]
+
+
+class InternalsMissing(RuntimeError):
+    """A pinned Faust/aiokafka internal is gone: the versions in pyproject.toml were changed without
+    revisiting this module."""
+
+
+#: (object, attribute) pairs on classes this module relies on; instance attributes are checked on a live
+#: consumer by :func:`check_internals`.
+_CLASS_INTERNALS: tuple[tuple[str, str], ...] = (
+    ("faust.transport.consumer:Consumer", "_new_offset"),
+    ("faust.transport.consumer:Consumer", "getmany"),
+    ("faust.transport.drivers.aiokafka:Producer", "_ensure_producer"),
+    ("faust.transport.drivers.aiokafka:AIOKafkaConsumerThread", "_ensure_consumer"),
+    ("aiokafka.consumer.subscription_state:Assignment", "state_value"),
+    ("aiokafka.consumer.subscription_state:TopicPartitionState", "has_valid_position"),
+    ("aiokafka.consumer.subscription_state:TopicPartitionState", "position"),
+)
+_CONSUMER_INTERNALS = ("_acked", "_acked_index", "_committed_offset", "_thread")
+
+
+def check_internals(consumer: Any = None) -> None:
+    """Raise :class:`InternalsMissing` naming every pinned internal that is not there (on the classes, and
+    on ``consumer``, Faust's consumer, when given).
+
+    >>> check_internals()
+    """
+    import importlib
+
+    missing = []
+    for where, attribute in _CLASS_INTERNALS:
+        module, _, name = where.partition(":")
+        owner = getattr(importlib.import_module(module), name, None)
+        if owner is None or not hasattr(owner, attribute):
+            missing.append(f"{where}.{attribute}")
+    if consumer is not None:
+        missing += [f"Faust consumer .{a}" for a in _CONSUMER_INTERNALS if not hasattr(consumer, a)]
+    if missing:
+        raise InternalsMissing(f"Faust/aiokafka internals this worker relies on are gone: {', '.join(missing)}; "
+                               "see stream/faust_patches.py")  # fmt: skip
+
+
+def aiokafka_producer(producer: Any) -> Any:
+    """The aiokafka producer under Faust's (Faust has no public accessor)."""
+    return producer._ensure_producer()
+
+
+def committed_offset(consumer: Any, tp: Any) -> int:
+    """The last offset Faust committed for ``tp`` (0 before any)."""
+    return int(consumer._committed_offset.get(tp) or 0)
 
 
 def commit_past_duplicate_acks() -> None:

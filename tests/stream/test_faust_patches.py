@@ -14,7 +14,12 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from stream.faust_patches import commit_past_duplicate_acks, drop_records_fetched_before_a_seek
+from stream.faust_patches import (
+    InternalsMissing,
+    check_internals,
+    commit_past_duplicate_acks,
+    drop_records_fetched_before_a_seek,
+)
 
 PARTITION = TP("llm.requests", 1)
 
@@ -130,3 +135,16 @@ def test_records_of_a_partition_no_longer_assigned_are_not_delivered(consumer: A
     """Whoever owns it now reads it from the committed offset."""
     drop_records_fetched_before_a_seek()
     assert delivered(consumer, after_the_third(revoke)) == [339, 340, 341]
+
+
+def test_every_pinned_internal_is_there_on_the_pinned_versions(consumer: Any) -> None:
+    check_internals(consumer)
+
+
+def test_a_renamed_internal_fails_the_start_up_check_naming_it(consumer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiokafka.consumer.subscription_state import Assignment
+
+    monkeypatch.delattr(Assignment, "state_value")
+    del consumer._committed_offset
+    with pytest.raises(InternalsMissing, match=r"Assignment\.state_value.*\._committed_offset"):
+        check_internals(consumer)
