@@ -409,11 +409,11 @@ class Engine:
     # -- model checkpoints ---------------------------------------------------------------------
 
     def checkpoint(self) -> bytes:
-        """Models as bytes, stamped with River's version: a checkpoint only loads under the same one."""
+        """Models as bytes, stamped with River's version: a checkpoint only loads under the same one. The
+        supervised model is not in it: every worker rebuilds it from the whole feedback log at start."""
         models = {
             "anomaly": self.anomaly,
             "norms": self.norms,
-            "supervised": self.supervised,
             "first_seen": self.models.first_seen,
             "stream_start": self.models.stream_start,
             "cluster_stage": self.cluster_stage.snapshot(),
@@ -426,7 +426,7 @@ class Engine:
         if loaded.get("river") != _RIVER_VERSION:
             return False
         models = loaded["models"]
-        self.anomaly, self.norms, self.supervised = models["anomaly"], models["norms"], models["supervised"]
+        self.anomaly, self.norms = models["anomaly"], models["norms"]  # supervised: rebuilt from the feedback log
         self.models.first_seen = OrderedDict(models["first_seen"])
         self.models.stream_start = models["stream_start"]
         if "cluster_stage" in models:  # checkpoints from before the two-stage clusters have none

@@ -166,7 +166,7 @@ def create_app(
 
     topics = {spec.name: topic(spec) for spec in ALL_TOPICS}
     topics |= {spec.name: topic(spec, f"{settings.app_id}-{spec.name}") for spec in APP_TOPICS}
-    requests, throttle, alerts, dlq, feedback = (topics[s.name] for s in (REQUESTS, THROTTLE, ALERTS, DLQ, FEEDBACK))
+    requests, throttle, alerts, dlq = (topics[s.name] for s in (REQUESTS, THROTTLE, ALERTS, DLQ))
     partials, verdicts = topics[CLUSTER_PARTIALS.name], topics[CLUSTER_VERDICTS.name]
     states = app.Table(
         "account-state",
@@ -234,9 +234,12 @@ def create_app(
     def trusted(event: Any, topic: str) -> bool:
         """A control record signed by a trusted key; anything else is counted and ignored: whoever can
         write these topics must not be able to allowlist, block or teach (issue 22, item 5)."""
-        key = event.key if isinstance(event.key, bytes) else b""
-        value = event.value if isinstance(event.value, bytes) else None
-        if verify(key, value, (event.headers or {}).items(), keys) is not None:
+        return trusted_record(event.key, event.value, (event.headers or {}).items(), topic)
+
+    def trusted_record(key: Any, value: Any, headers: Any, topic: str) -> bool:
+        key = key if isinstance(key, bytes) else b""
+        value = value if isinstance(value, bytes) else None
+        if verify(key, value, headers, keys) is not None:
             return True
         metrics.control_rejected.labels(topic=topic).inc()
         log.warning("ignored an unsigned or badly signed %s record", topic)
@@ -403,23 +406,31 @@ def create_app(
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", settings.triage_port).start()
 
-    @app.agent(feedback, name="learn")
-    async def learn(stream: Any) -> None:
-        """Triage verdicts teach the supervised model (same event loop: one writer per model)."""
-        async for event in stream.events():
-            if not trusted(event, "feedback"):
-                continue
-            verdict = parse_verdict(event.value)
-            if verdict is None:
-                metrics.feedback_verdicts.labels(verdict="invalid").inc()
-                log.warning("ignored a feedback record that is not a verdict with features")
-                continue
-            if not engine.learn_verdict(*verdict):
-                metrics.feedback_verdicts.labels(verdict="invalid").inc()
-                log.warning("ignored a feedback record whose features are not window features in [0, 1]")
-                continue
-            metrics.model_updated_timestamp.labels(model="supervised").set(time.time())
-            metrics.feedback_verdicts.labels(verdict="confirmed" if verdict[1] else "false_positive").inc()
+    def on_feedback(key: bytes | None, value: bytes | None, headers: Any) -> None:
+        """A triage verdict teaches the supervised model. Every worker reads the whole feedback log (not a
+        consumer group's share), so every worker's model learns every verdict and they agree; the model
+        is rebuilt from the log at start, not restored from the local checkpoint."""
+        if not trusted_record(key, value, headers, "feedback"):
+            return
+        verdict = parse_verdict(value)
+        if verdict is None:
+            metrics.feedback_verdicts.labels(verdict="invalid").inc()
+            log.warning("ignored a feedback record that is not a verdict with features")
+            return
+        if not engine.learn_verdict(*verdict):
+            metrics.feedback_verdicts.labels(verdict="invalid").inc()
+            log.warning("ignored a feedback record whose features are not window features in [0, 1]")
+            return
+        metrics.model_updated_timestamp.labels(model="supervised").set(time.time())
+        metrics.feedback_verdicts.labels(verdict="confirmed" if verdict[1] else "false_positive").inc()
+
+    # resume: after a reconnect, go on from where it was (a verdict learnt twice would count twice).
+    feedback_reader = CompactedReader(bootstrap_servers(settings.broker), FEEDBACK.name, on_feedback, resume=True)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_feedback() -> None:
+        """Every worker reads every verdict."""
+        await feedback_reader.start()
 
     @app.timer(interval=settings.lift_seconds)  # type: ignore[untyped-decorator]
     @skipped_once_stopped

@@ -3,7 +3,9 @@
 The gateway's throttle table and the worker's allowlist are both "the latest record per key" of a
 compacted topic that every process needs in full (not a consumer group's share): this reader assigns
 itself every partition, starts from the beginning on every (re)connect, reports lag and whether it
-has caught up, and reconnects by itself after a broker outage.
+has caught up, and reconnects by itself after a broker outage. The worker's feedback log is read the
+same way but with ``resume``: a log of verdicts, each to be learnt once, so a reconnect goes on from
+where it was.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ OnRecord = Callable[[bytes | None, bytes | None, Any], None]
 class CompactedReader:
     """Follows ``topic`` on ``bootstrap`` and hands every record to ``on_record``."""
 
-    def __init__(self, bootstrap: str, topic: str, on_record: OnRecord, *, reconnect_seconds: float = 1.0) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, on_record: OnRecord, *, reconnect_seconds: float = 1.0, resume: bool = False
+    ) -> None:
         self.bootstrap = bootstrap
+        self.resume = resume  # after a reconnect, go on from the last position instead of the start
         self.topic = topic
         self.on_record = on_record
         self.reconnect_seconds = reconnect_seconds
@@ -78,6 +83,10 @@ class CompactedReader:
                 await consumer.start()
                 while not consumer.assignment():  # the topic may not exist yet; wait for it
                     self._apply(await consumer.getmany(timeout_ms=500))
+                if self.resume:
+                    for tp in consumer.assignment():
+                        if tp in self._positions:
+                            consumer.seek(tp, self._positions[tp])
                 self.connected = True
                 await self._follow(consumer, sorted(consumer.assignment()))
             except asyncio.CancelledError:
@@ -97,7 +106,10 @@ class CompactedReader:
 
     def _apply(self, batches: Mapping[TopicPartition, Any]) -> None:
         for tp, records in batches.items():
+            done = self._positions.get(tp, 0) if self.resume else 0
             for r in records:
+                if r.offset < done:  # resuming: read before the reconnect, applied once already
+                    continue
                 try:
                     self.on_record(r.key, r.value, r.headers)
                 except Exception as exc:  # noqa: BLE001 - one crafted record must not restart the whole read
