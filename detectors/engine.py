@@ -280,7 +280,10 @@ class Engine:
     ) -> Decision | None:
         values = window_vector(state, now, self._vector_params)
         x = dict(zip(VECTOR_FEATURES, values, strict=True))
-        score, inputs = self._fused(x, values, cohort, learn=True)
+        # The cohort's "typical" values (explanations) come from accounts under no decision: a cohort
+        # that is mostly attackers must not make an attacker look typical (issue 24).
+        benign_typical = state.action_level == 0 or state.action_expires <= now
+        score, inputs = self._fused(x, values, cohort, learn=True, learn_norms=benign_typical)
         if self.on_score is not None:
             self.on_score({"fused": score, "anomaly": inputs.get("anomaly", 0.0), "supervised": inputs["p_supervised"]})
         requests = state.counters[Counters.REQUESTS]
@@ -321,7 +324,7 @@ class Engine:
         )
 
     def _fused(
-        self, x: dict[str, float], values: tuple[float, ...], cohort: str, *, learn: bool
+        self, x: dict[str, float], values: tuple[float, ...], cohort: str, *, learn: bool, learn_norms: bool = True
     ) -> tuple[float, dict[str, float]]:
         """Fuse the window vector (``x``, its ``values`` in order) with the supervised and (when it could matter)
         anomaly inputs: the score, and the inputs that :func:`fuse` turns into each one's part."""
@@ -330,7 +333,8 @@ class Engine:
             model = self.anomaly[cohort] = CohortAnomaly(self.cfg.anomaly)
             self.norms[cohort] = PopulationNorms()
         if learn:
-            self.norms[cohort].update(x)
+            if learn_norms:
+                self.norms[cohort].update(x)
             self._ticks += 1
             if self._ticks % self.cfg.anomaly.learn_every == 0:
                 model.learn_one(x)

@@ -17,6 +17,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from stream.connection import kafka_python_config
+from stream.incidents import Incident, group
 from stream.topics import ALERTS, ALLOWLIST, FEEDBACK
 
 __all__ = ["Triage", "VERDICTS", "allowlist_entry"]
@@ -102,36 +103,70 @@ class Triage:
                 records.append(record)
         return records
 
+    def incidents(self, limit: int = 100_000) -> list[Incident]:
+        """The alerts grouped into incidents (:mod:`stream.incidents`), most recently active first."""
+        return group(self.alerts(limit=limit))
+
+    def incident(self, incident_id: str) -> Incident:
+        for incident in self.incidents():
+            if incident.incident_id == incident_id:
+                return incident
+        raise KeyError(f"no incident {incident_id!r}")
+
     def act(self, alert_id: str, action: str, *, by: str, note: str = "") -> dict[str, Any]:
         """Record ``action`` (confirm | dismiss | allowlist) on an alert; returns the verdict written."""
+        return self._write([self.alert(alert_id)], action, by=by, note=note)[0]
+
+    def act_incident(
+        self, incident_id: str, action: str, *, by: str, note: str = "", members: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Record ``action`` on a whole incident: on each member's latest alert (or only ``members``'),
+        one verdict per member, each carrying the incident id."""
+        incident = self.incident(incident_id)
+        latest = incident.latest()
+        chosen = list(latest) if not members else [m for m in members if m in latest]
+        if not chosen:
+            raise ValueError("none of the chosen members is in this incident")
+        return self._write([latest[m] for m in chosen], action, by=by, note=note, incident_id=incident_id)
+
+    def _write(
+        self, alerts: list[dict[str, Any]], action: str, *, by: str, note: str, incident_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A verdict per alert on the feedback topic (and, for dismiss and allowlist, an allowlist entry),
+        signed, in one producer session."""
         if action not in VERDICTS:
             raise ValueError(f"action must be one of {sorted(VERDICTS)}, got {action!r}")
         if not by:
             raise ValueError("say who you are (by=...): every triage action is recorded with its author")
-        alert = self.alert(alert_id)
-        decision = alert["decision"]
         now = time.time()
-        verdict = {
-            "alert_id": alert_id,
-            "decision_id": decision["decision_id"],
-            "subject": alert["subject"],
-            "action": action,
-            "verdict": VERDICTS[action],
-            "features": decision.get("evidence", {}).get("features", {}),
-            "by": by,
-            "at": now,
-            "note": note,
-        }
+        written = []
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", **kafka_python_config())
         try:
-            subject_key = f"{alert['subject']['type']}:{alert['subject']['id']}".encode()
-            value = orjson.dumps(verdict)
-            producer.send(FEEDBACK.name, key=subject_key, value=value, headers=self.signed(subject_key, value))
-            if action in ("dismiss", "allowlist"):
-                until = max(float(decision["expires_at"]), now + 3600) if action == "dismiss" else None
-                entry = allowlist_entry(f"{action} of alert {alert_id}: {note}".strip(), by, now, until)
-                producer.send(ALLOWLIST.name, key=subject_key, value=entry, headers=self.signed(subject_key, entry))
+            for alert in alerts:
+                decision = alert["decision"]
+                verdict = {
+                    "alert_id": alert["alert_id"],
+                    "decision_id": decision["decision_id"],
+                    "subject": alert["subject"],
+                    "action": action,
+                    "verdict": VERDICTS[action],
+                    "features": decision.get("evidence", {}).get("features", {}),
+                    "by": by,
+                    "at": now,
+                    "note": note,
+                }
+                if incident_id is not None:
+                    verdict["incident_id"] = incident_id
+                subject_key = f"{alert['subject']['type']}:{alert['subject']['id']}".encode()
+                value = orjson.dumps(verdict)
+                producer.send(FEEDBACK.name, key=subject_key, value=value, headers=self.signed(subject_key, value))
+                if action in ("dismiss", "allowlist"):
+                    until = max(float(decision["expires_at"]), now + 3600) if action == "dismiss" else None
+                    why = f"{action} of {'incident ' + incident_id if incident_id else 'alert ' + alert['alert_id']}"
+                    entry = allowlist_entry(f"{why}: {note}".strip(), by, now, until)
+                    producer.send(ALLOWLIST.name, key=subject_key, value=entry, headers=self.signed(subject_key, entry))
+                written.append(verdict)
             producer.flush()
         finally:
             producer.close()
-        return verdict
+        return written

@@ -7,6 +7,7 @@ import random
 import tracemalloc
 from dataclasses import replace
 
+from detectors.account_state import Counters
 from detectors.clusters import load_clusters
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
@@ -181,3 +182,17 @@ def test_an_account_whose_traffic_falls_off_under_a_challenge_is_not_escalated()
     decided = [d for e in burst + trickle for d in engine.process(e)]
     assert any(d.action == "challenge" for d in decided)
     assert not any(d.action in ("limit", "block") for d in decided)
+
+
+def test_the_cohorts_typical_values_come_from_accounts_under_no_decision() -> None:
+    """Issue 24: a cohort that is mostly attackers made an attacker's CoT rate look typical (0.74 vs 0.71)."""
+    rng = random.Random(3)
+    streams = [P.chat_user(f"chat-{i}", rng, T0, days=1) for i in range(3)]
+    streams += [P.cot_harvester(f"bot-{i}", rng, T0 + 600, hours=6, gap=3.0) for i in range(4)]
+    events = [{**e, "account_type": "standard"} for e in P.merged(streams)]  # one cohort, mostly harvesters
+    engine = Engine(MemoryStore())
+    decided = {d.subject_id for e in events for d in engine.process(e)}
+    assert {f"bot-{i}" for i in range(4)} <= decided and not any(s.startswith("chat") for s in decided)
+    bot = engine._state("bot-0", {}, T0 + 6 * 3600)
+    assert bot.share(Counters.COT) > 0.5  # the harvesters' CoT rate, most of the cohort's ticks
+    assert engine.norms["standard"].typical("cot_rate") < 0.1

@@ -40,6 +40,9 @@ def test_the_gateway_refuses_the_development_verify_key_without_dev(tmp_path: Pa
 class OneAlert:
     """Stands in for Triage (whose Kafka reads are tested on the real broker): serves one cluster alert."""
 
+    def alerts(self) -> list[dict[str, Any]]:
+        return [self.alert("a1")]
+
     def alert(self, alert_id: str) -> dict[str, Any]:
         return {"alert_id": alert_id, "subject": {"type": "account", "id": "h-1"}, "severity": "high",
                 "risk_score": 0.97, "status": "open", "decision": {"action": "block"},
