@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: bench demo eval help setup system-deps test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down clean
+.PHONY: bench demo eval screenshots help setup system-deps test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -55,6 +55,9 @@ clean:  ## remove the venv and local run state (not the jar cache)
 
 demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, clean up
 	$(BIN)/python -m stream.demo
+
+screenshots: setup  ## the triage page's screenshots in docs/img (demo alerts in process, headless Chromium)
+	$(BIN)/python -m tests.integration.screenshot
 
 eval: setup  ## the acceptance table: leave-one-family-out, beside baselines (~12 min on 2 cores); writes docs/acceptance.md
 	$(BIN)/python -m sim.acceptance --markdown docs/acceptance.md --json out/acceptance.json

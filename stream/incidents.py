@@ -94,6 +94,11 @@ def group(alerts: list[dict[str, Any]], resolve_after: float = RESOLVE_AFTER) ->
     ...                alert(4, "solo", 40), alert(5, "solo", 40 + RESOLVE_AFTER + 1)])
     >>> [(i.key, i.members, i.highest) for i in found]
     [('account:solo', ['solo'], 'limit'), ('account:solo', ['solo'], 'limit'), ('cluster:c1', ['m1', 'm2'], 'block')]
+
+    An account alerted alone and then found in a cluster was that campaign all along:
+
+    >>> [(i.key, i.members) for i in group([alert(1, "early", 5), alert(2, "early", 10, "c2")])]
+    [('cluster:c2', ['early'])]
     """
     open_by_key: dict[str, Incident] = {}
     member_of: dict[str, Incident] = {}  # account -> the cluster incident it is a member of
@@ -112,6 +117,11 @@ def group(alerts: list[dict[str, Any]], resolve_after: float = RESOLVE_AFTER) ->
             out.append(incident)
         incident.alerts.append(alert)
         incident.last_seen = max(incident.last_seen, at)
-        if incident.kind == "cluster":
+        if incident.kind == "cluster" and subject not in member_of:
             member_of[subject] = incident
+            alone = open_by_key.pop(f"account:{subject}", None)
+            if alone is not None and at - alone.last_seen <= resolve_after:  # it was this campaign all along
+                incident.alerts[:0] = alone.alerts
+                incident.first_seen = min(incident.first_seen, alone.first_seen)
+                out.remove(alone)
     return sorted(out, key=lambda i: (i.last_seen, i.first_seen), reverse=True)

@@ -46,20 +46,40 @@ def points_and_marks(alerts: Sequence[dict[str, Any]], members: bool = False) ->
     >>> [p.requests for p in points], [m.label for m in marks]
     ([40.0, 0.0], ['challenge', 'limit'])
     """
-    points, marks = [], []
+    points: list[Point] = []
+    joins: dict[float, list[str]] = {}
+    rungs: dict[tuple[float, str], None] = {}
     last_rung: dict[str, str] = {}
+    joins_at: list[float] = []
     for alert in sorted(alerts, key=lambda a: float(a.get("raised_at", 0.0))):
         at, subject = float(alert.get("raised_at", 0.0)), str(alert["subject"]["id"])
-        window = alert.get("evidence_window") or {}
-        points.append(Point(at, _num(window.get("requests_last_hour")), _num(window.get("output_tokens_last_hour")),
-                            min(1.0, _num(window.get("cot_rate")))))  # fmt: skip
+        points.append(_point(alert, at))
         action = str(alert["decision"]["action"])
+        if not joins_at or at - joins_at[-1] >= 60:  # marks within a minute of the last are drawn as one
+            joins_at.append(at)
         if members and subject not in last_rung:
-            marks.append(Mark(at, f"joined {subject}", "joined"))
-        if last_rung.get(subject) != action and not (members and subject in last_rung):
-            marks.append(Mark(at, action, "rung"))
+            joins.setdefault(joins_at[-1], []).append(subject)
+        if last_rung.get(subject) != action:
+            rungs[(joins_at[-1], action)] = None
         last_rung[subject] = action
-    return points, marks
+    marks = [
+        Mark(at, f"joined {who[0]}" if len(who) == 1 else f"{len(who)} joined", "joined") for at, who in joins.items()
+    ]
+    marks += [Mark(at, action, "rung") for at, action in rungs]
+    return points, sorted(marks, key=lambda m: (m.at, m.kind))
+
+
+def _point(alert: dict[str, Any], at: float) -> Point:
+    """An account alert's evidence window; a cluster alert's figures are in its decision's evidence."""
+    window = alert.get("evidence_window") or {}
+    evidence = (alert.get("decision") or {}).get("evidence") or {}
+    cluster = evidence.get("features") or {}
+    return Point(
+        at,
+        _num(window.get("requests_last_hour", evidence.get("requests"))),
+        _num(window.get("output_tokens_last_hour", cluster.get("output_tokens_last_hour"))),
+        min(1.0, _num(window.get("cot_rate", cluster.get("cot_rate")))),
+    )
 
 
 def _num(value: Any) -> float:

@@ -9,10 +9,10 @@ from typing import Any, cast
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from stream.incidents import Incident, group
+from stream.incidents import group
 from stream.triage import Triage
 from stream.triage_web import triage_app
-from tests.conftest import REPO
+from tests.demo_triage import DemoTriage
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -99,35 +99,7 @@ def test_nothing_an_alert_carries_is_rendered_as_markup() -> None:
         assert status == 200 and "<script>" not in page and "&lt;script&gt;" in page
 
 
-class DemoAlerts:
-    """The alerts the demo scenario raises, replayed in process, behind Triage's reading interface."""
-
-    def __init__(self) -> None:
-        from detectors.alerts import alert_record, should_alert
-        from detectors.engine import Engine, MemoryStore
-        from sim.scenario import generate, load_scenario
-
-        events, _ = generate(load_scenario(REPO / "sim" / "scenarios" / "demo.toml"))
-        engine = Engine(MemoryStore())
-        decisions = [d for e in events for d in engine.process(e) if should_alert(d)]
-        self.records = [{**alert_record(d, "enforce"), "status": "open", "verdict_by": None} for d in decisions]
-        self.incident_acts: list[tuple[str, str, str, list[str] | None]] = []
-
-    def alerts(self) -> list[dict[str, Any]]:
-        return list(reversed(self.records))
-
-    def alert(self, alert_id: str) -> dict[str, Any]:
-        return next(a for a in self.records if a["alert_id"] == alert_id)
-
-    def incident(self, incident_id: str) -> Incident:
-        return next(i for i in group(self.records) if i.incident_id == incident_id)
-
-    def act_incident(self, incident_id: str, action: str, *, by: str, note: str = "",
-                     members: list[str] | None = None) -> None:  # fmt: skip
-        self.incident_acts.append((incident_id, action, by, members))
-
-
-DEMO = DemoAlerts()
+DEMO = DemoTriage()
 
 
 def test_every_alert_and_incident_page_of_the_demo_opens_without_an_error() -> None:
