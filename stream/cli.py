@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ def _worker(args: argparse.Namespace) -> int:
     import faust
 
     from stream.app import create_app
-    from stream.health import Health, serve
+    from stream.health import Health, serve, watch_broker
     from stream.settings import DEV_SECRET, WorkerSettings
     from stream.topics import REQUESTS, existing_partitions
 
@@ -27,18 +28,10 @@ def _worker(args: argparse.Namespace) -> int:
         return 2
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)  # a fresh clone or a container has no .run/ yet
     print(f"distillguard worker: connecting to {args.broker} (retrying until it answers)", file=sys.stderr)
-
-    partitions = existing_partitions(bootstrap_servers(args.broker), REQUESTS.name) or args.partitions
-    if partitions != args.partitions:
-        print(
-            f"distillguard: {REQUESTS.name} exists with {partitions} partitions; using {partitions}, "
-            f"not --partitions {args.partitions}, so state stays co-partitioned",
-            file=sys.stderr,
-        )
     settings = WorkerSettings(
         broker=args.broker,
         app_id=args.app_id,
-        partitions=partitions,
+        partitions=args.partitions,
         replication=args.replication,
         data_dir=args.data_dir,
         metrics_port=args.metrics_port,
@@ -52,6 +45,17 @@ def _worker(args: argparse.Namespace) -> int:
     health = Health()
     if settings.metrics_port:
         serve(settings.metrics_port, health, host=settings.metrics_host)  # /metrics and /healthz
+    # An operator's first mistake is a wrong broker address: say so on stderr and on /healthz while it lasts.
+    watch_broker(health, bootstrap_servers(args.broker), lambda line: print(line, file=sys.stderr, flush=True))
+
+    partitions = existing_partitions(bootstrap_servers(args.broker), REQUESTS.name) or args.partitions
+    if partitions != args.partitions:
+        print(
+            f"distillguard: {REQUESTS.name} exists with {partitions} partitions; using {partitions}, "
+            f"not --partitions {args.partitions}, so state stays co-partitioned",
+            file=sys.stderr,
+        )
+        settings = dataclasses.replace(settings, partitions=partitions)
     app = create_app(settings, health=health)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -258,5 +259,29 @@ def test_an_event_from_the_far_future_is_scored_at_the_wall_clock_limit(kafka_bo
         future = sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                      if s.name == "distillguard_future_events_total")  # fmt: skip
         assert future >= 300
+    finally:
+        w.stop()
+
+
+def test_a_worker_pointed_at_a_broker_that_does_not_answer_says_so_and_reports_it_on_healthz(tmp_path: Path) -> None:
+    """Issue 24: it used to print nothing for 30 s or more; a wrong address is an operator's first mistake."""
+    from tests.conftest import free_port
+
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens here
+    w = new_worker(dead, tmp_path)
+    w.start()
+    try:
+        deadline, said, health = time.monotonic() + 30, False, None
+        while time.monotonic() < deadline and not (said and health):
+            said = f"cannot reach {dead}" in w.log_path.read_text(errors="replace")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{w.metrics_port}/healthz", timeout=2)
+            except urllib.error.HTTPError as exc:  # 503 while the broker does not answer
+                health = (exc.code, orjson.loads(exc.read()))
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert said, w.log()
+        assert health is not None and health[0] == 503 and dead in health[1]["reason"], health
     finally:
         w.stop()
