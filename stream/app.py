@@ -221,6 +221,7 @@ def create_app(
         in_force = active.get(key)
         issued = max(decision.issued_at, active_entry(in_force)[2] if in_force is not None else 0.0)
         delivery = await send_throttle(key, orjson.dumps(record), issued, pending)
+        await warm_partitioner(app, (active,))  # the awaits above may have let a failover clear the metadata
         active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action), issued)
         if should_alert(decision):
             await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, record["mode"])))
@@ -313,6 +314,10 @@ def create_app(
                 for decision in decisions:
                     undelivered = await publish(decision, pending)
                 latest_ts = max(latest_ts, decoded["ts"])
+            # The changelog's partition is chosen synchronously from the producer's metadata, which a leader
+            # failover can clear (seen in CI: TypeError inside aiokafka, the agent crashed): reload it first.
+            # No await between this and the writes, so nothing can clear it in between.
+            await warm_partitioner(app, (states, active))
             engine.flush()  # state reaches the changelog before this batch's offsets are acked
             for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials, in parts
                 for part in encoded_parts(message):  # that the broker never refuses for their size
@@ -373,6 +378,7 @@ def create_app(
             decision = engine.apply_verdict(verdict)
             if decision is not None:
                 await publish(decision)
+            await warm_partitioner(app, (states, active))  # as in detect: metadata a failover cleared
             engine.flush()
 
     async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -442,6 +448,7 @@ def create_app(
         for key, (expires, _, issued) in in_force.items():
             if expires <= now or engine.allowlist.get(key.decode(), 0.0) > now:  # allowlisted: lift now
                 await send_throttle(key, None, issued)
+                await warm_partitioner(app, (active,))
                 del active[key]
                 metrics.decisions_lifted.inc()
         for level, action in enumerate(ACTIONS[1:], start=1):
@@ -474,8 +481,9 @@ def create_app(
 
 async def warm_partitioner(app: faust.App, tables: Iterable[Any]) -> None:
     """``use_partitioner`` tables choose a changelog partition synchronously from the producer's
-    metadata, which aiokafka loads lazily: load it before the first write, or that write fails with
-    a TypeError inside aiokafka (seen in `make demo`). Cheap once loaded."""
+    metadata, which aiokafka loads lazily and a leader failover can clear: load it before writes, or a
+    write fails with a TypeError inside aiokafka (seen in `make demo`, and in CI's failover test, where
+    it crashed the detect agent). Cheap once loaded: callers do it before every batch of writes."""
     producer: Any = app.producer
     underlying = aiokafka_producer(producer)
     for table in tables:
