@@ -2,8 +2,10 @@
 
     python -m gateway.server --broker 127.0.0.1:9092 --port 8080 [--fail-mode open|closed]
 
-``POST /v1/messages`` with header ``X-Account-Id`` and a JSON body ``{"model", "prompt", "system",
-"max_tokens", "n_tools", "n_messages", "conversation_id", "temperature", "stream", "thinking"}``, each field
+``POST /v1/messages`` with ``Authorization: Bearer <key>`` (``--api-keys``: the account is the key's, from
+the operator's registry) or, behind an authenticating edge, its ``X-Account-Id``, and a JSON body
+``{"model", "prompt", "system", "max_tokens", "n_tools", "n_messages", "conversation_id", "temperature",
+"stream", "thinking"}``, each field
 checked (a bad one is a 400, never an event that breaks the contract); account attributes (type, age,
 fingerprints, client IP) come only from a trusted edge's headers (``--trust-edge-headers``):
 
@@ -22,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import time
+import tomllib
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,7 +45,8 @@ from stream.connection import aiokafka_config
 from stream.settings import DEV_SECRET
 from stream.signing import parse_keys
 
-__all__ = ["EDGE_HEADERS", "GatewayConfig", "TokenBucket", "create_app", "stub_model"]
+__all__ = ["EDGE_HEADERS", "ApiKey", "GatewayConfig", "TokenBucket", "create_app", "key_digest", "load_api_keys",
+           "stub_model"]  # fmt: skip
 
 log = logging.getLogger("distillguard.gateway")
 
@@ -80,6 +86,39 @@ def stub_model(prompt: str, max_tokens: int) -> int:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """Who an API key belongs to, as the operator registered it (never what the client says)."""
+
+    account_id: str
+    account_type: str | None = None
+    org_id: str | None = None
+
+
+def key_digest(key: str) -> str:
+    """The registry stores keys by SHA-256 only: a leaked registry file reveals no key.
+
+    >>> key_digest("sk-test")[:12]
+    'f3abf2a6cc4f'
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_api_keys(path: str) -> dict[str, ApiKey]:
+    """An API-key registry (TOML): ``[keys.<sha256 of the key>]`` with ``account_id`` and optionally
+    ``account_type`` and ``org_id``. A malformed entry fails start-up, naming it."""
+    doc = tomllib.loads(Path(path).read_text())
+    keys = {}
+    for digest, entry in doc.get("keys", {}).items():
+        account = entry.get("account_id") if isinstance(entry, dict) else None
+        if len(digest) != 64 or _account_problem(account if isinstance(account, str) else ""):
+            raise ValueError(f"{path}: [keys.{digest[:16]}…] needs a SHA-256 hex digest and an account_id")
+        if entry.get("account_type") not in (None, *ACCOUNT_TYPES):
+            raise ValueError(f"{path}: [keys.{digest[:16]}…] account_type must be one of {sorted(ACCOUNT_TYPES)}")
+        keys[digest.lower()] = ApiKey(str(account), entry.get("account_type"), entry.get("org_id"))
+    return keys
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     broker: str = "127.0.0.1:9092"
     fail_mode: str = "open"  # what to do while the decision stream is unavailable: open | closed
@@ -87,6 +126,10 @@ class GatewayConfig:
     # Take the client IP, fingerprints and account age from X-* headers set by a trusted edge (see
     # EDGE_HEADERS). Off by default: a client could otherwise choose its own payment fingerprint.
     trust_edge_headers: bool = False
+    # Who is calling: with a registry, the account comes from the caller's API key (Authorization: Bearer)
+    # and a client's X-Account-Id is never read; without one, X-Account-Id must be set by an edge that
+    # authenticated the caller (the command line refuses to start without either, outside --dev).
+    api_keys: Mapping[str, ApiKey] | None = None
 
     def __post_init__(self) -> None:
         if self.fail_mode not in ("open", "closed"):
@@ -139,13 +182,32 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
             return None
         return web.json_response({"error": "decision stream unavailable"}, status=503)
 
+    def identify(request: web.Request) -> tuple[str, ApiKey | None] | web.Response:
+        """The caller's account (and its registered key), or the 401/400 that refuses the request."""
+        if cfg.api_keys is None:
+            account = request.headers.get("X-Account-Id", "")
+            if problem := _account_problem(account):
+                responses.labels(status="400", reason="bad_request").inc()
+                return web.json_response({"error": problem}, status=400)
+            return account, None
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        record = cfg.api_keys.get(key_digest(key.strip())) if scheme.lower() == "bearer" and key.strip() else None
+        if record is None:
+            responses.labels(status="401", reason="unknown_key").inc()
+            return web.json_response({"error": "a registered API key is required (Authorization: Bearer <key>)"},
+                                     status=401, headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return record.account_id, record
+
     async def messages(request: web.Request) -> web.Response:
-        account = request.headers.get("X-Account-Id", "")
+        who = identify(request)
+        if isinstance(who, web.Response):
+            return who
+        account, key = who
         try:
             body = await request.json(loads=orjson.loads)
         except ValueError:  # not JSON (a body over MAX_BODY_BYTES is refused with 413 before this)
             body = None
-        problem = _account_problem(account) or client_fields(body)[1]
+        problem = client_fields(body)[1]
         if problem:
             responses.labels(status="400", reason="bad_request").inc()
             return web.json_response({"error": problem}, status=400)
@@ -159,6 +221,8 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
         status = refusal.status if refusal is not None else 200
         # Refused requests are published too: an account hammering a 429 is evidence that it persists.
         event = _event(request, account, body, output_tokens, status, clock(), trust_edge=cfg.trust_edge_headers)
+        if key is not None:  # the operator's registry is a trusted source of the account's attributes
+            event.update({k: v for k, v in (("account_type", key.account_type), ("org_id", key.org_id)) if v})
         await publish(event)
         if refusal is not None:
             responses.labels(status=str(status), reason=refusal.reason or "").inc()
@@ -180,10 +244,12 @@ def create_app(cfg: GatewayConfig, clock: Callable[[], float] = time.time) -> we
 
     async def authz(request: web.Request) -> web.Response:
         """Envoy ext_authz (HTTP service): 200 allows, 429/403 deny; see deploy/envoy/."""
-        account, want = request.headers.get("X-Account-Id", ""), request.headers.get("X-Max-Tokens", "1024")
-        if problem := _account_problem(account) or (None if want.isdigit() and 0 < int(want) <= MAX_TOKENS else
-                                                    "X-Max-Tokens must be an integer in 1..1000000"):  # fmt: skip
-            return web.json_response({"error": problem}, status=400)
+        who = identify(request)
+        if isinstance(who, web.Response):
+            return who
+        account, want = who[0], request.headers.get("X-Max-Tokens", "1024")
+        if not (want.isdigit() and 0 < int(want) <= MAX_TOKENS):
+            return web.json_response({"error": "X-Max-Tokens must be an integer in 1..1000000"}, status=400)
         if (closed := fail_closed()) is not None:
             return closed
         refusal = enforce(account, table.check(account), int(want))
@@ -360,8 +426,13 @@ def main() -> None:
         action="store_true",
         help="take client IP, fingerprints and account age from X-* headers of a trusted edge",
     )
+    parser.add_argument("--api-keys", help="API-key registry (TOML): the account comes from the caller's key")
     parser.add_argument("--dev", action="store_true", help="allow the development verify key (local trials only)")
     args = parser.parse_args()
+    if not (args.api_keys or args.trust_edge_headers or args.dev):
+        parser.exit(2, "distillguard gateway: say how callers are identified: --api-keys FILE (the account from "
+                       "the caller's API key), or --trust-edge-headers (an authenticating edge sets X-Account-Id "
+                       "and strips the client's); --dev for a local trial\n")  # fmt: skip
     keys = os.environ.get("DISTILLGUARD_VERIFY_KEYS", GatewayConfig.verify_keys)
     if DEV_SECRET.encode() in parse_keys(keys).values() and not args.dev:
         parser.exit(2, "distillguard gateway: DISTILLGUARD_VERIFY_KEYS holds the development secret, which anyone "
@@ -371,6 +442,7 @@ def main() -> None:
         fail_mode=args.fail_mode,
         trust_edge_headers=args.trust_edge_headers,
         verify_keys=keys,
+        api_keys=load_api_keys(args.api_keys) if args.api_keys else None,
     )
     logging.basicConfig(level=logging.INFO)
     web.run_app(create_app(cfg), host=args.host, port=args.port)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from detectors.events import decode_event
-from gateway.server import GatewayConfig, create_app
+from gateway.server import ApiKey, GatewayConfig, create_app, key_digest, load_api_keys
+from tests.conftest import REPO
 
 NOWHERE = "127.0.0.1:1"  # nothing listens here: the decision stream is unavailable
 
@@ -136,3 +139,62 @@ def test_account_type_comes_only_from_a_trusted_edge() -> None:
 def test_envoy_ext_authz_answers_400_not_500_to_a_bad_header() -> None:
     for headers in ({"X-Account-Id": "a", "X-Max-Tokens": "lots"}, {"X-Account-Id": "a" * 300}):
         assert asyncio.run(call("open", path="/authz/v1/messages", headers=headers))[0] == 400
+
+
+# ---- identity (issue 22, item 8): the account comes from the authenticated key, not from the client ----
+
+KEYS = {key_digest("sk-alice"): ApiKey("acct-alice", "enterprise", "org-a"), key_digest("sk-bob"): ApiKey("acct-bob")}
+
+
+async def as_caller(headers: dict[str, str], path: str = "/v1/messages") -> tuple[int, list[dict[str, Any]]]:
+    app = create_app(GatewayConfig(broker=NOWHERE, api_keys=KEYS))
+    captured = Captured()
+    async with TestClient(TestServer(app)) as client:
+        app["producer"] = captured
+        if path.startswith("/v1"):
+            response = await client.post(path, headers=headers, json={"prompt": "hi"})
+        else:
+            response = await client.get(path, headers=headers)
+        return response.status, [orjson.loads(v) for v in captured.values]
+
+
+def test_with_a_key_registry_the_account_is_the_keys_whatever_the_client_claims() -> None:
+    status, events = asyncio.run(as_caller({"Authorization": "Bearer sk-bob", "X-Account-Id": "acct-alice",
+                                            "X-Account-Type": "enterprise"}))  # fmt: skip
+    assert status == 200 and [e["account_id"] for e in events] == ["acct-bob"]
+    assert "account_type" not in events[0]  # a client cannot claim a type: only the registry sets one
+    status, events = asyncio.run(as_caller({"Authorization": "Bearer sk-alice"}))
+    assert (events[0]["account_id"], events[0]["account_type"], events[0]["org_id"]) == (
+        "acct-alice",
+        "enterprise",
+        "org-a",
+    )
+
+
+def test_without_a_registered_key_the_request_is_refused_with_401_and_nothing_is_published() -> None:
+    for headers in ({}, {"X-Account-Id": "acct-bob"}, {"Authorization": "Bearer sk-mallory"},
+                    {"Authorization": "Basic c2stYm9i"}, {"Authorization": "Bearer "}):  # fmt: skip
+        status, events = asyncio.run(as_caller(headers))
+        assert (status, events) == (401, []), headers
+    assert asyncio.run(as_caller({"X-Account-Id": "acct-bob"}, path="/authz/v1/messages"))[0] == 401
+    assert asyncio.run(as_caller({"Authorization": "Bearer sk-bob"}, path="/authz/v1/messages"))[0] == 200
+
+
+def test_a_key_registry_stores_digests_and_refuses_a_malformed_entry(tmp_path: Path) -> None:
+    good = tmp_path / "keys.toml"
+    good.write_text(f'[keys.{key_digest("sk-bob")}]\naccount_id = "acct-bob"\naccount_type = "startup"\n')
+    assert load_api_keys(str(good)) == {key_digest("sk-bob"): ApiKey("acct-bob", "startup")}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[keys.sk-bob]\naccount_id = "acct-bob"\n')  # a raw key, not its digest
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_api_keys(str(bad))
+
+
+def test_the_gateway_command_refuses_to_start_without_saying_how_callers_are_identified() -> None:
+    import subprocess
+    import sys
+
+    env = {"DISTILLGUARD_VERIFY_KEYS": "ops:" + "k" * 32, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "gateway.server", "--broker", NOWHERE], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "--api-keys" in done.stderr
