@@ -9,9 +9,9 @@
 #include <Python.h>
 #include <math.h>
 
-enum { K_STR, K_ID, K_COUNT, K_NUMBER, K_BOOL, K_TS, K_ACCOUNT_TYPE, K_INT, K_LATENCY, N_KINDS };
+enum { K_STR, K_ID, K_COUNT, K_NUMBER, K_BOOL, K_TS, K_ACCOUNT_TYPE, K_INT, K_LATENCY, K_SHORT, N_KINDS };
 static const char *const kind_names[N_KINDS] = {"str", "id", "count", "number", "bool", "ts", "account_type",
-                                                "int", "latency"};
+                                                "int", "latency", "short"};
 #define MAX_ID_CHARS 256
 #define MAX_TS 1e11
 
@@ -48,6 +48,7 @@ static int value_ok(PyObject *v, long kind, PyObject *account_types) {
     case K_ACCOUNT_TYPE: return PyUnicode_CheckExact(v) && PySet_Contains(account_types, v) == 1;
     case K_INT: return PyLong_CheckExact(v);
     case K_LATENCY: return number(v, &d) && d >= 0 && d < INFINITY;
+    case K_SHORT: return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) <= MAX_ID_CHARS;
     default: return 0;
     }
 }

@@ -42,6 +42,7 @@ _MAX_MODELS = 1024  # distinct model names remembered; a flood of junk names can
 _LAUNCH_GRACE = 3600.0  # models seen in the first hour of a stream are not "new": they were already there
 _TOP_EXPLANATIONS = 5
 _SWEEP_EVERY = 3600.0  # event-time seconds between idle-account sweeps when under the account cap
+_INSERT_SLACK = 0.01  # new accounts may exceed the cap by this share before an insertion sweeps
 #: States kept as writable copies for recently active accounts between flushes: ~1.1 KB each, so 64k cost
 #: ~70 MB. A miss copies the state in and another out (~6% of the core at 100k accounts with 20k).
 _CACHE_SIZE = 65_536
@@ -181,6 +182,7 @@ class Engine:
         self.cluster_stage.resolve = self._member_fields
         self.local_clusters = local_clusters
         self._swept_at = -math.inf  # event time of the last eviction sweep
+        self._new_accounts = 0  # accounts created since the last flush (not in the store yet)
         self._seq = 0
         self._ticks = 0
         #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
@@ -366,6 +368,12 @@ class Engine:
             if state is None:
                 created = event.get("account_created_ts")
                 state = AccountState.new(self.cfg.window, created_ts=float(created) if created else ts)
+                self._new_accounts += 1
+                cap = self.cfg.window.max_tracked_accounts
+                if len(self.store) + self._new_accounts > cap + max(1, int(cap * _INSERT_SLACK)):
+                    # The cap holds at insertion, not only at the next timed sweep: a flood of fresh ids
+                    # between sweeps cannot grow memory by more than the slack (issue 22, item 10).
+                    self.evict(before=ts - self.cfg.window.idle_horizon_seconds)
             cache[account_id] = state
             if len(cache) > self.cache_size:  # the coldest account goes back to packed form only
                 cold_id, cold = cache.popitem(last=False)
@@ -380,6 +388,7 @@ class Engine:
         States stay cached for the next events of hot accounts (see :meth:`forget_cache`).
         """
         cache, store = self.cache, self.store
+        self._new_accounts = 0  # in the store from now on
         for account_id in self.dirty:
             state = cache[account_id]
             store.put(account_id, state.pack())

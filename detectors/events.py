@@ -83,6 +83,9 @@ class _Field:
 
 
 _STR = _Field("str", (str,), "a string")
+# Identity-like strings become linker keys and sketch inputs: bounded, so a flood of 100 KB "fingerprints"
+# cannot grow the linker's memory (issue 22, item 10). Longer ones are dropped (repaired) like any bad field.
+_SHORT = _Field("short", (str,), "a string of at most 256 characters", lambda v: len(v) <= _MAX_ID_CHARS)
 _ID = _Field("id", (str,), "a non-empty string of at most 256 characters", lambda v: 0 < len(v) <= _MAX_ID_CHARS)
 _COUNT = _Field("count", (int,), "an integer >= 0", lambda v: v >= 0)
 _NUMBER = _Field("number", (int, float), "a finite number", math.isfinite)
@@ -107,14 +110,14 @@ _OPTIONAL: dict[str, _Field] = {
     "api_key_id": _ID,
     "account_type": _Field("account_type", (str,), f"one of {sorted(ACCOUNT_TYPES)}", ACCOUNT_TYPES.__contains__),
     "account_created_ts": _NUMBER,
-    "ip": _STR,
+    "ip": _SHORT,
     "asn": _COUNT,
-    "country": _STR,
-    "user_agent": _STR,
-    "tls_fingerprint": _STR,
-    "payment_fingerprint": _STR,
-    "device_fingerprint": _STR,
-    "endpoint": _STR,
+    "country": _SHORT,
+    "user_agent": _SHORT,
+    "tls_fingerprint": _SHORT,
+    "payment_fingerprint": _SHORT,
+    "device_fingerprint": _SHORT,
+    "endpoint": _SHORT,
     "status": _Field("int", (int,), "an integer"),
     "latency_ms": _Field("latency", (int, float), "a finite number >= 0", lambda v: 0 <= v < math.inf),
     "max_tokens": _COUNT,
@@ -123,7 +126,7 @@ _OPTIONAL: dict[str, _Field] = {
     "n_tools": _COUNT,
     "thinking": _BOOL,
     "n_messages": _COUNT,
-    "conversation_id": _STR,
+    "conversation_id": _SHORT,
     "system": _STR,
     "prompt": _STR,
 }

@@ -392,7 +392,7 @@ def _event(
         "endpoint": "/v1/messages",
         "status": status,
         "ip": request.remote or "",
-        "user_agent": request.headers.get("User-Agent", "")[:512],
+        "user_agent": request.headers.get("User-Agent", "")[:256],  # the contract's bound on identity strings
         "prompt": prompt[:MAX_TEXT_CHARS],
     }
     if "system" in fields:
@@ -429,14 +429,14 @@ def main() -> None:
     parser.add_argument("--api-keys", help="API-key registry (TOML): the account comes from the caller's key")
     parser.add_argument("--dev", action="store_true", help="allow the development verify key (local trials only)")
     args = parser.parse_args()
-    if not (args.api_keys or args.trust_edge_headers or args.dev):
-        parser.exit(2, "distillguard gateway: say how callers are identified: --api-keys FILE (the account from "
-                       "the caller's API key), or --trust-edge-headers (an authenticating edge sets X-Account-Id "
-                       "and strips the client's); --dev for a local trial\n")  # fmt: skip
     keys = os.environ.get("DISTILLGUARD_VERIFY_KEYS", GatewayConfig.verify_keys)
     if DEV_SECRET.encode() in parse_keys(keys).values() and not args.dev:
         parser.exit(2, "distillguard gateway: DISTILLGUARD_VERIFY_KEYS holds the development secret, which anyone "
                        "can read in the source; set your own keys, or pass --dev for a local trial\n")  # fmt: skip
+    if not (args.api_keys or args.trust_edge_headers or args.dev):
+        parser.exit(2, "distillguard gateway: say how callers are identified: --api-keys FILE (the account from "
+                       "the caller's API key), or --trust-edge-headers (an authenticating edge sets X-Account-Id "
+                       "and strips the client's); --dev for a local trial\n")  # fmt: skip
     cfg = GatewayConfig(
         broker=args.broker,
         fail_mode=args.fail_mode,

@@ -196,3 +196,20 @@ def test_the_cohorts_typical_values_come_from_accounts_under_no_decision() -> No
     bot = engine._state("bot-0", {}, T0 + 6 * 3600)
     assert bot.share(Counters.COT) > 0.5  # the harvesters' CoT rate, most of the cohort's ticks
     assert engine.norms["standard"].typical("cot_rate") < 0.1
+
+
+def test_a_flood_of_fresh_account_ids_cannot_grow_the_store_past_the_cap_between_sweeps() -> None:
+    """Issue 22, item 10: the cap used to be checked only by the timed sweep (every 60 s in the worker)."""
+    cfg = load_scoring()
+    cap = 100
+    engine = Engine(MemoryStore(), replace(cfg, window=replace(cfg.window, max_tracked_accounts=cap)))
+    busiest = [make_event(i, account="busy", ts=T0 + i) for i in range(50)]
+    for e in busiest:
+        engine.process(e)
+    peak = 0
+    for i in range(2_000):  # one request each, never flushed or swept by a caller
+        engine.process(make_event(i, account=f"fresh-{i}", ts=T0 + 60 + i * 0.01))
+        peak = max(peak, len(engine.store) + engine._new_accounts)
+    assert peak <= cap + 1 + 1
+    engine.flush()
+    assert engine.store.get("busy") is not None  # the account with evidence outlives the flood
