@@ -109,7 +109,10 @@ def test_gateway_throttles_a_harvester_serves_people_and_lifts_after_ttl(
     assert out["first_decision_at"] is not None, worker.log()
     assert out["decision"] is not None and out["decision"].action in ("limit", "block")
     assert 429 in out["statuses"], "the harvester was never refused"
-    assert out["statuses"][-1] in (429, 403)  # still refused at the end of the attack
+    # Still throttled at the end of the attack: refused, or served only within a limit's allowance (10 a
+    # minute against 10 a second) — the last request alone may fall in the allowance.
+    tail = out["statuses"][-30:]
+    assert sum(s in (429, 403) for s in tail) >= len(tail) - 2, tail
     assert set(out["people"]) == {200}, "people were refused while the harvester was throttled"
     assert out["lifted"] and out["tombstoned"], "the decision did not lift after its TTL"
     assert out["after_expiry"] == 200
