@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 __all__ = ["Action", "ACTIONS", "Decision", "RequestEvent", "StateStore"]
@@ -22,7 +22,9 @@ class Decision:
     """One throttle decision about one subject, as published on ``distillguard.throttle``.
 
     ``issued_at`` and ``expires_at`` are event time (Unix seconds), never wall-clock time, so that
-    replaying the same events gives the same decisions, ids included.
+    replaying the same events gives the same decisions, ids included. The worker publishes a decision
+    to live on the wall clock (:func:`enforceable`): detection runs on event time, enforcement on the
+    gateways' clock.
     """
 
     decision_id: str
@@ -81,3 +83,18 @@ class StateStore(Protocol):
     def evict(self, before: float, keep: int) -> list[str]:
         """Forget states idle since ``before`` and, beyond ``keep`` states, those with least evidence
         (:func:`detectors.account_state.to_evict`); returns the keys forgotten."""
+
+
+def enforceable(decision: Decision, now: float, ttl_seconds: float) -> Decision:
+    """The decision as gateways must enforce it at wall-clock ``now``: its expiry is at least ``now`` +
+    its TTL. Live, event time trails the wall clock by moments and nothing changes; a worker catching up
+    on a backlog (a restart, a backfill) would otherwise publish decisions already expired, lifted on
+    arrival. Its id, issue time and everything else stay as the engine decided them.
+
+    >>> d = Decision("d1", "account", "a", "block", issued_at=1000.0, expires_at=4600.0, score=0.99, reason=())
+    >>> enforceable(d, now=4000.0, ttl_seconds=3600).expires_at, enforceable(d, now=1000.5, ttl_seconds=3600) is d
+    (7600.0, True)
+    """
+    if decision.expires_at >= now + ttl_seconds - 1.0:  # live: within a second of a full TTL from now
+        return decision
+    return replace(decision, expires_at=now + ttl_seconds)

@@ -29,7 +29,7 @@ from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.events import InvalidEvent, clamp_event_time, decode_event, dlq_value
 from detectors.policy import record_mode
-from detectors.types import ACTIONS, Decision
+from detectors.types import ACTIONS, Decision, enforceable
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
 from stream.faust_patches import (
@@ -213,7 +213,10 @@ def create_app(
         return fut
 
     async def publish(decision: Decision, pending: list[Any] | None = None) -> Any:
-        """Send the decision (and its alert), note it in force; returns its delivery future."""
+        """Send the decision (and its alert), note it in force; returns its delivery future. One clock per
+        lifecycle: the engine decides on event time; what is published lives on the wall clock, so a
+        decision made while catching up on a backlog is not expired on arrival (``enforceable``)."""
+        decision = enforceable(decision, time.time(), cfg.policy.ttl_seconds)
         record = decision.to_record(mode=record_mode(decision.action, settings.mode, cfg.policy))
         key = decision.key.encode()
         # Signed issue times never go back for a key (a cluster verdict can carry an event time a little
@@ -281,6 +284,10 @@ def create_app(
         nonlocal latest_ts
         for t in topics.values():
             await t.maybe_declare()
+        try:  # decide nothing before the operators' exemptions are read (at most a minute's wait)
+            await asyncio.wait_for(allowlist_reader.caught_up.wait(), timeout=60)
+        except TimeoutError:
+            log.warning("deciding before the allowlist was read in full: %s not caught up in 60 s", ALLOWLIST.name)
         await warm_partitioner(app, (states, active))
         queue_whole_batches(app, settings.batch_size)
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):

@@ -285,3 +285,27 @@ def test_a_worker_pointed_at_a_broker_that_does_not_answer_says_so_and_reports_i
         assert health is not None and health[0] == 503 and dead in health[1]["reason"], health
     finally:
         w.stop()
+
+
+def test_a_decision_made_while_catching_up_on_old_events_is_enforced_for_a_full_ttl_from_now(
+    worker: WorkerProcess,
+) -> None:
+    """Issue 23, item 4: expiry was event time and lifting wall clock, so a decision about events two hours
+    old was lifted the moment it was published. Detection keeps event time; enforcement lives on the wall clock."""
+    worker.wait_ready()
+    wait_for_topics(worker.bootstrap, {"llm.requests", "distillguard.throttle"})
+    late = unique("backfill")
+    produce(worker.bootstrap, "llm.requests", harvester(late, 300, time.time() - 7200))
+    key = f"account:{late}".encode()
+
+    def decided(rs: list[Any]) -> bool:
+        return any(r.key == key and r.value is not None for r in rs)
+
+    published = time.time()
+    records = read_until(worker.bootstrap, "distillguard.throttle", decided)
+    first = next(orjson.loads(r.value) for r in records if r.key == key and r.value is not None)
+    assert first["issued_at"] < published - 3600  # decided on the events' own (old) time
+    assert first["expires_at"] >= published + 3600 - 60  # enforceable for a full TTL from now
+    time.sleep(5)  # the lift timer runs every few seconds: it must not lift it as already expired
+    later = read_until(worker.bootstrap, "distillguard.throttle", lambda rs: False, timeout=5)
+    assert not any(r.key == key and r.value is None for r in later), "lifted on arrival"
