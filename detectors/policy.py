@@ -16,6 +16,7 @@ __all__ = [
     "decide",
     "decision_id",
     "escalated",
+    "in_force",
     "level_for_score",
     "needs_decision",
     "reason_codes",
@@ -82,7 +83,7 @@ def escalated(
     >>> [ACTIONS[escalated(s, lvl, later, 60, 100, kind, cfg)] for lvl, kind in ((0, "standard"), (1, "enterprise"))]
     ['observe', 'challenge']
     """
-    held = state.action_level if state.action_expires > now else 0
+    held = in_force(state, now)
     if held == 0 or level != held:
         return level
     if now - state.rung_since < cfg.escalate_after_seconds or recent_requests < cfg.escalate_min_requests:
@@ -134,12 +135,22 @@ def needs_decision(state: ActionInForce, level: int, now: float, cfg: PolicyConf
     >>> needs_decision(s, 2, 1000.0 + cfg.ttl_seconds * (1 - cfg.renew_when_remaining) + 1, cfg)
     True
     """
-    if state.action_expires <= now:
-        state.action_level = 0
-    if level > state.action_level:
+    held = in_force(state, now)
+    if level > held:
         return True
     remaining = state.action_expires - now
-    return level > 0 and level == state.action_level and remaining < cfg.ttl_seconds * cfg.renew_when_remaining
+    return level > 0 and level == held and remaining < cfg.ttl_seconds * cfg.renew_when_remaining
+
+
+def in_force(state: ActionInForce, now: float) -> int:
+    """The rung in force at ``now``: the action held, or 0 once it has expired (reading never changes state).
+
+    >>> from types import SimpleNamespace
+    >>> held = SimpleNamespace(action_level=3, action_expires=100.0)
+    >>> in_force(held, 99.0), in_force(held, 100.0), held.action_level
+    (3, 0, 3)
+    """
+    return state.action_level if state.action_expires > now else 0
 
 
 def decide(
@@ -163,7 +174,7 @@ def decide(
     """
     if not needs_decision(state, level, now, cfg):
         return None
-    renewal = level == state.action_level
+    renewal = level == in_force(state, now)
     action = ACTIONS[level]
     expires = now + cfg.ttl_seconds
     if not renewal:
