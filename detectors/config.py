@@ -176,8 +176,7 @@ def load_scoring(path: Path | str | None = None) -> ScoringConfig:
     if "fusion" in doc:  # the fitted part: weights and action thresholds, in their own file
         doc = _with_fusion(doc, path.parent / str(doc["fusion"]), path)
     weights = doc.get("weights", {})
-    if unknown := set(weights) - set(WEIGHT_NAMES):
-        raise ValueError(f"{path}: [weights] has unknown names {sorted(unknown)}; known: {WEIGHT_NAMES}")
+    _check_weight_names(weights, path)
     caps = doc.get("policy", {}).get("max_action", {})
     if bad := {k: v for k, v in caps.items() if v not in ACTIONS}:
         raise ValueError(f"{path}: [policy.max_action] values must be one of {ACTIONS}, got {bad}")
@@ -226,12 +225,17 @@ def load_fusion(path: Path | str | None = None) -> tuple[dict[str, float], dict[
         weights = {str(k): float(v) for k, v in doc["weights"].items()}
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: needs [weights] and [thresholds] {THRESHOLD_NAMES}: {exc!r}") from None
-    if unknown := set(weights) - set(WEIGHT_NAMES):
-        raise ValueError(f"{path}: [weights] has unknown names {sorted(unknown)}; known: {WEIGHT_NAMES}")
+    _check_weight_names(weights, path)
     c, lim, b = (thresholds[name] for name in THRESHOLD_NAMES)
     if not 0 < c <= lim <= b <= 1:
         raise ValueError(f"{path}: [thresholds] must satisfy 0 < challenge <= limit <= block <= 1, got {c}, {lim}, {b}")
     return weights, thresholds
+
+
+def _check_weight_names(weights: Mapping[str, Any], path: Path) -> None:
+    """A weight that names no fusion input is a typo: refused, naming the file."""
+    if unknown := set(weights) - set(WEIGHT_NAMES):
+        raise ValueError(f"{path}: [weights] has unknown names {sorted(unknown)}; known: {WEIGHT_NAMES}")
 
 
 def load_provenance(path: Path | str | None = None) -> frozenset[str]:

@@ -20,7 +20,7 @@ from detectors.clusters import ClusterConfig, cluster_targets, load_clusters, me
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
-from detectors.policy import decide, escalated, level_for_score, needs_decision, reason_codes
+from detectors.policy import decide, in_force, needs_decision, reason_codes, tick_level
 from detectors.scoring import (
     VECTOR_FEATURES,
     CohortAnomaly,
@@ -284,16 +284,14 @@ class Engine:
         x = dict(zip(VECTOR_FEATURES, values, strict=True))
         # The cohort's "typical" values (explanations) come from accounts under no decision: a cohort
         # that is mostly attackers must not make an attacker look typical (issue 24).
-        benign_typical = state.action_level == 0 or state.action_expires <= now
+        benign_typical = in_force(state, now) == 0
         score, inputs = self._fused(x, values, cohort, learn=True, learn_norms=benign_typical)
         if self.on_score is not None:
             self.on_score({"fused": score, "anomaly": inputs.get("anomaly", 0.0), "supervised": inputs["p_supervised"]})
         requests = state.counters[Counters.REQUESTS]
         policy = self.cfg.policy
-        level = level_for_score(score, requests, cohort, policy)
-        if level and level == state.action_level and now - state.rung_since >= policy.escalate_after_seconds:
-            recent = state.recent_requests(now, policy.escalate_after_seconds, self.cfg.window)
-            level = escalated(state, level, now, recent, requests, cohort, policy)
+        window = self.cfg.window
+        level = tick_level(state, score, requests, cohort, now, lambda s: state.recent_requests(now, s, window), policy)
         if self.on_tick is not None:
             self.on_tick(account_id, state, cohort, now, values)
         if not needs_decision(state, level, now, policy):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from detectors.config import PolicyConfig
@@ -21,6 +21,7 @@ __all__ = [
     "needs_decision",
     "reason_codes",
     "record_mode",
+    "tick_level",
 ]
 
 
@@ -51,6 +52,28 @@ def level_for_score(score: float, requests: float, account_type: str, cfg: Polic
     """
     level = 3 if score >= cfg.block else 2 if score >= cfg.limit else 1 if score >= cfg.challenge else 0
     return _capped(level, requests, account_type, cfg)
+
+
+def tick_level(
+    state: RungInForce, score: float, requests: float, account_type: str, now: float,
+    recent_requests: Callable[[float], int], cfg: PolicyConfig,
+) -> int:  # fmt: skip
+    """The rung a scoring tick warrants: the score's (:func:`level_for_score`), one higher when the subject
+    persists at the rung in force (:func:`escalated`). ``recent_requests(seconds)`` counts the subject's
+    requests in the last ``seconds``; it is asked only when escalation is possible.
+
+    >>> from detectors.config import load_scoring
+    >>> cfg = load_scoring().policy.with_thresholds({"challenge": 0.5, "limit": 0.75, "block": 0.92})
+    >>> from detectors.account_state import AccountState
+    >>> s = AccountState.new(load_scoring().window, created_ts=0.0)
+    >>> s.action_level, s.action_expires, s.rung_since = 1, 5000.0, 0.0
+    >>> [ACTIONS[tick_level(s, 0.6, 100, "standard", t, lambda _: 60, cfg)] for t in (10.0, cfg.escalate_after_seconds)]
+    ['challenge', 'limit']
+    """
+    level = level_for_score(score, requests, account_type, cfg)
+    if level and level == in_force(state, now) and now - state.rung_since >= cfg.escalate_after_seconds:
+        level = escalated(state, level, now, recent_requests(cfg.escalate_after_seconds), requests, account_type, cfg)
+    return level
 
 
 def _capped(level: int, requests: float, account_type: str, cfg: PolicyConfig) -> int:

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from scipy import optimize
 from detectors.account_state import AccountState, Counters
 from detectors.config import RULES_DIR, ScoringConfig, load_scoring
 from detectors.engine import Engine, MemoryStore
-from detectors.policy import decide, escalated, level_for_score
+from detectors.policy import decide, tick_level
 from detectors.registry import FITTED_INPUTS, PRODUCTS, VECTOR_FEATURES
 from sim.family import Family
 
@@ -223,14 +224,17 @@ def _ladder(
             state.action_level, state.action_expires, state.rung_since = 0, 0.0, 0.0
         now, requests, cohort = float(ticks.ts[i]), float(ticks.requests[i]), ticks.cohort[a]
         score = 1.0 / (1.0 + math.exp(-float(z[i])))
-        level = level_for_score(score, requests, cohort, policy)
-        if level and level == state.action_level and now - state.rung_since >= policy.escalate_after_seconds:
-            level = escalated(state, level, now, int(ticks.recent[i]), requests, cohort, policy)
+        level = tick_level(state, score, requests, cohort, now, _recorded(int(ticks.recent[i])), policy)
         if decide(state, subject_id="", level=level, score=score, now=now, trigger_event_id="", cfg=policy,
                   reasons=(), evidence={}) is not None:  # fmt: skip
             top, first = out[a]
             out[a] = (max(top, level), first if level < 2 or first < math.inf else now)
     return out
+
+
+def _recorded(requests: int) -> Callable[[float], int]:
+    """The requests a tick recorded for the policy's escalation span (``collect`` counts exactly that span)."""
+    return lambda _seconds: requests
 
 
 def _logit(p: float) -> float:

@@ -165,18 +165,17 @@ def triage_app(
         return _page(f"incident {incident.key}", body)
 
     async def detail(request: web.Request) -> web.Response:
-        try:
-            alert = await asyncio.to_thread(triage.alert, request.match_info["alert_id"])
-        except KeyError:
-            raise web.HTTPNotFound(text="no such alert") from None
+        everything = await asyncio.to_thread(triage.alerts, 100_000)  # one read of the topic: the alert, its history
+        alert = next((a for a in everything if a["alert_id"] == request.match_info["alert_id"]), None)
+        if alert is None:
+            raise web.HTTPNotFound(text="no such alert")
         features = "".join(  # cluster explanations have no cohort value: a dash, not a 500
             f"<tr><td>{_e(f.get('feature', ''))}</td><td>{_e(f.get('value', '–'))}</td>"
             f"<td>{_e(f.get('typical', '–'))}</td><td>{_e(f.get('contribution', '–'))}</td></tr>"
             for f in alert["top_features"]
         )
         window = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in alert["evidence_window"].items())
-        history = [a for a in await asyncio.to_thread(triage.alerts) if a["subject"]["id"] == alert["subject"]["id"]]
-        points, marks = points_and_marks(history or [alert])
+        points, marks = points_and_marks([a for a in everything if a["subject"]["id"] == alert["subject"]["id"]])
         samples = "".join(f"<li><code>{_e(s)}</code></li>" for s in alert["template_samples"])
         body = (
             f"<p>{_e(alert['severity'])} · {_e(alert['decision']['action'])} · "

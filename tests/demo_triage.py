@@ -24,8 +24,8 @@ class DemoTriage:
         self.records = [{**alert_record(d, "enforce"), "status": "open", "verdict_by": None} for d in decisions]
         self.incident_acts: list[tuple[str, str, str, list[str] | None]] = []
 
-    def alerts(self) -> list[dict[str, Any]]:
-        return list(reversed(self.records))
+    def alerts(self, limit: int = 200) -> list[dict[str, Any]]:
+        return list(reversed(self.records))  # every alert, whatever the limit: the demo has a few hundred
 
     def alert(self, alert_id: str) -> dict[str, Any]:
         return next(a for a in self.records if a["alert_id"] == alert_id)

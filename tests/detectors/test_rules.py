@@ -40,32 +40,22 @@ def _broken(tmp_path: Path, source: Path, old: str, new: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "message"),
+    ("source", "old", "new", "message"),
     [
-        ("ttl_seconds = 3600\n", "", r"\[policy\] missing \['ttl_seconds'\]"),
-        ('enterprise = "challenge"', 'enterprise = "ban"', r"max_action\] values must be one of"),
-        ("height = 8", "height = 15", r"height 15 is too deep"),
-        ("buckets = 60", "buckets = 1", r"2 <= buckets <= 1440"),
+        (SCORING, "ttl_seconds = 3600\n", "", r"\[policy\] missing \['ttl_seconds'\]"),
+        (SCORING, 'enterprise = "challenge"', 'enterprise = "ban"', r"max_action\] values must be one of"),
+        (SCORING, "height = 8", "height = 15", r"height 15 is too deep"),
+        (SCORING, "buckets = 60", "buckets = 1", r"2 <= buckets <= 1440"),
+        (FUSION, "[thresholds]", "[thresholdz]", r"needs \[weights\] and \[thresholds\]"),
+        (FUSION, "bias =", "biass =", r"unknown names \['biass'\]"),
     ],
 )
-def test_broken_scoring_file_is_refused_naming_file_and_key(tmp_path: Path, old: str, new: str, message: str) -> None:
-    bad = _broken(tmp_path, SCORING, old, new)
+def test_a_broken_scoring_or_fusion_file_is_refused_naming_file_and_key(
+    tmp_path: Path, source: Path, old: str, new: str, message: str
+) -> None:
+    bad = _broken(tmp_path, source, old, new)
     with pytest.raises(ValueError, match=message) as info:
-        load_scoring(bad)
-    assert bad.name in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "message"),
-    [
-        ("[thresholds]", "[thresholdz]", r"needs \[weights\] and \[thresholds\]"),
-        ("bias =", "biass =", r"unknown names \['biass'\]"),
-    ],
-)
-def test_broken_fusion_file_is_refused_naming_it(tmp_path: Path, old: str, new: str, message: str) -> None:
-    bad = _broken(tmp_path, FUSION, old, new)
-    with pytest.raises(ValueError, match=message) as info:
-        load_fusion(bad)
+        LOADERS[source.name](bad)
     assert bad.name in str(info.value)
 
 

@@ -40,7 +40,7 @@ def test_the_gateway_refuses_the_development_verify_key_without_dev(tmp_path: Pa
 class OneAlert:
     """Stands in for Triage (whose Kafka reads are tested on the real broker): serves one cluster alert."""
 
-    def alerts(self) -> list[dict[str, Any]]:
+    def alerts(self, limit: int = 200) -> list[dict[str, Any]]:
         return [self.alert("a1")]
 
     def alert(self, alert_id: str) -> dict[str, Any]:

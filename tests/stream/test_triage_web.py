@@ -23,7 +23,7 @@ class Alerts:
     def __init__(self) -> None:
         self.acts: list[tuple[str, str, str]] = []
 
-    def alerts(self) -> list[dict[str, Any]]:
+    def alerts(self, limit: int = 200) -> list[dict[str, Any]]:
         return [self.alert("a1")]
 
     def alert(self, alert_id: str) -> dict[str, Any]:
