@@ -20,16 +20,18 @@ typedef struct {
     PyObject *recent;   /* list of (ts, account) of the latest hits, oldest first */
     PyObject *accounts; /* dict: account -> times it hit the target */
     char popular;       /* shared by too many accounts: links nobody */
+    double since;       /* when its account count started (0: unknown, set at the next hit) */
 } Target;
 
 static PyTypeObject TargetType;
 
-static Target *target_alloc(PyTypeObject *type, PyObject *recent, PyObject *accounts, int popular) {
+static Target *target_alloc(PyTypeObject *type, PyObject *recent, PyObject *accounts, int popular, double since) {
     Target *t = (Target *)type->tp_alloc(type, 0);
     if (t == NULL) return NULL;
     t->recent = recent ? Py_NewRef(recent) : PyList_New(0);
     t->accounts = accounts ? Py_NewRef(accounts) : PyDict_New();
     t->popular = (char)popular;
+    t->since = since;
     if (t->recent == NULL || t->accounts == NULL) {
         Py_DECREF(t);
         return NULL;
@@ -38,13 +40,14 @@ static Target *target_alloc(PyTypeObject *type, PyObject *recent, PyObject *acco
 }
 
 static PyObject *Target_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"recent", "accounts", "popular", NULL};
+    static char *kwlist[] = {"recent", "accounts", "popular", "since", NULL};
     PyObject *recent = NULL, *accounts = NULL;
     int popular = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O!O!p:Target", kwlist, &PyList_Type, &recent, &PyDict_Type,
-                                     &accounts, &popular))
+    double since = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O!O!pd:Target", kwlist, &PyList_Type, &recent, &PyDict_Type,
+                                     &accounts, &popular, &since))
         return NULL;
-    return (PyObject *)target_alloc(type, recent, accounts, popular);
+    return (PyObject *)target_alloc(type, recent, accounts, popular, since);
 }
 
 static int Target_traverse(Target *self, visitproc visit, void *arg) {
@@ -66,8 +69,9 @@ static void Target_dealloc(Target *self) {
 }
 
 static PyObject *Target_reduce(Target *self, PyObject *Py_UNUSED(ignored)) {
-    return Py_BuildValue("(O(OOO))", Py_TYPE(self), self->recent ? self->recent : Py_None,
-                         self->accounts ? self->accounts : Py_None, self->popular ? Py_True : Py_False);
+    return Py_BuildValue("(O(OOOd))", Py_TYPE(self), self->recent ? self->recent : Py_None,
+                         self->accounts ? self->accounts : Py_None, self->popular ? Py_True : Py_False,
+                         self->since);
 }
 
 static PyMethodDef Target_methods[] = {
@@ -81,12 +85,13 @@ static PyMemberDef Target_members[] = {
     {"recent", T_OBJECT_EX, offsetof(Target, recent), 0, "(ts, account) of the latest hits, oldest first"},
     {"accounts", T_OBJECT_EX, offsetof(Target, accounts), 0, "account -> times it hit the target"},
     {"popular", T_BOOL, offsetof(Target, popular), 0, "shared by too many accounts: links nobody"},
+    {"since", T_DOUBLE, offsetof(Target, since), 0, "when its account count started (0: at the next hit)"},
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyTypeObject TargetType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "detectors._link.Target",
-    .tp_doc = PyDoc_STR("Target(recent=[], accounts={}, popular=False): the linker's memory of one target."),
+    .tp_doc = PyDoc_STR("Target(recent=[], accounts={}, popular=False, since=0.0): the linker's memory of one target."),
     .tp_basicsize = sizeof(Target),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = Target_new,
@@ -103,7 +108,7 @@ typedef struct {
     PyObject *targets; /* OrderedDict: target key -> Target */
     PyObject *links;   /* OrderedDict: (node, node) -> [weight at last_ts, last_ts, strong?] */
     PyObject *linked;  /* set of pairs whose weight reached the threshold when last updated */
-    double window, strong_weight, half_life, threshold;
+    double window, strong_weight, half_life, threshold, period;
     Py_ssize_t max_per_target, max_targets, recent_per_target, max_links;
 } Linker;
 
@@ -189,7 +194,7 @@ static int observe_target(Linker *l, PyObject *account, PyObject *ts_obj, double
     Target *target;
     if (found == NULL) {
         if (PyErr_Occurred()) return -1;
-        target = target_alloc(&TargetType, NULL, NULL, 0);
+        target = target_alloc(&TargetType, NULL, NULL, 0, ts);
         if (target == NULL) return -1;
         if (PyODict_SetItem(l->targets, key, (PyObject *)target) < 0) goto fail;
         if (PyDict_GET_SIZE(l->targets) > l->max_targets && evict_oldest(l->targets, NULL) < 0) goto fail;
@@ -200,6 +205,15 @@ static int observe_target(Linker *l, PyObject *account, PyObject *ts_obj, double
         }
         target = (Target *)Py_NewRef(found);
         if (move_to_end(l->targets, key) < 0) goto fail;
+    }
+    if (!(target->since > 0.0)) {
+        target->since = ts;
+    } else if (ts - target->since > l->period) { /* its count starts again: popularity decays */
+        PyObject *empty = PyDict_New();
+        if (empty == NULL) goto fail;
+        Py_SETREF(target->accounts, empty);
+        target->popular = 0;
+        target->since = ts;
     }
     if (target->popular) goto done;
     if (target->accounts == NULL || target->recent == NULL || !PyDict_Check(target->accounts) ||
@@ -291,12 +305,12 @@ PyDoc_STRVAR(observe_doc,
 "Fold each ``(account, ts, [(target key, strong?), ...])`` of ``obs`` into the linker's ``targets`` and\n"
 "``links`` (OrderedDicts) and ``linked`` (set), as ``clusters.Linker`` defines it. ``params`` is\n"
 "(window_seconds, max_accounts_per_target, max_targets, recent_per_target, strong_weight,\n"
-"half_life_seconds, link_threshold, max_links).");
+"half_life_seconds, link_threshold, max_links, target_period_seconds).");
 
 static PyObject *observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5 || !PyODict_CheckExact(args[0]) || !PyODict_CheckExact(args[1]) || !PySet_Check(args[2]) ||
-        !PyTuple_Check(args[3]) || PyTuple_GET_SIZE(args[3]) != 8)
-        return PyErr_Format(PyExc_TypeError, "observe(OrderedDict, OrderedDict, set, 8-tuple, obs)");
+        !PyTuple_Check(args[3]) || PyTuple_GET_SIZE(args[3]) != 9)
+        return PyErr_Format(PyExc_TypeError, "observe(OrderedDict, OrderedDict, set, 9-tuple, obs)");
     PyObject *const *p = &PyTuple_GET_ITEM(args[3], 0);
     Linker l = {args[0], args[1], args[2]};
     l.window = PyFloat_AsDouble(p[0]);
@@ -307,6 +321,7 @@ static PyObject *observe(PyObject *module, PyObject *const *args, Py_ssize_t nar
     l.half_life = PyFloat_AsDouble(p[5]);
     l.threshold = PyFloat_AsDouble(p[6]);
     l.max_links = PyLong_AsSsize_t(p[7]);
+    l.period = PyFloat_AsDouble(p[8]);
     if (PyErr_Occurred()) return NULL;
     if (l.recent_per_target < 0 || l.recent_per_target >= MAX_RECENT)
         return PyErr_Format(PyExc_ValueError, "recent_per_target must be in [0, %d)", MAX_RECENT);

@@ -8,8 +8,13 @@ class Target:
     recent: list[tuple[float, str]]
     accounts: dict[str, int]
     popular: bool
+    since: float
     def __init__(
-        self, recent: list[tuple[float, str]] = ..., accounts: dict[str, int] = ..., popular: bool = ...
+        self,
+        recent: list[tuple[float, str]] = ...,
+        accounts: dict[str, int] = ...,
+        popular: bool = ...,
+        since: float = ...,
     ) -> None: ...
 
 def observe(

@@ -2,13 +2,16 @@
 
 Two kinds of link, both decaying (half-life in ``rules/clusters.toml``):
 
-- **strong**: an account and a strong target it used (payment, device or TLS fingerprint) are joined
+- **strong**: an account and a strong target it used (the payment fingerprint) are joined
   directly — a bipartite edge, so a card shared by 500 accounts costs 500 edges, not 125,000;
 - **soft**, SynchroTrap-style: two accounts that hit the same soft target (template fingerprint, IP /24,
   ASN, user agent) within ``window_seconds`` of each other gain ``1 / log2(1 + accounts on the target)``
   (FRAUDAR-style discount), times (fewer / more) of the two accounts' hits on the target (Jaccard-like:
   an account that is always there co-occurs with everyone); a target used by more than
   ``max_accounts_per_target`` accounts (a big NAT, a common SDK, a viral prompt) links nobody.
+
+A target's account count starts again every ``target_period_seconds`` (from its first hit of the period):
+popularity decays, so a hydra that burns its own template with throwaway accounts gains one period.
 
 Clusters are the connected components over strong edges and soft edges at or above ``link_threshold``:
 one weak co-occurrence never joins an account to a cluster. Every structure is an LRU with a cap, so an
@@ -59,6 +62,7 @@ class ClusterConfig:
     soft_targets: tuple[str, ...]
     window_seconds: float
     max_accounts_per_target: int
+    target_period_seconds: float
     link_threshold: float
     half_life_seconds: float
     recent_per_target: int
@@ -86,6 +90,7 @@ def load_clusters(path: Path | str | None = None) -> ClusterConfig:
             strong_targets=tuple(link["strong_targets"]), strong_weight=float(link["strong_weight"]),
             soft_targets=tuple(link["soft_targets"]), window_seconds=float(link["window_seconds"]),
             max_accounts_per_target=int(link["max_accounts_per_target"]),
+            target_period_seconds=float(link["target_period_seconds"]),
             link_threshold=float(link["link_threshold"]), half_life_seconds=float(link["half_life_seconds"]),
             recent_per_target=int(link["recent_per_target"]), max_targets=int(link["max_targets"]),
             max_links=int(link["max_links"]), tick_seconds=float(scoring.pop("tick_seconds")),
@@ -136,14 +141,16 @@ def lru_slot(store: OrderedDict[K, V], key: K, new: Callable[[], V], cap: int) -
 
 
 #: What the linker remembers of one target: its latest ``(ts, account)`` hits (``recent``), how often each
-#: account hit it (``accounts``) and whether it is ``popular``. A C type; checkpoints name it by this name.
+#: account hit it (``accounts``), whether it is ``popular`` and ``since`` when it has been counting.
+#: A C type; checkpoints name it by this name.
 _Target = _link.Target
 
 
 def _link_params(cfg: ClusterConfig) -> tuple[float | int, ...]:
     """The config values the C fold reads, in its order."""
     return (cfg.window_seconds, cfg.max_accounts_per_target, cfg.max_targets, cfg.recent_per_target,
-            cfg.strong_weight, cfg.half_life_seconds, cfg.link_threshold, cfg.max_links)  # fmt: skip
+            cfg.strong_weight, cfg.half_life_seconds, cfg.link_threshold, cfg.max_links,
+            cfg.target_period_seconds)  # fmt: skip
 
 
 class Linker:

@@ -174,7 +174,7 @@ class ReferenceLinker:
 
     def __init__(self, cfg: ClusterConfig) -> None:
         self.cfg = cfg
-        self.targets: OrderedDict[str, list[Any]] = OrderedDict()  # key -> [recent, accounts, popular]
+        self.targets: OrderedDict[str, list[Any]] = OrderedDict()  # key -> [recent, accounts, popular, since]
         self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
         self.linked: set[tuple[str, str]] = set()
 
@@ -183,12 +183,16 @@ class ReferenceLinker:
         for key, strong in targets:
             target = self.targets.get(key)
             if target is None:
-                target = self.targets[key] = [[], {}, False]
+                target = self.targets[key] = [[], {}, False, float(ts)]
                 if len(self.targets) > cfg.max_targets:
                     self.targets.popitem(last=False)
             else:
                 self.targets.move_to_end(key)
-            recent, hits, popular = target
+            if not target[3] > 0:
+                target[3] = float(ts)
+            elif ts - target[3] > cfg.target_period_seconds:  # the count starts again
+                target[1:] = [{}, False, float(ts)]
+            recent, hits, popular, _ = target
             if popular:
                 continue
             hits[account] = mine = hits.get(account, 0) + 1
@@ -257,7 +261,7 @@ class ReferenceLinker:
 
 def linker_view(linker: Linker | ReferenceLinker) -> str:
     """Everything a linker holds, in order, with types (an int timestamp is not a float one)."""
-    targets = [(k, *t) if isinstance(t, list) else (k, t.recent, t.accounts, t.popular)
+    targets = [(k, *t) if isinstance(t, list) else (k, t.recent, t.accounts, t.popular, t.since)
                for k, t in linker.targets.items()]  # fmt: skip
     return repr((targets, list(linker.links.items()), sorted(linker.linked)))
 
@@ -285,17 +289,21 @@ def random_observations(rng: random.Random, n: int) -> list[tuple[str, float, li
 def test_the_c_fold_links_exactly_as_the_python_definition() -> None:
     # Small caps, so that targets and links are evicted, soft targets turn popular and decayed links drop out.
     cfg = small_caps(max_targets=25, max_links=80, max_accounts_per_target=12, recent_per_target=5,
-                     window_seconds=30.0, half_life_seconds=200.0, link_threshold=1.2)  # fmt: skip
-    popular, linked, hubs, dropped = 0, 0, 0, 0
+                     window_seconds=30.0, half_life_seconds=200.0, link_threshold=1.2,
+                     target_period_seconds=900.0)  # fmt: skip
+    popular, linked, hubs, dropped, restarted = 0, 0, 0, 0, 0
     for seed in range(6):
         obs = random_observations(random.Random(seed), 3000)
         ours, reference = Linker(cfg), ReferenceLinker(cfg)
+        since: dict[str, float] = {}
         for i, (account, ts, targets) in enumerate(obs):
             ours.observe(account, ts, targets)
             reference.observe(account, ts, targets)
             if i % 100 == 99:
                 assert linker_view(ours) == linker_view(reference), (seed, i)
                 popular += any(t.popular for t in ours.targets.values())
+                restarted += any(t.since > since.get(k, t.since) for k, t in ours.targets.items())
+                since = {k: t.since for k, t in ours.targets.items()}
                 linked += len(ours.linked)
                 # A tick now or a while later (links decayed below the threshold drop out of `linked`).
                 now = ts + (i % 300)
@@ -304,7 +312,8 @@ def test_the_c_fold_links_exactly_as_the_python_definition() -> None:
                 hubs += sum(len(c.hubs) for c in clusters.values())
                 dropped += linked - len(ours.linked)
         assert len(ours.links) == cfg.max_links
-    assert popular and linked and hubs and dropped  # the streams reached every branch of the fold and the tick
+    # the streams reached every branch of the fold and the tick
+    assert popular and linked and hubs and dropped and restarted
 
 
 def test_a_linker_folds_on_after_a_checkpoint_as_it_would_have_without_one() -> None:
@@ -379,3 +388,36 @@ def test_copying_a_victims_device_or_tls_fingerprint_cannot_get_the_victim_limit
     decisions = run([victim, *hydra])
     assert enforced(decisions, [f"framer-{i}" for i in range(30)])  # the campaign is still enforced
     assert not enforced(decisions, ["victim-0"])  # the person whose fingerprints it copied is not
+
+
+def test_a_template_burnt_by_throwaway_accounts_links_its_fleet_again_after_a_period() -> None:
+    """Issue 22, item 9: a hydra that sends its template from 61 throwaway accounts makes it "popular"
+    (popular targets link nobody); popularity decays, so a period later its fleet links on it again."""
+    cfg = load_clusters()
+    linker, template = Linker(cfg), [("template:4242", False)]
+    for i in range(cfg.max_accounts_per_target + 1):
+        linker.observe(f"burner-{i}", T0 + i, template)
+    assert linker.targets["template:4242"].popular
+    fleet = [f"fleet-{i}" for i in range(8)]
+
+    def harvest(start: float) -> dict[str, Cluster]:
+        for step in range(240):  # the fleet takes turns on the template, ten seconds apart, for 40 minutes
+            linker.observe(fleet[step % len(fleet)], start + 10 * step, template)
+        return linker.clusters(start + 2400)
+
+    assert harvest(T0 + 600) == {}  # within the period the burn holds
+    clusters = harvest(T0 + cfg.target_period_seconds + 3600)
+    assert [c.members for c in clusters.values()] == [fleet]
+
+
+def test_an_account_too_new_to_be_scored_still_feeds_the_fleet_index() -> None:
+    """Issue 22, item 9: id rotation — each key sends four requests (under the floor at which an account
+    is scored on its own) and is replaced; the fleet is still found through its shared cards."""
+    rng = random.Random(9)
+    floor = load_scoring().window.min_requests_to_score
+    rotating = [s[: floor - 1] for s in pool(rng, "rotor", 150, cards=5, per_day=200)]
+    decisions = run(rotating + people(rng, "person", 50))
+    members = [f"rotor-{i}" for i in range(150)]
+    assert all(d.cluster_id for a in members for d in decisions.get(a, []))  # none was scored alone
+    assert len(enforced(decisions, members)) >= 0.9 * len(members)
+    assert not any(decisions.get(f"person-{i}") for i in range(50))
