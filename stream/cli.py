@@ -82,6 +82,21 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acls(args: argparse.Namespace) -> int:
+    from stream.acls import ROLES, apply_acls, grants
+    from stream.settings import bootstrap_servers
+
+    principals = {role: getattr(args, role) or f"User:{role}" for role in ROLES}
+    if args.action == "show":
+        for g in grants(args.app_id):
+            name = g.name + ("*" if g.prefixed else "")
+            print(f"{principals[g.role]:<20} {g.resource:<6} {name:<32} {','.join(g.operations)}")
+        return 0
+    made = apply_acls(bootstrap_servers(args.broker), args.app_id, principals)
+    print(f"{made} ACLs in place for {', '.join(principals.values())}")
+    return 0
+
+
 def _allowlist(args: argparse.Namespace) -> int:
     """Add, remove or list allowlist entries on the compacted topic; workers pick them up live."""
     import getpass
@@ -257,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--by", default="", help="who (default: the OS user)")
     a.add_argument("--broker", default=defaults.broker)
     a.set_defaults(func=_allowlist)
+
+    k = sub.add_parser("acls", help="Kafka ACLs per principal: show the grants, or apply them (as an admin)")
+    k.add_argument("action", choices=("show", "apply"))
+    k.add_argument("--app-id", default=defaults.app_id, help="the workers' Faust app id (their group and prefix)")
+    for role in ("gateway", "worker", "triage"):
+        k.add_argument(f"--{role}", default="", help=f"the {role}'s principal (default User:{role})")
+    k.add_argument("--broker", default=defaults.broker)
+    k.set_defaults(func=_acls)
 
     t = sub.add_parser("triage", help="on-call triage of alerts: list, show, confirm, dismiss, allowlist, log")
     t.add_argument("action", choices=("list", "show", "confirm", "dismiss", "allowlist", "log"))

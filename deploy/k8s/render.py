@@ -1,10 +1,12 @@
 """Render the Kubernetes manifests that are derived from other files, so they cannot drift from them.
 
-    python deploy/k8s/render.py          # rewrite kafka-topics.yaml, prometheus-rule.yaml, grafana-dashboard.yaml
+    python deploy/k8s/render.py          # rewrite kafka-topics.yaml, kafka-users.yaml, prometheus-rule.yaml, …
     python deploy/k8s/render.py --check  # exit 1 if any of them is out of date (the tests run this)
 
 - ``kafka-topics.yaml``: one Strimzi ``KafkaTopic`` per topic in ``stream/topics.py`` (production sizing:
   ``llm.requests`` and the throttle topic get ``PARTITIONS``, replicas 3, ``min.insync.replicas`` 2);
+- ``kafka-users.yaml``: one Strimzi ``KafkaUser`` (SCRAM-SHA-512) per role in ``stream/acls.py``, with that
+  role's ACLs: the gateway writes requests only, triage verdicts and the allowlist, workers the rest;
 - ``prometheus-rule.yaml``: the prometheus-operator ``PrometheusRule`` wrapping ``deploy/prometheus/rules.yml``;
 - ``grafana-dashboard.yaml``: a ``ConfigMap`` with the dashboard JSON, labelled for Grafana's sidecar.
 """
@@ -21,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
+from stream.acls import ROLES, grants  # noqa: E402
 from stream.topics import ALL_TOPICS  # noqa: E402
 
 NAMESPACE = "distillguard"
@@ -41,6 +44,27 @@ def kafka_topics() -> str:
                      "config": {**spec.config, "min.insync.replicas": "2"}},
         })  # fmt: skip
     return HEADER.format(source="stream/topics.py") + yaml.safe_dump_all(docs, sort_keys=False)
+
+
+APP_ID = "distillguard"  # the workers' DISTILLGUARD_APP_ID (worker.yaml)
+
+
+def kafka_users() -> str:
+    """Strimzi names the principal after the KafkaUser and puts its password in a Secret of that name; the
+    User Operator must watch this namespace (``spec.entityOperator.userOperator.watchedNamespace``)."""
+    docs = []
+    for role in ROLES:
+        acls = [{"resource": {"type": g.resource, "name": g.name, "patternType": "prefix" if g.prefixed else "literal"},
+                 "operations": list(g.operations), "host": "*"}
+                for g in grants(APP_ID) if g.role == role]  # fmt: skip
+        docs.append({
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaUser",
+            "metadata": {"name": f"distillguard-{role}", "namespace": NAMESPACE,
+                         "labels": {"strimzi.io/cluster": CLUSTER}},
+            "spec": {"authentication": {"type": "scram-sha-512"}, "authorization": {"type": "simple", "acls": acls}},
+        })  # fmt: skip
+    return HEADER.format(source="stream/acls.py") + yaml.safe_dump_all(docs, sort_keys=False)
 
 
 def prometheus_rule() -> str:
@@ -65,7 +89,7 @@ def grafana_dashboard() -> str:
     return HEADER.format(source="deploy/grafana/dashboards/distillguard.json") + yaml.safe_dump(doc, sort_keys=False)
 
 
-RENDERED = {"kafka-topics.yaml": kafka_topics, "prometheus-rule.yaml": prometheus_rule,
+RENDERED = {"kafka-topics.yaml": kafka_topics, "kafka-users.yaml": kafka_users, "prometheus-rule.yaml": prometheus_rule,
             "grafana-dashboard.yaml": grafana_dashboard}  # fmt: skip
 
 

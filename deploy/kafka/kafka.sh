@@ -13,6 +13,9 @@
 # KAFKA_SECURE=1 adds a SASL_SSL listener on port + 2: a self-signed CA and server certificate for
 # 127.0.0.1 (openssl, in $KAFKA_RUN_DIR/tls, CA at tls/ca.pem), SCRAM-SHA-512 and PLAIN for the user
 # KAFKA_SASL_USER (distillguard) / KAFKA_SASL_PASSWORD (dev-password). For tests of production settings.
+# KAFKA_SASL_USERS="name:password ..." adds more SCRAM users (one per principal: gateway, worker, triage).
+# KAFKA_ACLS=1 (with KAFKA_SECURE=1) turns the authorizer on: SASL principals may do only what an ACL
+# grants them (stream/acls.py); the loopback PLAINTEXT listener stays a super user, for set-up.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,6 +27,8 @@ port=${KAFKA_PORT:-9092}
 run_dir=${KAFKA_RUN_DIR:-$repo/.run/kafka}
 heap=${KAFKA_HEAP:-512m}
 secure=${KAFKA_SECURE:-0}
+acls=${KAFKA_ACLS:-0}
+sasl_users=${KAFKA_SASL_USERS:-}
 sasl_user=${KAFKA_SASL_USER:-distillguard}
 sasl_password=${KAFKA_SASL_PASSWORD:-dev-password}
 start_timeout=${KAFKA_START_TIMEOUT:-90}
@@ -100,6 +105,13 @@ listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.p
 listener.name.sasl_ssl.ssl.keystore.type=PEM
 listener.name.sasl_ssl.ssl.keystore.location=$run_dir/tls/server.pem
 PROPS
+    if [ "$acls" = 1 ]; then
+      cat >> "$d/node.properties" <<PROPS
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+PROPS
+    fi
   fi
 }
 
@@ -116,7 +128,12 @@ start_node() {  # start_node N NODES
     local cluster_id_file="$run_dir/cluster.id"
     [ -f "$cluster_id_file" ] || java -cp "$lib/*" kafka.tools.StorageTool random-uuid > "$cluster_id_file"
     local scram=()
-    [ "$secure" = 1 ] && scram=(--add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_password]")
+    if [ "$secure" = 1 ]; then
+      local user
+      for user in "$sasl_user:$sasl_password" $sasl_users; do
+        scram+=(--add-scram "SCRAM-SHA-512=[name=${user%%:*},password=${user#*:}]")
+      done
+    fi
     java -Dlog4j2.configurationFile="$here/log4j2.yaml" -cp "$lib/*" kafka.tools.StorageTool format \
       -t "$(cat "$cluster_id_file")" -c "$d/node.properties" "${scram[@]}" > "$d/format.log" 2>&1 \
       || { cat "$d/format.log" >&2; exit 1; }
@@ -176,5 +193,5 @@ case "$cmd" in
   cluster-status) status_nodes 3 ;;
   stop-node) stop_node "${2:?node number}" ;;
   start-node) start_node "${2:?node number}" 3; wait_ready "$2" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

@@ -80,7 +80,28 @@ def test_the_worker_is_probed_on_its_health_check_and_scraped_by_the_service_mon
         d for _, d in documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "distillguard-worker"
     )
     assert config["data"]["DISTILLGUARD_METRICS_HOST"] == "0.0.0.0"
-    assert {m["mountPath"] for m in worker["volumeMounts"]} == {config["data"]["DISTILLGUARD_DATA_DIR"]}
+    assert config["data"]["DISTILLGUARD_DATA_DIR"] in {m["mountPath"] for m in worker["volumeMounts"]}
     monitor = docs["ServiceMonitor"]
     assert monitor["spec"]["selector"]["matchLabels"] == docs["Service"]["metadata"]["labels"]
     assert monitor["spec"]["endpoints"][0]["port"] == docs["Service"]["spec"]["ports"][0]["name"]
+
+
+def test_each_role_is_a_kafka_user_holding_exactly_its_grants_and_the_worker_runs_as_its_own() -> None:
+    from stream.acls import ROLES, grants
+
+    users = {d["metadata"]["name"]: d for _, d in documents() if d["kind"] == "KafkaUser"}
+    assert set(users) == {f"distillguard-{role}" for role in ROLES}
+    writers = set()
+    for role in ROLES:
+        acls = users[f"distillguard-{role}"]["spec"]["authorization"]["acls"]
+        held = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], op)
+                for a in acls for op in a["operations"]}  # fmt: skip
+        assert held == {(g.resource, g.name, "prefix" if g.prefixed else "literal", op)
+                        for g in grants("distillguard") if g.role == role for op in g.operations}  # fmt: skip
+        writers |= {role for (_, name, _, op) in held if name == "distillguard.throttle" and op in ("Write", "All")}
+    assert writers == {"worker"}  # only workers publish decisions
+    config = next(
+        d for _, d in documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "distillguard-worker"
+    )
+    assert config["data"]["DISTILLGUARD_KAFKA_SASL_USERNAME"] == "distillguard-worker"
+    assert config["data"]["DISTILLGUARD_APP_ID"] == "distillguard"  # the app id the worker's grants name

@@ -35,6 +35,7 @@ class WorkerProcess:
     proc: subprocess.Popen[bytes] | None = None
     extra: tuple[str, ...] = ()
     triage_port: int = 0
+    env: dict[str, str] | None = None  # added to this process's environment (Kafka credentials)
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
@@ -66,7 +67,7 @@ class WorkerProcess:
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"},
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
