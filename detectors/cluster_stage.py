@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -35,7 +35,7 @@ from detectors.clusters import (
     score_cluster,
 )
 from detectors.config import AnomalyConfig, PolicyConfig
-from detectors.policy import REASON_CODES, level_for_score, needs_decision, reason_codes
+from detectors.policy import REASON_CODES, escalated, in_force, level_for_score, needs_decision, reason_codes
 from detectors.scoring import CohortAnomaly
 
 __all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "encoded_parts",
@@ -175,13 +175,29 @@ class ClusterVerdict(NamedTuple):
 
 class _Held:
     """The stage's own view of the action in force on a member, so that it sends only escalations and
-    renewals (the account side checks again against the account's real state)."""
+    renewals (the account side checks again against the account's real state), and the extraction
+    evidence its cluster gathered since the rung was set (escalation on persistence)."""
 
-    __slots__ = ("action_level", "action_expires")
+    __slots__ = ("action_level", "action_expires", "rung_since", "evidence", "seen")
 
     def __init__(self) -> None:
         self.action_level = 0
         self.action_expires = 0.0
+        self.rung_since = 0.0
+        self.evidence = 0.0  # the cluster's CoT-eliciting requests since the rung was set (estimated)
+        self.seen = 0.0  # the tick that last added to it
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """Checkpoints from before escalation hold only the action: the rest starts at zero."""
+        self.__init__()  # type: ignore[misc]
+        for name, value in state[1].items():
+            setattr(self, name, value)
+
+    def gather(self, now: float, per_hour: float) -> None:
+        """Add the evidence of the time since the last tick at the cluster's current rate."""
+        if self.seen and now > self.seen:
+            self.evidence += per_hour * (now - self.seen) / 3600.0
+        self.seen = now
 
 
 class ClusterStage:
@@ -269,18 +285,25 @@ class ClusterStage:
             x["anomaly"] = max(0.0, (a - self.cfg.anomaly_floor) / (1.0 - self.cfg.anomaly_floor))
             score, parts = score_cluster(x, self.cfg.weights)
             evidence_requests = sum(s.requests for s in summaries.values())
+            extraction_per_hour = extraction_rate(summaries.values(), self.cfg.member_min_cot_share)
             tops = Counter(s.top_template for s in summaries.values() if s.top_template is not None).most_common(1)
             cluster_top = tops[0][0] if tops else None
             evidence: dict[str, Any] | None = None  # built for the cluster's first verdict, if any
             reasons: tuple[str, ...] = ()
             for member, summary in summaries.items():
                 level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
+                if (held := self.held.get(member)) is not None and in_force(held, now):
+                    held.gather(now, extraction_per_hour)
+                    level = escalated(held, level, now, int(held.evidence), evidence_requests,
+                                      summary.account_type, self.policy)  # fmt: skip
                 if level > 1 and not self._resembles(summary, cluster_top):
                     level = 1  # its own traffic unlike its cluster's: challenge at most, however linked
                 if level == 0 and member not in self.held:
                     continue  # nothing in force and nothing to say: no need to hold a slot
                 held = self._held(member)
                 if needs_decision(held, level, now, self.policy):
+                    if level != in_force(held, now):  # a new rung: its persistence counts from now
+                        held.rung_since, held.evidence, held.seen = now, 0.0, now
                     held.action_level, held.action_expires = level, now + self.policy.ttl_seconds
                     if evidence is None:
                         evidence = cluster_evidence(cluster_id, members, hubs, x, parts, evidence_requests)
@@ -311,6 +334,21 @@ class ClusterStage:
 
     def _held(self, account: str) -> _Held:
         return lru_slot(self.held, account, _Held, self.cfg.max_targets)
+
+
+def extraction_rate(members: Iterable[MemberSummary], min_cot_share: float) -> float:
+    """CoT-eliciting requests per hour from the members whose own traffic is mostly that (a share of at
+    least ``min_cot_share``, the same bar as guilt by association). A cluster held at a rung while this
+    adds up climbs (``policy.escalated``), however slowly each member sends; the stray CoT-like requests
+    of a big benign cluster (a labelling vendor's justifications) add nothing.
+
+    >>> m = MemberSummary(last_ts=0.0, requests_last_hour=10.0, requests=20.0, cot=12.0, new_model=0.0,
+    ...                   top_template=None, account_type="standard")
+    >>> extraction_rate([m, m._replace(cot=2.0)], 0.5)
+    6.0
+    """
+    return sum(m.requests_last_hour * m.cot / m.requests for m in members
+               if m.requests > 0 and m.cot / m.requests >= min_cot_share)  # fmt: skip
 
 
 def cluster_evidence(cluster_id: str, members: list[str], hubs: list[str], x: dict[str, float],

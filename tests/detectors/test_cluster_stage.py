@@ -241,3 +241,70 @@ def test_a_partial_too_big_for_one_record_goes_in_parts_that_merge_to_the_same_s
     assert not any(split.merge(orjson.loads(p)) for p in parts)  # every part replayed is a duplicate
     assert split.members == whole.members
     assert split.tick(T0 + 20_000) == whole.tick(T0 + 20_000)
+
+
+# ---- escalation on persistence (issue 21, item 3): a fleet that ignores its challenge climbs ----
+
+
+def challenge_only_stage() -> ClusterStage:
+    """A stage whose score can reach challenge and nothing higher: any limit below is an escalation."""
+    cfg = load_clusters()
+    cfg = type(cfg)(**{**cfg.__dict__, "thresholds": {"challenge": 1e-9, "limit": 1.0 - 1e-12, "block": 1.0}})
+    return ClusterStage(cfg, load_scoring().policy, load_scoring().anomaly)
+
+
+def fleet_minute(stage: ClusterStage, minute: int, per_hour: float, cot_share: float, seq: int) -> None:
+    """Eight accounts on one card, each at ``per_hour`` requests an hour, ``cot_share`` of them CoT."""
+    at = T0 + 60 * minute
+    requests = 40.0 + per_hour * minute / 60
+    members = {f"fleet-{i}": [at, per_hour, requests, cot_share * requests, 0.0, 7, "standard", T0]
+               for i in range(8)}  # fmt: skip
+    obs = [[account, at, [["payment_fingerprint:shared-card", True]]] for account in members]
+    stage.merge({"partition": 0, "seq": seq, "at": at, "obs": obs, "members": members})
+
+
+def strongest(stage: ClusterStage, minutes: range, per_hour: float, cot_share: float) -> dict[str, str]:
+    actions: dict[str, str] = {}
+    order = ["observe", "challenge", "limit", "block"]
+    for minute in minutes:
+        fleet_minute(stage, minute, per_hour, cot_share, seq=minute)
+        for v in stage.tick(T0 + 60 * minute):
+            action = order[v.level]
+            if order.index(action) > order.index(actions.get(v.account, "observe")):
+                actions[v.account] = action
+    return actions
+
+
+def test_a_slow_fleet_held_at_challenge_while_it_keeps_harvesting_climbs_to_limit() -> None:
+    # Eight accounts at 2 requests an hour each, mostly CoT: ~13 CoT requests an hour for the cluster,
+    # far under one a minute per account — the low-and-slow case account-level escalation never sees.
+    stage = challenge_only_stage()
+    policy = load_scoring().policy
+    early = strongest(stage, range(0, 60), per_hour=2.0, cot_share=0.8)
+    assert set(early.values()) == {"challenge"}  # an hour in: not yet enough evidence since the challenge
+    later = strongest(stage, range(60, 240), per_hour=2.0, cot_share=0.8)
+    assert set(later.values()) == {"limit"}, later
+    held = stage.held["fleet-0"]
+    assert held.action_level == 2 and held.rung_since - T0 > policy.escalate_after_seconds
+
+
+def test_a_busy_cluster_whose_members_are_not_mostly_cot_is_never_escalated() -> None:
+    # A labelling vendor: 30 requests an hour each, a tenth of them read as CoT (justifications).
+    stage = challenge_only_stage()
+    assert set(strongest(stage, range(0, 480), per_hour=30.0, cot_share=0.1).values()) == {"challenge"}
+
+
+def test_a_fleet_that_stops_sending_is_not_escalated() -> None:
+    stage = challenge_only_stage()
+    assert set(strongest(stage, range(0, 30), per_hour=2.0, cot_share=0.8).values()) == {"challenge"}
+    # Silent from then on: its requests in the last hour fall to 0 and no evidence adds up.
+    assert strongest(stage, range(30, 480), per_hour=0.0, cot_share=0.8).get("fleet-0") in (None, "challenge")
+
+
+def test_a_stage_checkpoint_from_before_escalation_loads_its_held_actions() -> None:
+    from detectors.cluster_stage import _Held
+
+    old = _Held.__new__(_Held)
+    old.__setstate__((None, {"action_level": 2, "action_expires": T0 + 600}))
+    assert (old.action_level, old.action_expires, old.rung_since, old.evidence) == (2, T0 + 600, 0.0, 0.0)
+    assert pickle.loads(pickle.dumps(old)).action_level == 2
