@@ -35,7 +35,15 @@ from detectors.clusters import (
     score_cluster,
 )
 from detectors.config import AnomalyConfig, PolicyConfig
-from detectors.policy import REASON_CODES, escalated, in_force, level_for_score, needs_decision, reason_codes
+from detectors.policy import (
+    REASON_CODES,
+    escalated,
+    in_force,
+    inherited,
+    level_for_score,
+    needs_decision,
+    reason_codes,
+)
 from detectors.scoring import CohortAnomaly
 
 __all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "encoded_parts",
@@ -290,12 +298,16 @@ class ClusterStage:
             cluster_top = tops[0][0] if tops else None
             evidence: dict[str, Any] | None = None  # built for the cluster's first verdict, if any
             reasons: tuple[str, ...] = ()
+            # The highest rung in force on a member: accounts joined to the fleet by its cards inherit it.
+            rung = max((in_force(h, now) for m in summaries if (h := self.held.get(m)) is not None), default=0)
             for member, summary in summaries.items():
                 level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
                 if (held := self.held.get(member)) is not None and in_force(held, now):
                     held.gather(now, extraction_per_hour)
                     level = escalated(held, level, now, int(held.evidence), evidence_requests,
                                       summary.account_type, self.policy)  # fmt: skip
+                if member in strong:
+                    level = inherited(level, rung, evidence_requests, summary.account_type, self.policy)
                 if level > 1 and not self._resembles(summary, cluster_top):
                     level = 1  # its own traffic unlike its cluster's: challenge at most, however linked
                 if level == 0 and member not in self.held:

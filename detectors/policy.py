@@ -76,6 +76,20 @@ def tick_level(
     return level
 
 
+def inherited(level: int, rung: int, requests: float, account_type: str, cfg: PolicyConfig) -> int:
+    """A fleet member's rung: at least ``rung``, the highest in force on its cluster, when its cluster's score
+    warrants any action at all (``level`` > 0) — so an account born into an enforced fleet starts where the
+    fleet is instead of at challenge — within what the evidence and its account type allow.
+
+    >>> from detectors.config import load_scoring
+    >>> cfg = load_scoring().policy
+    >>> cases = ((1, "standard"), (0, "standard"), (1, "enterprise"))
+    >>> [ACTIONS[inherited(level, 3, 500, kind, cfg)] for level, kind in cases]
+    ['block', 'observe', 'challenge']
+    """
+    return max(level, _capped(rung, requests, account_type, cfg)) if level else level
+
+
 def _capped(level: int, requests: float, account_type: str, cfg: PolicyConfig) -> int:
     """``level`` within what the evidence, the account type and the switched-off rungs allow."""
     if level >= 2 and requests < cfg.min_requests_to_enforce:

@@ -308,3 +308,27 @@ def test_a_stage_checkpoint_from_before_escalation_loads_its_held_actions() -> N
     old.__setstate__((None, {"action_level": 2, "action_expires": T0 + 600}))
     assert (old.action_level, old.action_expires, old.rung_since, old.evidence) == (2, T0 + 600, 0.0, 0.0)
     assert pickle.loads(pickle.dumps(old)).action_level == 2
+
+
+def test_an_account_born_into_a_limited_fleet_starts_limited_and_a_soft_linked_one_does_not() -> None:
+    """Issue 21, item 4: a new account paying with the fleet's card inherits the fleet's rung at its first
+    tick; an account merely seen on the fleet's proxy IP (a reseller's real customer) inherits nothing."""
+    stage = challenge_only_stage()
+    assert set(strongest(stage, range(0, 240), per_hour=2.0, cot_share=0.8).values()) == {"limit"}
+    at = T0 + 60 * 240
+    newborn = [at, 1.0, 1.0, 1.0, 0.0, 7, "standard", at]  # one request: CoT, on the fleet's template
+    stage.merge({"partition": 1, "seq": 1, "at": at, "members": {"newborn": newborn},
+                 "obs": [["newborn", at, [["payment_fingerprint:shared-card", True]]]]})  # fmt: skip
+    verdicts = {v.account: v.level for v in stage.tick(at + 1)}
+    assert verdicts.get("newborn") == 2
+    customer = [at, 1.0, 1.0, 1.0, 0.0, 7, "standard", at]
+    fleet = {f"fleet-{i}": [at + 60, 2.0, 48.0, 38.4, 0.0, 7, "standard", T0] for i in range(8)}
+    for minute in range(2, 12):  # the customer shares the fleet's exit IP in the same minutes, repeatedly
+        t = at + 60 * minute
+        obs = [[a, t, [["ip24:203.0.113", False]]] for a in [*fleet, "customer"]]
+        stage.merge({"partition": 2, "seq": minute, "at": t, "members": {**fleet, "customer": customer}, "obs": obs})
+        verdicts = {v.account: v.level for v in stage.tick(t + 1)}
+        assert verdicts.get("customer", 0) <= 1, minute
+    # it did join the fleet's cluster (and was challenged with it): linked, but only softly
+    assert any("customer" in c.members for c in stage.linker.clusters(at + 720).values())
+    assert stage.held["customer"].action_level == 1
