@@ -233,6 +233,29 @@ def datagen_fleet_member(
     return events
 
 
+def explainer_fleet_member(
+    account: str,
+    rng: random.Random,
+    start: float,
+    *,
+    member: int = 0,
+    requests: tuple[int, int] = (8, 30),
+    hours: tuple[float, float] = (6.0, 18.0),
+) -> list[Event]:
+    """One account of a card-sharing explainer fleet: lives 6-18 hours, sends 8-30 questions from public
+    sets at irregular gaps, each behind the explanation-tuning system prompt its cell of the fleet uses."""
+    system = _EXPLAINER_SYSTEMS[member % len(_EXPLAINER_SYSTEMS)]
+    questions = _questions() + distill_pool()
+    n, life = rng.randint(*requests), rng.uniform(*hours) * 3600
+    times = sorted(start + rng.uniform(0, life) for _ in range(n))
+    agent = rng.choice(("python-requests/2.32", "node-fetch/3.3"))
+    return [
+        _harvest_event(account, i, t, rng, prompt=rng.choice(questions), system=system, max_tokens=4096,
+                       output_tokens=rng.randint(700, 3000), user_agent=agent)
+        for i, t in enumerate(times)
+    ]  # fmt: skip
+
+
 #: A grammar for asking for the reasoning without ever repeating a wording (and without stock phrases).
 _ASK_OPENERS = (
     "Please",
@@ -850,6 +873,21 @@ def labeling_vendor(account: str, rng: random.Random, start: float, days: float 
     return events
 
 
+def course_student(account: str, rng: random.Random, start: float, days: float = 3.0) -> list[Event]:
+    """A student of one university course, on an education account the department pays for: problem-set
+    questions asking for the steps most of the time, in evening sessions."""
+    questions = realdata.math_questions().get("en", ()) or benign_pool()
+    asks = ("Explain each step.", "Show your working step by step.", "Why does this work? Walk me through it.")
+    events = []
+    for i, t in enumerate(human_times(rng, start, days, per_day=rng.uniform(10, 40), tz_offset_h=-5.0)):
+        prompt = rng.choice(questions)
+        if rng.random() < 0.7:
+            prompt = f"{prompt}\n{rng.choice(asks)}"
+        events.append(_event(account, i, t, rng, prompt=prompt, account_type="education", n_messages=rng.choice((1, 3)),
+                             conversation_id=f"{account}-c{i // 3}", **real_tokens(rng)))  # fmt: skip
+    return events
+
+
 def release_migrator(
     account: str,
     rng: random.Random,
@@ -894,6 +932,7 @@ REDTEAM_PERSONAS: dict[str, Callable[..., list[Event]]] = {
     "reasoning_system_coder": reasoning_system_coder,
     "aged_explainer": aged_explainer,
     "datagen_fleet_member": datagen_fleet_member,
+    "explainer_fleet_member": explainer_fleet_member,
     "wrapper_paraphraser": wrapper_paraphraser,
     "judge_pool_member": judge_pool_member,
     "multilingual_cot": multilingual_cot,
@@ -905,6 +944,7 @@ REDTEAM_PERSONAS: dict[str, Callable[..., list[Event]]] = {
     "support_bot": support_bot,
     "teacher_grading": teacher_grading,
     "labeling_vendor": labeling_vendor,
+    "course_student": course_student,
     "release_migrator": release_migrator,
     "tutoring_app": tutoring_app,
     "multilingual_student": multilingual_student,
