@@ -71,7 +71,8 @@ def tick_level(
     ['challenge', 'limit']
     """
     level = level_for_score(score, requests, account_type, cfg)
-    if level and level == in_force(state, now) and now - state.rung_since >= cfg.escalate_after_seconds:
+    held = in_force(state, now)
+    if level and (level == held - 1 or (level == held and now - state.rung_since >= cfg.escalate_after_seconds)):
         level = escalated(state, level, now, recent_requests(cfg.escalate_after_seconds), requests, account_type, cfg)
     return level
 
@@ -107,7 +108,9 @@ def escalated(
     """One rung above the action in force when the subject ignores it: it has held the rung for
     ``escalate_after_seconds``, its score still warrants that rung (``level``), and it sent at least
     ``escalate_min_requests`` in that span (``recent_requests``). A challenge ignored while harvesting is a
-    delay, not a decision; a subject whose traffic stops, or whose score falls, is not escalated.
+    delay, not a decision; a subject whose traffic stops, or whose score falls, is not escalated. A rung
+    reached so is *held* (renewed) while the score warrants the rung below it and the subject keeps sending:
+    otherwise it would lapse at its expiry and be climbed again, a block that flaps every hour.
 
     >>> from detectors.config import load_scoring
     >>> cfg = load_scoring().policy
@@ -119,11 +122,16 @@ def escalated(
     ['limit', 'challenge', 'challenge']
     >>> [ACTIONS[escalated(s, lvl, later, 60, 100, kind, cfg)] for lvl, kind in ((0, "standard"), (1, "enterprise"))]
     ['observe', 'challenge']
+    >>> s.action_level = 2  # a limit reached by escalation, the score still at challenge's rung
+    >>> [ACTIONS[escalated(s, 1, 60.0, n, 100, "standard", cfg)] for n in (60, 3)]
+    ['limit', 'challenge']
     """
     held = in_force(state, now)
-    if held == 0 or level != held:
+    if not level or not held - 1 <= level <= held or recent_requests < cfg.escalate_min_requests:
         return level
-    if now - state.rung_since < cfg.escalate_after_seconds or recent_requests < cfg.escalate_min_requests:
+    if level == held - 1:
+        return held
+    if now - state.rung_since < cfg.escalate_after_seconds:
         return level
     return max(level, _capped(held + 1, requests, account_type, cfg))
 
