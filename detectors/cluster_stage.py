@@ -302,11 +302,14 @@ class ClusterStage:
             rung = max((in_force(h, now) for m in summaries if (h := self.held.get(m)) is not None), default=0)
             for member, summary in summaries.items():
                 level = level_for_score(score, evidence_requests, summary.account_type, self.policy)
-                if (held := self.held.get(member)) is not None and in_force(held, now):
-                    held.gather(now, extraction_per_hour)
-                    level = escalated(held, level, now, int(held.evidence), evidence_requests,
-                                      summary.account_type, self.policy)  # fmt: skip
+                # The fleet's persistence and rung reach only members joined to it by its cards: a member
+                # linked by co-occurrence alone (a shared exit IP, a common template) is judged on the
+                # cluster's score, never escalated on other members' evidence.
                 if member in strong:
+                    if (held := self.held.get(member)) is not None and in_force(held, now):
+                        held.gather(now, extraction_per_hour)
+                        level = escalated(held, level, now, int(held.evidence), evidence_requests,
+                                          summary.account_type, self.policy)  # fmt: skip
                     level = inherited(level, rung, evidence_requests, summary.account_type, self.policy)
                 if level > 1 and not self._resembles(summary, cluster_top):
                     level = 1  # its own traffic unlike its cluster's: challenge at most, however linked

@@ -888,6 +888,35 @@ def course_student(account: str, rng: random.Random, start: float, days: float =
     return events
 
 
+def hackathon_participant(account: str, rng: random.Random, start: float, *, member: int) -> list[Event]:
+    """A participant of a two-day hackathon at one venue: coding questions and debugging in bursts, often
+    asking why or for the steps, through the venue's NAT with the same browser build as everyone there."""
+    tasks = distill_pool()
+    asks = ("Explain your reasoning.", "Walk me through it step by step.", "Why does this fail?", "")
+    events, i, t = [], 0, start + rng.uniform(0, 2 * 3600)
+    end = start + 2 * 86_400
+    while t < end:
+        for _ in range(rng.randint(3, 15)):  # a burst while stuck on something
+            prompt = f"{rng.choice(tasks)}\n{rng.choice(asks)}".strip()
+            events.append(_event(account, i, t, rng, prompt=prompt, n_messages=rng.choice((1, 3, 5)),
+                                 conversation_id=f"{account}-c{i // 4}", **real_tokens(rng)))  # fmt: skip
+            i, t = i + 1, t + rng.uniform(20, 240)
+        t += rng.expovariate(1 / 3600) + (8 * 3600 if (t - start) % 86_400 > 20 * 3600 else 0)  # breaks, sleep
+    return events
+
+
+def math_olympiad_coach(account: str, rng: random.Random, start: float, days: float = 3.0) -> list[Event]:
+    """A coach of a school's olympiad team preparing worked solutions: competition problems, always asking
+    for a full solution with every step, long answers, a few dozen a day from the school's network."""
+    questions = realdata.math_questions().get("en", ()) or benign_pool()
+    asks = ("Write a complete worked solution, justifying every step.", "Solve it and explain each step.")
+    return [
+        _event(account, i, t, rng, prompt=f"{rng.choice(questions)}\n{rng.choice(asks)}", max_tokens=4096,
+               output_tokens=rng.randint(500, 2000))
+        for i, t in enumerate(human_times(rng, start, days, per_day=rng.uniform(20, 50), tz_offset_h=1.0))
+    ]  # fmt: skip
+
+
 def release_migrator(
     account: str,
     rng: random.Random,
@@ -945,6 +974,8 @@ REDTEAM_PERSONAS: dict[str, Callable[..., list[Event]]] = {
     "teacher_grading": teacher_grading,
     "labeling_vendor": labeling_vendor,
     "course_student": course_student,
+    "hackathon_participant": hackathon_participant,
+    "math_olympiad_coach": math_olympiad_coach,
     "release_migrator": release_migrator,
     "tutoring_app": tutoring_app,
     "multilingual_student": multilingual_student,

@@ -253,21 +253,28 @@ def challenge_only_stage() -> ClusterStage:
     return ClusterStage(cfg, load_scoring().policy, load_scoring().anomaly)
 
 
-def fleet_minute(stage: ClusterStage, minute: int, per_hour: float, cot_share: float, seq: int) -> None:
-    """Eight accounts on one card, each at ``per_hour`` requests an hour, ``cot_share`` of them CoT."""
+def fleet_minute(
+    stage: ClusterStage, minute: int, per_hour: float, cot_share: float, seq: int, target: tuple[str, bool]
+) -> None:
+    """Eight accounts on one ``target``, each at ``per_hour`` requests an hour, ``cot_share`` of them CoT."""
     at = T0 + 60 * minute
     requests = 40.0 + per_hour * minute / 60
     members = {f"fleet-{i}": [at, per_hour, requests, cot_share * requests, 0.0, 7, "standard", T0]
                for i in range(8)}  # fmt: skip
-    obs = [[account, at, [["payment_fingerprint:shared-card", True]]] for account in members]
+    obs = [[account, at, [list(target)]] for account in members]
     stage.merge({"partition": 0, "seq": seq, "at": at, "obs": obs, "members": members})
 
 
-def strongest(stage: ClusterStage, minutes: range, per_hour: float, cot_share: float) -> dict[str, str]:
+CARD = ("payment_fingerprint:shared-card", True)
+
+
+def strongest(
+    stage: ClusterStage, minutes: range, per_hour: float, cot_share: float, target: tuple[str, bool] = CARD
+) -> dict[str, str]:
     actions: dict[str, str] = {}
     order = ["observe", "challenge", "limit", "block"]
     for minute in minutes:
-        fleet_minute(stage, minute, per_hour, cot_share, seq=minute)
+        fleet_minute(stage, minute, per_hour, cot_share, seq=minute, target=target)
         for v in stage.tick(T0 + 60 * minute):
             action = order[v.level]
             if order.index(action) > order.index(actions.get(v.account, "observe")):
@@ -286,6 +293,14 @@ def test_a_slow_fleet_held_at_challenge_while_it_keeps_harvesting_climbs_to_limi
     assert set(later.values()) == {"limit"}, later
     held = stage.held["fleet-0"]
     assert held.action_level == 2 and held.rung_since - T0 > policy.escalate_after_seconds
+
+
+def test_members_linked_only_by_co_occurrence_are_never_escalated_on_their_clusters_evidence() -> None:
+    # The same slow, mostly-CoT fleet, but linked by a shared exit IP instead of a card: people behind one
+    # NAT who happen to ask for the steps are judged on the cluster's score, not on each other's persistence.
+    stage = challenge_only_stage()
+    actions = strongest(stage, range(0, 240), per_hour=2.0, cot_share=0.8, target=("ip24:203.0.113", False))
+    assert set(actions.values()) == {"challenge"} and len(actions) == 8
 
 
 def test_a_busy_cluster_whose_members_are_not_mostly_cot_is_never_escalated() -> None:
