@@ -293,7 +293,9 @@ class ClusterStage:
             x["anomaly"] = max(0.0, (a - self.cfg.anomaly_floor) / (1.0 - self.cfg.anomaly_floor))
             score, parts = score_cluster(x, self.cfg.weights)
             evidence_requests = sum(s.requests for s in summaries.values())
-            extraction_per_hour = extraction_rate(summaries.values(), self.cfg.member_min_cot_share)
+            # Evidence shared through the cards only: soft-linked members' CoT never escalates card-linked ones.
+            carded = (s for m, s in summaries.items() if m in strong)
+            extraction_per_hour = extraction_rate(carded, self.cfg.member_min_cot_share)
             tops = Counter(s.top_template for s in summaries.values() if s.top_template is not None).most_common(1)
             cluster_top = tops[0][0] if tops else None
             evidence: dict[str, Any] | None = None  # built for the cluster's first verdict, if any
@@ -305,12 +307,15 @@ class ClusterStage:
                 # The fleet's persistence and rung reach only members joined to it by its cards: a member
                 # linked by co-occurrence alone (a shared exit IP, a common template) is judged on the
                 # cluster's score, never escalated on other members' evidence.
+                # Only a member new to the stage inherits: members already judged keep their own rung, or the
+                # fleet would hold itself at whatever rung one member once reached.
                 if member in strong:
-                    if (held := self.held.get(member)) is not None and in_force(held, now):
+                    if (held := self.held.get(member)) is None:
+                        level = inherited(level, rung, evidence_requests, summary.account_type, self.policy)
+                    elif in_force(held, now):
                         held.gather(now, extraction_per_hour)
                         level = escalated(held, level, now, int(held.evidence), evidence_requests,
                                           summary.account_type, self.policy)  # fmt: skip
-                    level = inherited(level, rung, evidence_requests, summary.account_type, self.policy)
                 if level > 1 and not self._resembles(summary, cluster_top):
                     level = 1  # its own traffic unlike its cluster's: challenge at most, however linked
                 if level == 0 and member not in self.held:

@@ -347,3 +347,23 @@ def test_an_account_born_into_a_limited_fleet_starts_limited_and_a_soft_linked_o
     # it did join the fleet's cluster (and was challenged with it): linked, but only softly
     assert any("customer" in c.members for c in stage.linker.clusters(at + 720).values())
     assert stage.held["customer"].action_level == 1
+
+
+def test_card_linked_members_are_not_escalated_on_the_cot_of_members_linked_only_by_co_occurrence() -> None:
+    """A labelling vendor's contractors (one card, no CoT) whose cluster two mostly-CoT strangers joined
+    through a shared exit IP: the strangers' evidence escalates nobody on the vendor's card."""
+    stage = challenge_only_stage()
+    order = ["observe", "challenge", "limit", "block"]
+    top: dict[str, str] = {}
+    for minute in range(240):
+        at = T0 + 60 * minute
+        fleet_minute(stage, minute, per_hour=30.0, cot_share=0.0, seq=2 * minute, target=CARD)
+        strangers = {f"stranger-{i}": [at, 30.0, 40.0 + minute / 2, 0.9 * (40.0 + minute / 2), 0.0, 7, "standard", T0]
+                     for i in range(2)}  # fmt: skip
+        obs = [[a, at, [["ip24:203.0.113", False]]] for a in [*strangers, "fleet-0", "fleet-1"]]
+        stage.merge({"partition": 1, "seq": 2 * minute + 1, "at": at, "obs": obs, "members": strangers})
+        for v in stage.tick(at + 1):
+            if order.index(order[v.level]) > order.index(top.get(v.account, "observe")):
+                top[v.account] = order[v.level]
+    assert any("stranger-0" in c.members for c in stage.linker.clusters(T0 + 240 * 60).values())
+    assert {top[f"fleet-{i}"] for i in range(8)} == {"challenge"}
