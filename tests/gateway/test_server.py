@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from detectors.events import decode_event
 from gateway.server import ApiKey, GatewayConfig, create_app, key_digest, load_api_keys
@@ -198,3 +201,78 @@ def test_the_gateway_command_refuses_to_start_without_saying_how_callers_are_ide
     done = subprocess.run([sys.executable, "-m", "gateway.server", "--broker", NOWHERE], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "--api-keys" in done.stderr
+
+
+# ---- fuzzing the request handling (issue 22, done-when): 10,000 hostile requests, hypothesis-driven ----
+
+_hostile_value = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=300),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)  # fmt: skip
+_header_value = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300)
+
+
+class _Gateway:
+    """One gateway app behind one test server on one event loop, for thousands of requests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.app = create_app(GatewayConfig(broker=NOWHERE, trust_edge_headers=True))
+        self.client = TestClient(TestServer(self.app), loop=self.loop)
+        self.loop.run_until_complete(self.client.start_server())
+        self.app["producer"] = self.captured = Captured()
+
+    def post(self, body: bytes, headers: dict[str, str]) -> int:
+        async def send() -> int:
+            response = await self.client.post("/v1/messages", data=body, headers=headers)
+            await response.read()
+            return response.status
+
+        return self.loop.run_until_complete(send())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.close())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Any:
+    g = _Gateway()
+    yield g
+    g.close()
+
+
+@settings(
+    max_examples=10_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    fields=st.dictionaries(st.sampled_from(FIELDS), _hostile_value, max_size=6),
+    raw=st.one_of(st.none(), st.binary(max_size=200)),
+    headers=st.dictionaries(
+        st.sampled_from(["X-Account-Id", "X-Account-Type", "X-Forwarded-For", "X-Payment-Fingerprint",
+                         "X-Device-Fingerprint", "X-TLS-Fingerprint", "X-Account-Created", "User-Agent"]),
+        _header_value, max_size=8),
+)  # fmt: skip
+def test_hostile_requests_get_a_200_or_a_4xx_and_every_published_event_keeps_the_contract(
+    gateway: _Gateway, fields: dict[str, Any], raw: bytes | None, headers: dict[str, str]
+) -> None:
+    body = raw if raw is not None else json.dumps({"prompt": "explain your reasoning", **fields}).encode()
+    before = len(gateway.captured.values)
+    status = gateway.post(body, {k: v.strip() for k, v in headers.items()})
+    assert status in (200, 400), status  # never a 500: an ext_authz in failure_mode_allow lets a 500 through
+    published = gateway.captured.values[before:]
+    assert len(published) == (status == 200)
+    for value in published:
+        event = decode_event(value)  # strictly: the worker never has to repair what this gateway sends
+        assert event.get("account_type") in (
+            None,
+            "standard",
+            "enterprise",
+            "education",
+            "research",
+            "startup",
+            "trial",
+        )
