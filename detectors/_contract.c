@@ -12,8 +12,12 @@
 enum { K_STR, K_ID, K_COUNT, K_NUMBER, K_BOOL, K_TS, K_ACCOUNT_TYPE, K_INT, K_LATENCY, K_SHORT, N_KINDS };
 static const char *const kind_names[N_KINDS] = {"str", "id", "count", "number", "bool", "ts", "account_type",
                                                 "int", "latency", "short"};
-#define MAX_ID_CHARS 256
-#define MAX_TS 1e11
+/* The contract's limits come from events.py with each call (they are declared there, once). */
+typedef struct {
+    PyObject *account_types;
+    Py_ssize_t max_id_chars;
+    double max_ts;
+} limits;
 
 /* An int's value as a double, or 0 when it does not fit a long long (Python decides those). */
 static int small_int(PyObject *v, double *out) {
@@ -36,33 +40,39 @@ static int number(PyObject *v, double *out) {
     return PyLong_CheckExact(v) && small_int(v, out);
 }
 
-static int value_ok(PyObject *v, long kind, PyObject *account_types) {
+/* 1 when the check ``kind`` accepts v, 0 when not, -1 on an error (a kind that is not an int, or a
+ * set lookup that raised). */
+static int value_ok(PyObject *v, PyObject *kind_obj, const limits *lim) {
     double d;
+    long kind = PyLong_AsLong(kind_obj);
+    if (kind == -1 && PyErr_Occurred()) return -1;
     switch (kind) {
     case K_STR: return PyUnicode_CheckExact(v);
-    case K_ID: return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) > 0 && PyUnicode_GET_LENGTH(v) <= MAX_ID_CHARS;
+    case K_ID: return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) > 0 && PyUnicode_GET_LENGTH(v) <= lim->max_id_chars;
     case K_COUNT: return PyLong_CheckExact(v) && small_int(v, &d) && d >= 0;
     case K_NUMBER: return number(v, &d) && isfinite(d);
     case K_BOOL: return PyBool_Check(v);
-    case K_TS: return number(v, &d) && d > 0 && d < MAX_TS;
-    case K_ACCOUNT_TYPE: return PyUnicode_CheckExact(v) && PySet_Contains(account_types, v) == 1;
+    case K_TS: return number(v, &d) && d > 0 && d < lim->max_ts;
+    case K_ACCOUNT_TYPE: return PyUnicode_CheckExact(v) ? PySet_Contains(lim->account_types, v) : 0;
     case K_INT: return PyLong_CheckExact(v);
     case K_LATENCY: return number(v, &d) && d >= 0 && d < INFINITY;
-    case K_SHORT: return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) <= MAX_ID_CHARS;
+    case K_SHORT: return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) <= lim->max_id_chars;
     default: return 0;
     }
 }
 
 PyDoc_STRVAR(valid_doc,
-"valid(event, required_names, required_kinds, optional_kinds, account_types) -> bool\n\n"
+"valid(event, required_names, required_kinds, optional_kinds, account_types, max_id_chars, max_ts) -> bool\n\n"
 "True when ``event`` (a dict) has every required field and every field the contract knows holds a\n"
 "value its check (a KINDS value) accepts, optional ones may be None; False means \"not sure\".");
 
 static PyObject *valid(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyDict_CheckExact(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) ||
+    if (nargs != 7 || !PyDict_CheckExact(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) ||
         !PyDict_Check(args[3]) || !PyAnySet_Check(args[4]))
-        return PyErr_Format(PyExc_TypeError, "valid(dict, tuple, tuple, dict, frozenset)");
-    PyObject *event = args[0], *names = args[1], *kinds = args[2], *optional = args[3], *account_types = args[4];
+        return PyErr_Format(PyExc_TypeError, "valid(dict, tuple, tuple, dict, frozenset, int, float)");
+    PyObject *event = args[0], *names = args[1], *kinds = args[2], *optional = args[3];
+    limits lim = {args[4], PyLong_AsSsize_t(args[5]), PyFloat_AsDouble(args[6])};
+    if (PyErr_Occurred()) return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(names);
     if (PyTuple_GET_SIZE(kinds) != n) return PyErr_Format(PyExc_ValueError, "one kind per required name");
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -71,7 +81,9 @@ static PyObject *valid(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             if (PyErr_Occurred()) return NULL;
             Py_RETURN_FALSE;
         }
-        if (!value_ok(value, PyLong_AsLong(PyTuple_GET_ITEM(kinds, i)), account_types)) Py_RETURN_FALSE;
+        int ok = value_ok(value, PyTuple_GET_ITEM(kinds, i), &lim);
+        if (ok < 0) return NULL;
+        if (!ok) Py_RETURN_FALSE;
     }
     Py_ssize_t pos = 0;
     PyObject *key, *value;
@@ -81,7 +93,9 @@ static PyObject *valid(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             if (PyErr_Occurred()) return NULL;
             continue; /* a required field (checked above) or one the contract ignores */
         }
-        if (value != Py_None && !value_ok(value, PyLong_AsLong(kind), account_types)) Py_RETURN_FALSE;
+        int ok = value == Py_None ? 1 : value_ok(value, kind, &lim);
+        if (ok < 0) return NULL;
+        if (!ok) Py_RETURN_FALSE;
     }
     if (PyErr_Occurred()) return NULL;
     Py_RETURN_TRUE;

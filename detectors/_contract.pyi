@@ -10,5 +10,7 @@ def valid(
     required_kinds: tuple[int, ...],
     optional_kinds: dict[str, int],
     account_types: frozenset[str],
+    max_id_chars: int,
+    max_ts: float,
     /,
 ) -> bool: ...

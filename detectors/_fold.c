@@ -5,9 +5,8 @@
  * ticks) through AccountState's fixed-offset fields. The offsets below are exported as LAYOUT and
  * account_state.py refuses to import if they differ from its own layout.
  *
- * What the fold does is specified in Python terms by AccountState.add's docstring and by
- * tests/detectors/test_account_state.py; the decay, ring, hour mask, gap statistics, space-saving
- * heavy hitters and bottom-k sketches are the ones described there.
+ * What the fold and its readers compute is defined in Python by detectors/reference/fold.py, operation
+ * for operation; tests/detectors/test_accelerators.py checks both give the same bytes and values.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -93,10 +92,20 @@ static void decay(unsigned char *b, double ts, double half_life) {
     put_f64(b, OFF_DECAY_TS, ts);
 }
 
+/* Python's float floor division (CPython's float_floor_div), so that C and Python put a moment in the
+ * same bucket and hour even at boundaries where floor(a / b) would round the other way. */
+static double py_floordiv(double vx, double wx) {
+    double mod = fmod(vx, wx), div = (vx - mod) / wx;
+    if (mod && ((wx < 0) != (mod < 0))) div -= 1.0;
+    if (!div) return copysign(0.0, vx / wx);
+    double floordiv = floor(div);
+    return div - floordiv > 0.5 ? floordiv + 1.0 : floordiv;
+}
+
 /* The one-hour ring of buckets: requests, CoT requests and output tokens per bucket. */
 static void ring_add(unsigned char *b, double ts, int cot, long long tokens, int n, double bucket_seconds) {
     const Py_ssize_t req = OFF_RINGS, cots = OFF_RINGS + 2 * n, tok = OFF_RINGS + 4 * n;
-    long long index = (long long)floor(ts / bucket_seconds);
+    long long index = (long long)py_floordiv(ts, bucket_seconds); /* as every reader floors it */
     long long head = get_i32(b, OFF_HEAD);
     if (index > head) {
         if (head < 0 || index - head >= n) {
@@ -127,7 +136,7 @@ static void ring_add(unsigned char *b, double ts, int cot, long long tokens, int
 
 /* Which of the last 24 hours saw a request: bit ``age`` of the mask, age 0 = the newest hour. */
 static void hours_add(unsigned char *b, double ts) {
-    long long hour = (long long)floor(ts / 3600.0);
+    long long hour = (long long)py_floordiv(ts, 3600.0);
     long long hour_head = get_i32(b, OFF_HOUR_HEAD);
     uint32_t mask = get_u32(b, OFF_HOUR_MASK);
     if (hour > hour_head) {
@@ -290,16 +299,6 @@ static PyObject *fold(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyBuffer_Release(&buf);
     if (rc < 0) return NULL;
     return PyFloat_FromDouble(requests);
-}
-
-/* Python's float floor division (CPython's float_floor_div), so that C and Python put a moment in the
- * same bucket and hour even at boundaries where floor(a / b) would round the other way. */
-static double py_floordiv(double vx, double wx) {
-    double mod = fmod(vx, wx), div = (vx - mod) / wx;
-    if (mod && ((wx < 0) != (mod < 0))) div -= 1.0;
-    if (!div) return copysign(0.0, vx / wx);
-    double floordiv = floor(div);
-    return div - floordiv > 0.5 ? floordiv + 1.0 : floordiv;
 }
 
 typedef struct {
@@ -488,8 +487,8 @@ PyDoc_STRVAR(summary_doc,
 static PyObject *summary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) return PyErr_Format(PyExc_TypeError, "summary() takes 5 arguments");
     double now = PyFloat_AsDouble(args[1]), bucket_seconds = PyFloat_AsDouble(args[3]);
-    int n = (int)PyLong_AsLong(args[2]);
-    if (PyErr_Occurred()) return NULL;
+    int n;
+    if (int_arg(args[2], &n) < 0) return NULL;
     Py_buffer buf;
     const unsigned char *b = state_arg(args[0], &buf, PyBUF_SIMPLE, WITH_RING, n);
     if (b == NULL) return NULL;
@@ -570,7 +569,11 @@ PyMODINIT_FUNC PyInit__fold(void) {
         return NULL;
     }
     PyObject *names = PyTuple_New(N_VECTOR);
-    for (size_t i = 0; names != NULL && i < N_VECTOR; i++) PyTuple_SET_ITEM(names, i, PyUnicode_FromString(vector_names[i]));
+    for (size_t i = 0; names != NULL && i < N_VECTOR; i++) {
+        PyObject *name = PyUnicode_FromString(vector_names[i]);
+        if (name == NULL) Py_CLEAR(names);
+        else PyTuple_SET_ITEM(names, i, name);
+    }
     if (names == NULL || PyModule_AddObject(m, "VECTOR_FEATURES", names) < 0) {
         Py_XDECREF(names);
         Py_DECREF(m);

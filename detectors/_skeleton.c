@@ -1,8 +1,8 @@
 /* The template fingerprint's inner loop in C: skeleton words → bottom-k shingle hashes.
  *
- * detectors/features.py says what this computes (template_fingerprint of skeleton_words of the
- * lowercased head and tail that features.skeleton_bytes cuts); tests/detectors/test_features.py holds
- * the definition in Python and checks that both give the same values on the real corpora. Per prompt:
+ * detectors/reference/skeleton.py defines what this computes (the template fingerprint of the skeleton
+ * words of the lowercased head and tail that features.skeleton_bytes cuts);
+ * tests/detectors/test_accelerators.py checks that both give the same values on the real corpora. Per prompt:
  * code and quoted input are removed (as re.sub of ```…```, "…" up to 400 and `…` up to 200 characters
  * would), one pass over the bytes finds the words (ASCII digits and punctuation are separators, as in
  * Python's bytes.translate + split), then MurmurHash3 (x86, 32-bit, seed 0: mmh3.hash) per word and
@@ -363,50 +363,12 @@ static unsigned char *lower_ascii(const unsigned char *s, Py_ssize_t n, unsigned
     return o + n;
 }
 
-/* Appends the lowercase of text[start:end] as UTF-8 at o, as str.lower() then .encode() would; returns
- * the end of what it wrote, or NULL where only Python can say: a capital sigma (its lowercase depends on
- * the letters around it) or a lone surrogate (the encoder's "replace" handler). */
-static unsigned char *lower_utf8(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, unsigned char *o) {
-    for (Py_ssize_t i = start; i < end; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 0x80) {
-            *o++ = lower[c];
-            continue;
-        }
-        if (c == 0x3A3 || (c >= 0xD800 && c <= 0xDFFF)) return NULL;
-        Py_UCS4 mapped[3];
-        int n = _PyUnicode_ToLowerFull(c, mapped);
-        for (int j = 0; j < n; j++) {
-            Py_UCS4 m = mapped[j];
-            if (m < 0x80) {
-                *o++ = (unsigned char)m;
-            } else if (m < 0x800) {
-                *o++ = (unsigned char)(0xC0 | (m >> 6));
-                *o++ = (unsigned char)(0x80 | (m & 0x3F));
-            } else if (m < 0x10000) {
-                if (m >= 0xD800 && m <= 0xDFFF) return NULL;
-                *o++ = (unsigned char)(0xE0 | (m >> 12));
-                *o++ = (unsigned char)(0x80 | ((m >> 6) & 0x3F));
-                *o++ = (unsigned char)(0x80 | (m & 0x3F));
-            } else {
-                *o++ = (unsigned char)(0xF0 | (m >> 18));
-                *o++ = (unsigned char)(0x80 | ((m >> 12) & 0x3F));
-                *o++ = (unsigned char)(0x80 | ((m >> 6) & 0x3F));
-                *o++ = (unsigned char)(0x80 | (m & 0x3F));
-            }
-        }
-    }
-    return o;
-}
-
 PyDoc_STRVAR(lowered_cut_doc,
 "lowered_cut(text: str, head: int, tail: int) -> bytes | None\n\n"
-"The first ``head`` and last ``tail`` characters of ``text`` joined by a newline (all of it when no\n"
-"longer than both), lowercased, as UTF-8: what text[:head] + \"\\n\" + text[-tail:], .lower() and\n"
-".encode(\"utf-8\", \"replace\") give, in one copy. None where Python must do it: a capital sigma or\n"
-"a lone surrogate in the cut, or tail < 1.");
+"The first ``head`` and last ``tail`` characters of an ASCII ``text`` joined by a newline (all of it when\n"
+"no longer than both), lowercased: what text[:head] + \"\\n\" + text[-tail:], .lower() and .encode() give,\n"
+"in one copy. None for any other text (Unicode's lowercase is left to Python) or tail < 1.");
 
-#define CUT_STACK_BYTES 8192
 
 static PyObject *lowered_cut(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyUnicode_Check(args[0])) return PyErr_Format(PyExc_TypeError, "lowered_cut(str, int, int)");
@@ -430,20 +392,7 @@ static PyObject *lowered_cut(PyObject *self, PyObject *const *args, Py_ssize_t n
         }
         return out;
     }
-    /* A character lowercases to at most 3, each at most 4 bytes of UTF-8. */
-    Py_ssize_t chars = cut ? head + 1 + tail : n, room = 12 * chars;
-    unsigned char stack[CUT_STACK_BYTES], *buf = room <= CUT_STACK_BYTES ? stack : PyMem_Malloc(room);
-    if (buf == NULL) return PyErr_NoMemory();
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    unsigned char *o = lower_utf8(kind, data, 0, cut ? head : n, buf);
-    if (o != NULL && cut) {
-        *o++ = '\n';
-        o = lower_utf8(kind, data, n - tail, n, o);
-    }
-    PyObject *out = o == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize((const char *)buf, o - buf);
-    if (buf != stack) PyMem_Free(buf);
-    return out;
+    Py_RETURN_NONE; /* not ASCII: str.lower() in Python (reference/skeleton.py) */
 }
 
 static PyMethodDef methods[] = {

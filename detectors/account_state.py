@@ -12,22 +12,28 @@ import functools
 import math
 import struct
 from collections.abc import Iterable
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from detectors import _fold
+from detectors.accelerators import accelerator
 from detectors.config import WindowConfig
 from detectors.drift import PageHinkleyState
 from detectors.features import CATEGORIES, RequestFeatures
+from detectors.reference import fold as _reference
+
+if TYPE_CHECKING:
+    from detectors import _fold
+else:
+    _fold = accelerator("_fold") or _reference
 
 __all__ = ["AccountState", "HourWindow", "STATE_VERSION", "Counters", "to_evict"]
 
 #: Bumped whenever the packed layout changes; older bytes are discarded instead of misread.
-STATE_VERSION = 3
+STATE_VERSION = _reference.STATE_VERSION
 
-_EMPTY = 0xFFFFFFFF  # an unused slot of a hash array (a real hash of that value is as harmless as any)
-_HH_SLOTS = 8  # space-saving heavy hitters of template hashes
-_TEMPLATE_K, _IP_K, _UA_K = 16, 8, 8  # bottom-k sizes of the distinct-count sketches
-_HOURS = 24
+_EMPTY = _reference.EMPTY  # an unused slot of a hash array (a real hash of that value is as harmless as any)
+_HH_SLOTS = _reference.HH_SLOTS  # space-saving heavy hitters of template hashes
+_TEMPLATE_K, _IP_K, _UA_K = _reference.TEMPLATE_K, _reference.IP_K, _reference.UA_K  # bottom-k sketch sizes
+_HOURS = _reference.HOURS
 _T = TypeVar("_T")
 _K = TypeVar("_K")
 
@@ -35,28 +41,20 @@ _K = TypeVar("_K")
 class Counters:
     """Indexes of the decayed counters, so the packed float array reads as names."""
 
-    REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING = range(9)
-    SIZE = 9
+    REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING = range(_reference.N_COUNTERS)
+    SIZE = _reference.N_COUNTERS
 
 
-# The packed layout, in order: (name, struct format). Offsets follow; _fold.c must agree (checked below).
-_LAYOUT: tuple[tuple[str, str], ...] = (
-    ("version", "B"), ("first_ts", "d"), ("last_ts", "d"), ("created_ts", "d"), ("last_scored", "d"),
-    ("decay_ts", "d"), ("action_level", "B"), ("action_expires", "d"), ("head", "i"), ("hour_head", "i"),
-    ("hour_mask", "I"), ("gap_mean", "f"), ("gap_var", "f"), ("drift", "4f"), ("drift_ts", "d"),
-    ("rung_since", "d"),
-    ("counters", f"{Counters.SIZE}f"), ("categories", f"{len(CATEGORIES)}f"), ("hh_counts", f"{_HH_SLOTS}f"),
-    ("hh_errors", f"{_HH_SLOTS}f"), ("hh_keys", f"{_HH_SLOTS}I"), ("templates", f"{_TEMPLATE_K}I"),
-    ("ips", f"{_IP_K}I"), ("uas", f"{_UA_K}I"),
-)  # fmt: skip
-_OFFSETS: dict[str, int] = {}
-_offset = 0
-for _name, _fmt in _LAYOUT:
-    _OFFSETS[_name] = _offset
-    _offset += struct.calcsize("<" + _fmt)
-_OFFSETS["rings"] = _FIXED_SIZE = _offset  # then requests (u16 × buckets), CoT (u16 × buckets), tokens (u32 × buckets)
-if any(_fold.LAYOUT.get(name) != offset for name, offset in _OFFSETS.items()):
-    raise ImportError("detectors/_fold.c and account_state's layout disagree: rebuild with `make setup`")
+if len(CATEGORIES) != _reference.N_CATEGORIES:
+    raise ImportError("features.CATEGORIES and the packed state's category histogram differ in size")
+
+
+# The packed layout is declared once, with the reference fold; the C fold must agree (checked here).
+_LAYOUT = _reference.LAYOUT_FORMATS
+_OFFSETS: dict[str, int] = {name: offset for name, offset in _reference.LAYOUT.items() if name != "template_k"}
+_FIXED_SIZE = _reference.FIXED_SIZE
+if _fold.LAYOUT != _reference.LAYOUT:
+    raise ImportError("detectors/_fold.c and the reference fold's layout disagree: rebuild with `make setup`")
 _OFFSETS["requests"] = _OFFSETS["counters"] + 4 * Counters.REQUESTS  # the one counter read per event
 
 
@@ -94,13 +92,7 @@ class HourWindow(NamedTuple):
 @functools.cache
 def _fresh(buckets: int) -> bytes:
     """The packed state of an account with no requests yet (created_ts 0)."""
-    state = AccountState(bytearray(_FIXED_SIZE + 8 * buckets), buckets)
-    struct.pack_into("<B", state.data, 0, STATE_VERSION)
-    state.head = state.hour_head = -1
-    state.drift = PageHinkleyState()
-    for name, size in (("hh_keys", _HH_SLOTS), ("templates", _TEMPLATE_K), ("ips", _IP_K), ("uas", _UA_K)):
-        struct.pack_into(f"<{size}I", state.data, _OFFSETS[name], *[_EMPTY] * size)
-    return bytes(state.data)
+    return _reference.fresh_state(buckets)
 
 
 class AccountState:

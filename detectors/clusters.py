@@ -27,14 +27,22 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from detectors import _fold, _link
+from detectors.accelerators import accelerator
 from detectors.account_state import AccountState
 from detectors.config import RULES_DIR
 from detectors.features import RequestFeatures
+from detectors.reference import fold as _fold_reference
+from detectors.reference import link as _link_reference
 from detectors.scoring import logistic
 from detectors.types import RequestEvent
+
+if TYPE_CHECKING:
+    from detectors import _fold, _link
+else:
+    _fold = accelerator("_fold") or _fold_reference
+    _link = accelerator("_link") or _link_reference
 
 __all__ = [
     "CLUSTER_REASON_CODES",
@@ -142,7 +150,7 @@ def lru_slot(store: OrderedDict[K, V], key: K, new: Callable[[], V], cap: int) -
 
 #: What the linker remembers of one target: its latest ``(ts, account)`` hits (``recent``), how often each
 #: account hit it (``accounts``), whether it is ``popular`` and ``since`` when it has been counting.
-#: A C type; checkpoints name it by this name.
+#: The C type where the accelerator runs (``reference/link.py``'s class otherwise); checkpoints name it.
 _Target = _link.Target
 
 
@@ -156,9 +164,8 @@ def _link_params(cfg: ClusterConfig) -> tuple[float | int, ...]:
 class Linker:
     """Streaming account linking with bounded memory; :meth:`clusters` gives the current components.
 
-    The fold of observations runs in C (``_link.c``) over the structures below, exactly as the module
-    docstring defines it; ``tests/detectors/test_clusters.py`` holds the definition in Python and checks
-    the two agree.
+    The fold of observations is defined in ``detectors/reference/link.py`` over the structures below,
+    and runs in C (``_link.c``) where the accelerator is built; tests pin the two together.
 
     >>> cfg = load_clusters()
     >>> linker = Linker(cfg)
@@ -201,8 +208,8 @@ class Linker:
         """cluster id -> :class:`Cluster`, for the components of two accounts or more, in the order of
         their roots (not of the ``linked`` set, whose order changes with the interpreter's hash seed).
 
-        The union-find runs in C (``_link.components``); its Python definition is in
-        ``tests/detectors/test_clusters.py``. Pairs whose link decayed below the threshold leave ``linked``.
+        The union-find is ``reference/link.py``'s ``components`` (in C, ``_link.components``). Pairs whose
+        link decayed below the threshold leave ``linked``.
         """
         groups, on_hub = _link.components(self.links, self.linked, now, self.cfg.half_life_seconds,
                                           self.cfg.link_threshold)  # fmt: skip
@@ -251,7 +258,7 @@ class MemberSummary(NamedTuple):
 
 def member_fields(state: AccountState, now: float, window: Any, account_type: str) -> list[Any]:
     """The member's :class:`MemberSummary` at ``now`` as the JSON-ready list of its fields, as partials
-    carry it; read from the packed state in C (``_fold.summary``)."""
+    carry it; read from the packed state (``reference/fold.py``'s ``summary``, in C ``_fold.summary``)."""
     return _fold.summary(state.data, now, window.buckets, window.bucket_seconds, account_type)
 
 

@@ -1,7 +1,7 @@
 """Page-Hinkley change detection in four floats, so that every account can carry its own detector.
 
-The arithmetic is River's ``drift.PageHinkley`` (River 0.26, ``mode="up"``) step for step, done in C on
-the account's packed state (``_fold.page_hinkley``, where the per-request fold is):
+The arithmetic is River's ``drift.PageHinkley`` (River 0.26, ``mode="up"``) step for step, done on the
+account's packed state where the per-request fold is (``reference/fold.py``, in C ``_fold.page_hinkley``):
 
     n += 1;  mean += (x - mean) / n;  cumulative = alpha * cumulative + (x - mean) - delta
     minimum = min(minimum, cumulative);  drift when n >= min_instances and cumulative - minimum > threshold
@@ -13,9 +13,16 @@ River's object pickles to ~0.5 KB; this packs into 16 bytes of the account's sta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from detectors import _fold
+from detectors.accelerators import accelerator
 from detectors.config import DriftConfig
+from detectors.reference import fold as _reference
+
+if TYPE_CHECKING:
+    from detectors import _fold
+else:
+    _fold = accelerator("_fold") or _reference
 
 __all__ = ["PageHinkleyState", "page_hinkley_update"]
 

@@ -11,22 +11,24 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import re2
 
-from detectors import _skeleton
-
-try:  # Hyperscan, where it was built (see pyproject.toml); RE2 defines the scan and stands in otherwise
-    from detectors import _phrases
-except ImportError:  # pragma: no cover - exercised on platforms without Hyperscan
-    _phrases = None  # type: ignore[assignment]
+from detectors.accelerators import accelerator
 from detectors.config import RULES_DIR
 from detectors.intent import HEAD_CHARS as INTENT_HEAD
 from detectors.intent import TAIL_CHARS as INTENT_TAIL
 from detectors.intent import IntentModel, intent_text_of_cuts, load_intent
+from detectors.reference import skeleton as _skeleton_reference
 from detectors.text import lowered_cut
 from detectors.types import RequestEvent
+
+if TYPE_CHECKING:
+    from detectors import _skeleton
+else:  # the skeleton in C where it was built
+    _skeleton = accelerator("_skeleton") or _skeleton_reference
+_phrases = accelerator("_phrases")  # Hyperscan's scan where it was built; RE2 defines the scan
 
 __all__ = [
     "CATEGORIES",
@@ -94,6 +96,7 @@ class PhraseBook:
     """
 
     matcher: Any  # re2.Set
+    patterns: tuple[str, ...]  # every family's and category's pattern, in the matcher's order
     pattern_bits: tuple[int, ...]  # per pattern: its family's bit, or its category's bit << _CATEGORY_SHIFT
     weights: tuple[float, ...]  # per family
     category_order: tuple[int, ...]  # category indices in priority order
@@ -189,6 +192,7 @@ def _compiled(path: Path, text: str) -> PhraseBook:
     return PhraseBook(
         intent=load_intent(),
         matcher=matcher,
+        patterns=tuple(patterns),
         pattern_bits=tuple(pattern_bits),
         weights=tuple(weights),
         category_order=tuple(order),
@@ -236,8 +240,8 @@ def skeleton_words(text: str) -> list[bytes]:
 def template_fingerprint(text: str, k: int = _FINGERPRINT_K) -> tuple[int, tuple[int, ...]]:
     """(word count, fingerprint) of a prompt's skeleton: the bottom-``k`` 32-bit hashes of the word
     3-shingles of :func:`skeleton_words`, with MurmurHash3 (``mmh3.hash``) per word and CPython 3.11's
-    tuple hash per shingle, computed in C (``detectors/_skeleton.c``, ~1 µs). The definition, in
-    Python, is the test that pins the C code to it (``tests/detectors/test_features.py``).
+    tuple hash per shingle. Defined in ``detectors/reference/skeleton.py``; computed in C where the
+    accelerator is built (``detectors/_skeleton.c``, ~1 µs), pinned to the definition by tests.
 
     One template filled with different content shares most of its smallest hashes.
 

@@ -25,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.accelerators import accelerator
 from detectors.config import RULES_DIR
 from detectors.text import lowered_cut
 
-try:
-    from detectors import _intent
-except ImportError:  # the accelerator is optional: the reference path gives the same numbers
-    _intent = None  # type: ignore[assignment]
+_intent = accelerator("_intent")  # optional: the reference path gives the same numbers
 
 __all__ = [
     "IntentModel",
@@ -118,6 +116,19 @@ def grams(text: bytes, bits: int) -> list[int]:
     return _intent.grams(text, bits) if _intent is not None else grams_reference(text, bits)
 
 
+def logit_sum(weights: list[float]) -> float:
+    """The features' weights summed in order in float64, over the square root of their number: the
+    reference of the C logit, to the last bit (numpy's float32 pairwise sum is not).
+
+    >>> logit_sum([0.5, 1.5, 2.0, 0.0]), logit_sum([])
+    (2.0, 0.0)
+    """
+    total = 0.0
+    for w in weights:
+        total += w
+    return total / math.sqrt(len(weights)) if weights else 0.0
+
+
 @dataclass(frozen=True)
 class IntentModel:
     """A fitted logistic model over hashed features: ``sigmoid(bias + Σ w[g] / sqrt(#grams))``.
@@ -144,8 +155,7 @@ class IntentModel:
         if _intent is not None:
             z = _intent.logit(text, self.weights, self.bits, self.bias)
         else:
-            found = grams_reference(text, self.bits)
-            z = self.bias + (float(self.weights[found].sum()) / math.sqrt(len(found)) if found else 0.0)
+            z = self.bias + logit_sum(self.weights[grams_reference(text, self.bits)].tolist())
         for i, w in enumerate(self.family_weights):
             if families >> i & 1:
                 z += w

@@ -15,14 +15,21 @@ from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from river import anomaly, compose, linear_model, optim, preprocessing, stats
 
-from detectors import _fold, _hst
+from detectors.accelerators import accelerator
 from detectors.account_state import AccountState
 from detectors.config import AnomalyConfig, ScoringConfig, SupervisedConfig
+from detectors.reference import fold as _reference
 from detectors.registry import PRODUCTS, VECTOR_FEATURES
+
+if TYPE_CHECKING:
+    from detectors import _fold
+else:
+    _fold = accelerator("_fold") or _reference
+_hst = accelerator("_hst")  # River's own trees are the reference of its walks
 
 __all__ = [
     "VECTOR_FEATURES",
@@ -42,10 +49,8 @@ __all__ = [
 
 _WINDOW_FEATURES = frozenset(VECTOR_FEATURES)
 
-if _fold.VECTOR_FEATURES != VECTOR_FEATURES:
-    raise ImportError(
-        "detectors/_fold.c and rules/features.toml disagree on the window vector: rebuild with `make setup`"
-    )
+if _reference.VECTOR_FEATURES != VECTOR_FEATURES or _fold.VECTOR_FEATURES != VECTOR_FEATURES:
+    raise ImportError("the window vector's computation and rules/features.toml disagree: rebuild with `make setup`")
 
 
 def vector_params(cfg: ScoringConfig) -> tuple[float, ...]:
@@ -59,9 +64,9 @@ def vector_params(cfg: ScoringConfig) -> tuple[float, ...]:
 
 
 def account_vector(state: AccountState, now: float, params: tuple[float, ...]) -> dict[str, float]:
-    """The account's window at ``now`` as named features in [0, 1], read from the packed state in C
-    (``_fold.vector``, ~1 µs; ``params`` from :func:`vector_params`). Their definition, in Python, is the
-    test that pins the C to it (``tests/detectors/test_scoring.py``). In short:
+    """The account's window at ``now`` as named features in [0, 1], read from the packed state
+    (``params`` from :func:`vector_params`). Defined in ``detectors/reference/fold.py`` (``vector``), in C
+    where the accelerator is built (``_fold.vector``, ~1 µs). In short:
 
     - ``volume``, ``burst``, ``tokens``: requests, busiest minute and output tokens in the last hour,
       log-scaled to their ``[scaling]`` caps;
@@ -199,7 +204,7 @@ class CohortAnomaly:
     def learn_one(self, x: dict[str, float]) -> None:
         trees = self.trees
         self.n_learned += 1
-        if not trees.trees:  # River builds the trees at the first learn
+        if not trees.trees or _hst is None:  # River builds the trees at the first learn; River is the reference
             trees.learn_one(x)  # type: ignore[no-untyped-call]  # River's HST is not annotated
             return
         flat = self._flat_trees()
@@ -219,6 +224,8 @@ class CohortAnomaly:
         trees = self.trees
         if trees._first_window:
             return 0.0
+        if _hst is None:
+            return float(trees.score_one(x))  # type: ignore[no-untyped-call]
         flat = self._flat_trees()
         if self._masses is None:
             self._masses = flat.masses()
@@ -226,7 +233,7 @@ class CohortAnomaly:
         if walked is None:  # a missing feature: River goes down the busier side, by live masses
             self._sync()
             return float(trees.score_one(x))  # type: ignore[no-untyped-call]
-        return 1 - walked / flat.max_score
+        return 1 - float(walked) / flat.max_score
 
     def score_one(self, x: dict[str, float]) -> float:
         """Relative anomaly in [0, 1]; every raw score also updates the cohort's running quantile."""

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from detectors import _skeleton
+from typing import TYPE_CHECKING
+
+from detectors.accelerators import accelerator
+from detectors.reference import skeleton as _reference
+
+if TYPE_CHECKING:
+    from detectors import _skeleton
+else:
+    _skeleton = accelerator("_skeleton")
 
 __all__ = ["lowered_cut"]
 
 
 def lowered_cut(text: str, head: int, tail: int) -> bytes:
     """The first ``head`` and last ``tail`` characters of ``text`` (all of it if shorter), lowercased,
-    as UTF-8: what the phrase scan and the skeleton read. In C (``_skeleton.lowered_cut``), which leaves
-    to Python only a cut holding a capital sigma (its lowercase depends on context) or a lone surrogate.
+    as UTF-8: what the phrase scan and the skeleton read. ASCII text is cut and lowered in C when the
+    accelerator is built (``_skeleton.lowered_cut``); the rest by its reference.
 
     >>> lowered_cut("Say HELLO to the World", 3, 5), lowered_cut("Ünïcode OK", 3, 2)
     (b'say\\nworld', b'\\xc3\\xbcn\\xc3\\xaf\\nok')
     """
-    cut = _skeleton.lowered_cut(text, head, tail)
-    if cut is None:
-        if len(text) > head + tail:
-            text = text[:head] + "\n" + text[-tail:]
-        cut = text.lower().encode("utf-8", "replace")
-    return cut
+    cut = None if _skeleton is None else _skeleton.lowered_cut(text, head, tail)
+    return _reference.lowered_cut(text, head, tail) if cut is None else cut

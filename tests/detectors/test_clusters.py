@@ -3,7 +3,6 @@ proxies with ordinary customers are not; one weak link sweeps nobody in; memory 
 
 from __future__ import annotations
 
-import math
 import pickle
 import random
 from collections import OrderedDict, defaultdict, deque
@@ -15,15 +14,12 @@ from detectors.clusters import (
     Cluster,
     ClusterConfig,
     Linker,
-    _cluster_id,
     _Target,
-    cluster_targets,
     load_clusters,
     member_summary,
 )
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
-from detectors.features import RequestFeatures
 from detectors.types import Decision
 from sim import personas as P
 from tests.detectors.histories import random_state
@@ -169,97 +165,7 @@ def test_a_member_summary_reads_the_account_window_as_the_account_state_does() -
         )  # fmt: skip
 
 
-class ReferenceLinker:
-    """The linker's fold as the module docstring defines it, in Python (what ``_link.c`` must equal)."""
-
-    def __init__(self, cfg: ClusterConfig) -> None:
-        self.cfg = cfg
-        self.targets: OrderedDict[str, list[Any]] = OrderedDict()  # key -> [recent, accounts, popular, since]
-        self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
-        self.linked: set[tuple[str, str]] = set()
-
-    def observe(self, account: str, ts: float, targets: list[tuple[str, bool]]) -> None:
-        cfg = self.cfg
-        for key, strong in targets:
-            target = self.targets.get(key)
-            if target is None:
-                target = self.targets[key] = [[], {}, False, float(ts)]
-                if len(self.targets) > cfg.max_targets:
-                    self.targets.popitem(last=False)
-            else:
-                self.targets.move_to_end(key)
-            if not target[3] > 0:
-                target[3] = float(ts)
-            elif ts - target[3] > cfg.target_period_seconds:  # the count starts again
-                target[1:] = [{}, False, float(ts)]
-            recent, hits, popular, _ = target
-            if popular:
-                continue
-            hits[account] = mine = hits.get(account, 0) + 1
-            if mine == 1 and len(hits) > cfg.max_accounts_per_target * (50 if strong else 1):
-                target[1], target[2] = {}, True
-                continue
-            if strong:
-                self._add_link(account, "@" + key, cfg.strong_weight, ts, strong=True, cap=True)
-                continue
-            weight = 1.0 / math.log2(1 + len(hits))
-            while recent and ts - recent[0][0] > cfg.window_seconds:
-                del recent[0]
-            for other in dict.fromkeys(other for _, other in recent if other != account):
-                theirs = hits.get(other, 1)
-                similar = min(mine, theirs) / max(mine, theirs)
-                self._add_link(account, other, weight * similar, ts, strong=False, cap=False)
-            recent.append((ts, account))
-            if len(recent) > cfg.recent_per_target:
-                del recent[0]
-
-    def _add_link(self, a: str, b: str, weight: float, ts: float, *, strong: bool, cap: bool) -> None:
-        pair = (a, b) if a < b else (b, a)
-        link = self.links.get(pair)
-        if link is None:
-            link = self.links[pair] = [weight, ts, strong]
-            if len(self.links) > self.cfg.max_links:
-                oldest, _ = self.links.popitem(last=False)
-                self.linked.discard(oldest)
-        else:
-            decayed = link[0] * 0.5 ** (max(0.0, ts - link[1]) / self.cfg.half_life_seconds)
-            link[0] = min(weight, decayed + weight) if cap else decayed + weight
-            link[1] = max(link[1], ts)
-            link[2] = link[2] or strong
-            self.links.move_to_end(pair)
-        if link[0] >= self.cfg.link_threshold:
-            self.linked.add(pair)
-
-    def clusters(self, now: float) -> dict[str, Cluster]:
-        """Union-find over the pairs still linked at ``now``; components of two accounts or more, by root."""
-        parent: dict[str, str] = {}
-        on_hub: set[str] = set()  # accounts joined to their component by strong infrastructure
-
-        def find(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for pair in list(self.linked):
-            w, last, _ = self.links[pair]
-            if w * 0.5 ** (max(0.0, now - last) / self.cfg.half_life_seconds) < self.cfg.link_threshold:
-                self.linked.discard(pair)
-                continue
-            ra, rb = find(pair[0]), find(pair[1])
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-            if pair[0].startswith("@") or pair[1].startswith("@"):
-                on_hub.add(pair[1] if pair[0].startswith("@") else pair[0])
-        groups: dict[str, tuple[list[str], list[str]]] = {}
-        for node in list(parent):
-            members, hubs = groups.setdefault(find(node), ([], []))
-            (hubs if node.startswith("@") else members).append(node.lstrip("@"))
-        return {_cluster_id(root): Cluster(sorted(m), sorted(h), frozenset(a for a in m if a in on_hub))
-                for root, (m, h) in sorted(groups.items()) if len(m) >= 2}  # fmt: skip
-
-
-def linker_view(linker: Linker | ReferenceLinker) -> str:
+def linker_view(linker: Linker) -> str:
     """Everything a linker holds, in order, with types (an int timestamp is not a float one)."""
     targets = [(k, *t) if isinstance(t, list) else (k, t.recent, t.accounts, t.popular, t.since)
                for k, t in linker.targets.items()]  # fmt: skip
@@ -286,36 +192,6 @@ def random_observations(rng: random.Random, n: int) -> list[tuple[str, float, li
     return obs
 
 
-def test_the_c_fold_links_exactly_as_the_python_definition() -> None:
-    # Small caps, so that targets and links are evicted, soft targets turn popular and decayed links drop out.
-    cfg = small_caps(max_targets=25, max_links=80, max_accounts_per_target=12, recent_per_target=5,
-                     window_seconds=30.0, half_life_seconds=200.0, link_threshold=1.2,
-                     target_period_seconds=900.0)  # fmt: skip
-    popular, linked, hubs, dropped, restarted = 0, 0, 0, 0, 0
-    for seed in range(6):
-        obs = random_observations(random.Random(seed), 3000)
-        ours, reference = Linker(cfg), ReferenceLinker(cfg)
-        since: dict[str, float] = {}
-        for i, (account, ts, targets) in enumerate(obs):
-            ours.observe(account, ts, targets)
-            reference.observe(account, ts, targets)
-            if i % 100 == 99:
-                assert linker_view(ours) == linker_view(reference), (seed, i)
-                popular += any(t.popular for t in ours.targets.values())
-                restarted += any(t.since > since.get(k, t.since) for k, t in ours.targets.items())
-                since = {k: t.since for k, t in ours.targets.items()}
-                linked += len(ours.linked)
-                # A tick now or a while later (links decayed below the threshold drop out of `linked`).
-                now = ts + (i % 300)
-                clusters = ours.clusters(now)
-                assert clusters == reference.clusters(now) and ours.linked == reference.linked, (seed, i)
-                hubs += sum(len(c.hubs) for c in clusters.values())
-                dropped += linked - len(ours.linked)
-        assert len(ours.links) == cfg.max_links
-    # the streams reached every branch of the fold and the tick
-    assert popular and linked and hubs and dropped and restarted
-
-
 def test_a_linker_folds_on_after_a_checkpoint_as_it_would_have_without_one() -> None:
     cfg = small_caps(max_targets=25, max_links=80, recent_per_target=5)
     obs = random_observations(random.Random(11), 2000)
@@ -340,38 +216,6 @@ def test_a_target_from_a_checkpoint_of_the_python_fold_keeps_folding() -> None:
     linker.observe("b", T0 + 1, [("template:7", False)])
     assert old.recent == [(T0, "a"), (T0 + 1, "b")] and old.accounts == {"a": 1, "b": 1}
     assert list(linker.links) == [("a", "b")]
-
-
-def reference_targets(event: dict[str, Any], template: tuple[int, ...], cfg: ClusterConfig) -> list[tuple[str, bool]]:
-    """``cluster_targets`` as defined in Python: strong targets that are set, then the soft ones present."""
-    targets = [(f"{name}:{value}", True) for name in cfg.strong_targets if (value := event.get(name))]
-    for name in cfg.soft_targets:
-        if name == "template":
-            if template:
-                targets.append((f"template:{template[0]}", False))
-        elif name == "ip24":
-            ip = event.get("ip") or ""
-            if ip.count(".") == 3:
-                targets.append((f"ip24:{ip[: ip.rfind('.')]}", False))
-        elif (value := event.get(name)) is not None:
-            targets.append((f"{name}:{value}", False))
-    return targets
-
-
-def test_an_events_targets_are_its_strong_infrastructure_then_its_soft_targets() -> None:
-    rng = random.Random(5)
-    values: list[Any] = [None, "", 0, 7, "pf-1", "fp-ü", True, 3.5]
-    ips = [None, "", "203.0.113.9", "2001:db8::1", "10.0.0", "1.2.3.4.5", "١٢.٣.٤.٥", "a.b.c.d", "..."]
-    for cfg in (load_clusters(), small_caps(strong_targets=("asn",), soft_targets=("ip24", "payment_fingerprint"))):
-        for _ in range(2000):
-            event = {name: rng.choice(values) for name in ("payment_fingerprint", "device_fingerprint",
-                                                           "tls_fingerprint", "asn", "user_agent")}  # fmt: skip
-            event = {k: v for k, v in event.items() if v is not None or rng.random() < 0.5}
-            if (ip := rng.choice(ips)) is not None:
-                event["ip"] = ip
-            template = rng.choice([(), (rng.getrandbits(32), 1, 2, 3)])
-            features = RequestFeatures(0.0, 0, 0, template, 1.0, 0, False, True, 0)
-            assert cluster_targets(event, features, cfg) == reference_targets(event, template, cfg)  # type: ignore[arg-type]
 
 
 def test_copying_a_victims_device_or_tls_fingerprint_cannot_get_the_victim_limited() -> None:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import functools
 import operator
 import random
-import re
 
-import mmh3
 import pytest
 
-from detectors import _skeleton
+from detectors import _phrases, _skeleton
 from detectors.features import (
     CATEGORIES,
     FAMILIES,
-    _phrases,
     extract,
     load_phrasebook,
     lowered_cut,
@@ -22,6 +19,7 @@ from detectors.features import (
     template_fingerprint,
 )
 from sim import personas, realdata
+from tests.detectors.test_accelerators import edge_texts
 
 BOOK = load_phrasebook()
 
@@ -139,104 +137,10 @@ def test_skeleton_masks_numbers_quotes_and_code() -> None:
     assert template_fingerprint("12 + 7 = ?") == (0, ())
 
 
-# The definition of the skeleton and its fingerprint, in Python; the C code must agree with it exactly
-# (packed states and cluster partials carry these hashes, so a change would split every template).
-_SEPARATORS = b"0123456789.,;:!?()[]{}<>\"'`*#|/\\=+-_~^%$@&"
-_TO_SPACE = bytes.maketrans(_SEPARATORS, b" " * len(_SEPARATORS))
-_QUOTED = re.compile(r'```.*?```|"[^"\n]{1,400}"|`[^`\n]{1,200}`', re.S)  # code and quoted input
-
-
-def defined_words(text: str) -> tuple[int, list[bytes]]:
-    cut = text[:400] + "\n" + text[-150:] if len(text) > 550 else text
-    skeleton = _QUOTED.sub(" ", cut.lower()).encode("utf-8", "replace")
-    words = skeleton.translate(_TO_SPACE).split()
-    return len(words), words if len(words) <= 32 else words[:24] + words[-8:]
-
-
-def defined_fingerprint(text: str, k: int = 4) -> tuple[int, tuple[int, ...]]:
-    n, words = defined_words(text)
-    hashed = [mmh3.hash(w) for w in words]
-    if len(hashed) < 3:
-        return n, tuple(sorted({h & 0xFFFFFFFF for h in hashed}))[:k]
-    shingles = {hash((a, b, c)) & 0xFFFFFFFF for a, b, c in zip(hashed, hashed[1:], hashed[2:], strict=False)}
-    return n, tuple(sorted(shingles)[:k])
-
-
-def edge_cases() -> list[str]:
-    rng = random.Random(5)
-    vocabulary = ["a", "ab", "abc", "abcd", "abcde", "größe", "日本語", "x_y", "you", "step", "Über", "ça"]
-    texts = ["", "one", "one two", "one two three", "Café crème, s'il vous plaît!", "\t\x0b\x0c tabs\r\n"]
-    texts += [" ".join(f"w{i}" for i in range(n)) for n in (31, 32, 33, 40, 200)]
-    texts += [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 60))) for _ in range(300)]
-    texts += [t.format(content="why is the sky blue?") for t in personas.COT_TEMPLATES]
-    quoting = ['"', "`", "```", "\n", " ", "q", "é", "日", "İ"]  # quotes open and close at odd places
-    texts += ["".join(rng.choice(quoting) for _ in range(rng.randint(0, 80))) for _ in range(600)]
-    texts += [f'a "{"é" * n}" b `{"x" * (n // 2)}` c' for n in (0, 1, 199, 200, 201, 399, 400, 401)]
-    texts += ["say ```" + "日本 " * 300 + "``` then", 'one "unclosed and ```also', "```a``` x ```b```"]
-    return texts
-
-
-def test_the_c_skeleton_and_fingerprint_match_their_definition() -> None:
-    texts = edge_cases()
-    texts += realdata.benign_prompts()[:3000] + realdata.distill_prompts()[:3000]
-    for text in texts:
-        assert skeleton_words(text) == defined_words(text)[1], text
-        assert template_fingerprint(text) == defined_fingerprint(text), text
-    repeats = ["a b c " * 12, "x y " * 20 + "z", "one two three one two three four"]  # repeated shingles
-    for text in repeats + edge_cases()[::7]:
-        for k in (0, 1, 2, 3, 9, 30, 64):  # bottom-k for every k, past the number of shingles too
-            assert template_fingerprint(text, k=k) == defined_fingerprint(text, k=k), (text, k)
-
-
-def test_the_c_word_count_splits_on_exactly_the_defined_separators_for_every_byte() -> None:
-    """The count reads sixteen bytes a step: every byte value (quotes aside, which strip input) at every
-    offset splits words or not as the definition's translate + split does."""
-    rng = random.Random(3)
-    alphabet = [bytes([b]) for b in range(256) if b not in b'"`']
-    runs = [rng.choice(alphabet) * rng.choice((1, 1, 3)) for _ in range(5000)]  # runs: words of every length
-    texts = [b"".join(rng.sample(runs, n)) for n in range(90) for _ in range(20)]
-    for text in texts:
-        assert _skeleton.fingerprint(text, 0)[0] == len(text.translate(_TO_SPACE).split()), text
-
-
 def test_the_c_skeleton_strips_code_from_inputs_longer_than_its_stack_buffer() -> None:
     code = b"```" + b"x = 1\n" * 2000 + b"```"  # 12 KB: stripped in a heap copy
     assert _skeleton.fingerprint(code + b" one two three", 4) == _skeleton.fingerprint(b"  one two three", 4)
     assert _skeleton.words(code + b" one two") == [b"one", b"two"]
-
-
-def test_the_c_head_and_tail_cut_is_slicing_then_lowercasing() -> None:
-    texts = edge_cases() + ["AbC" * n for n in (0, 1, 183, 184, 367, 400)] + ["MiXeD ÄSCII", "x" * 2000 + "É"]
-    every_ascii = "".join(map(chr, range(128)))  # the 16-byte lowering's edges: '@' and '[' around A-Z, DEL
-    texts += [every_ascii[i:] + every_ascii[:i] * (n // 128 + 1) for i in range(0, 128, 7) for n in (15, 31, 700)]
-    for text in texts:
-        for head, tail in ((400, 150), (800, 300), (0, 5), (3, 1), (10, 0)):
-            cut = text[:head] + "\n" + text[-tail:] if len(text) > head + tail else text
-            assert lowered_cut(text, head, tail) == cut.lower().encode("utf-8", "replace"), (text, head, tail)
-
-
-def test_the_c_cut_lowercases_every_script_as_python_does() -> None:
-    """Non-ASCII text is cut and lowercased in C too (Unicode's full lowercase, UTF-8 out), equal to the
-    Python definition; only a capital sigma (context-dependent) or a lone surrogate is left to Python."""
-    rng = random.Random(5)
-    alphabet = (
-        "AbZ ,.\n" "ÀÉÎÕÜßÿ" "ĀĞİıŁŒŸ" "ẞǅǈǋ" "ΑΒΓΔΩάσς" "АБВЁЖЯабв" "ԱԲՖﬓﬔ" "中文日本語한국어" "😀🙂" "𐐀𐐁𐐨" "Ꭰ"
-    )  # fmt: skip
-    texts = ["".join(rng.choice(alphabet) for _ in range(rng.choice((5, 60, 700, 1200, 3000)))) for _ in range(400)]
-    texts += [p for p in realdata.benign_prompts() + realdata.distill_prompts() if not p.isascii()]
-    texts += [t for texts_ in realdata.by_language().values() for t in texts_]
-    in_c = 0
-    for text in texts:
-        for head, tail in ((400, 150), (800, 300), (3, 1)):
-            cut = text[:head] + "\n" + text[-tail:] if len(text) > head + tail else text
-            expected = cut.lower().encode("utf-8", "replace")
-            got = _skeleton.lowered_cut(text, head, tail)
-            assert got == expected or got is None, (text, head, tail)
-            in_c += got is not None
-    assert in_c > 0.9 * 3 * len(texts)
-    for python_only in ("ΣΟΦΙΑ", "x\ud800y"):
-        assert _skeleton.lowered_cut(python_only, 10, 5) is None
-        assert lowered_cut(python_only, 10, 5) == python_only.lower().encode("utf-8", "replace")
 
 
 def re2_bits(cut: bytes) -> int:
@@ -248,16 +152,16 @@ def re2_bits(cut: bytes) -> int:
 
 
 def test_the_hyperscan_scan_finds_exactly_the_patterns_re2_finds() -> None:
-    assert _phrases is not None and BOOK.scanner is not None  # deploy/system-deps.sh installs Hyperscan
+    scanner = _phrases.Scanner(BOOK.patterns, BOOK.pattern_bits)  # deploy/system-deps.sh installs Hyperscan
     rng = random.Random(9)
     phrases = [p for p, _ in FAMILY_CASES] + [str(e["prompt"]) for e, _ in CATEGORY_CASES if e.get("prompt")]
-    texts = edge_cases() + phrases + [t.format(content="why is the sky blue?") for t in personas.COT_TEMPLATES]
+    texts = edge_texts() + phrases + [t.format(content="why is the sky blue?") for t in personas.COT_TEMPLATES]
     texts += [" ".join(rng.sample(phrases, 3)) + " " + "filler " * rng.randint(0, 300) for _ in range(300)]
     texts += realdata.benign_prompts() + realdata.distill_prompts()
     seen = 0
     for text in texts:
         cut = lowered_cut(text, BOOK.head_chars, BOOK.tail_chars)
-        assert BOOK.scanner.scan(cut) == re2_bits(cut), text
+        assert scanner.scan(cut) == re2_bits(cut), text
         seen |= re2_bits(cut)
     assert seen == functools.reduce(operator.or_, BOOK.pattern_bits)  # every family and category was found
 

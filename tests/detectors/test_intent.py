@@ -38,8 +38,7 @@ def test_the_c_logit_is_the_reference_score() -> None:
     for text in random_texts(500, 2):
         norm = normalize_reference(text)
         found = grams_reference(norm, 12)
-        want = 0.25 + (float(weights[found].astype(np.float64).sum()) / np.sqrt(len(found)) if found else 0.0)
-        assert _intent.logit(norm, weights, 12, 0.25) == pytest.approx(want, abs=1e-9)
+        assert _intent.logit(norm, weights, 12, 0.25) == 0.25 + intent.logit_sum(weights[found].tolist())
     with pytest.raises(ValueError, match="2\\*\\*bits"):
         _intent.logit(b" a ", weights, 13, 0.0)
 
@@ -49,7 +48,7 @@ def test_the_model_scores_the_same_without_the_accelerator(monkeypatch: pytest.M
     fast = [MODEL.score(p, "You are an expert.", 5) for p in prompts]
     monkeypatch.setattr(intent, "_intent", None)
     slow = [MODEL.score(p, "You are an expert.", 5) for p in prompts]
-    assert slow == pytest.approx(fast, abs=1e-6)
+    assert slow == fast  # to the last bit: a score near a threshold must not decide differently
 
 
 def test_the_fitted_model_loads_whole_and_finite() -> None:
