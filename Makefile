@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
-.PHONY: bench demo eval screenshots help setup system-deps test check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down clean
+.PHONY: bench demo eval screenshots help setup system-deps test test-pure check lint typecheck kafka-up kafka-down kafka-status kafka-cluster-up kafka-cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -26,6 +26,9 @@ system-deps:  ## install missing Debian packages (JDK, Maven, promtool, amtool, 
 test: setup  ## run all tests (unit, doctests, end to end on a real broker the tests start and stop)
 	$(BIN)/python -m pytest -q -p no:warnings
 
+test-pure: setup  ## the unit tests again with every C accelerator off: the Python references alone
+	DISTILLGUARD_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:warnings --ignore=tests/integration
+
 lint: setup  ## ruff
 	$(BIN)/ruff check detectors stream sim bench gateway tests
 	$(BIN)/ruff format --check detectors stream sim bench gateway tests
@@ -33,7 +36,7 @@ lint: setup  ## ruff
 typecheck: setup  ## mypy --strict on the packages
 	$(BIN)/mypy
 
-check: lint typecheck test  ## everything CI runs
+check: lint typecheck test test-pure  ## everything CI runs
 
 kafka-up:  ## start a local single-node Kafka on 127.0.0.1:9092 (KAFKA_PORT to change)
 	$(KAFKA) up

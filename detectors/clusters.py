@@ -195,6 +195,8 @@ class Linker:
         for target in self.targets.values():
             if type(target.recent) is not list:
                 target.recent = list(target.recent)
+            if getattr(target, "since", None) is None:  # older than popularity decay: counting from its next hit
+                target.since = 0.0
 
     def observe(self, account: str, ts: float, targets: Iterable[Sequence[Any]]) -> None:
         """Fold in that ``account`` touched each ``(target key, strong?)`` pair at ``ts``."""

@@ -163,18 +163,18 @@ _REQUIRED_CHECKS = tuple((name, spec.types, spec.ok, spec) for name, spec in _RE
 _OPTIONAL_CHECKS = {name: (spec.types, spec.ok, spec) for name, spec in _OPTIONAL.items()}
 _MISSING = object()
 # The same specs for the C accept (_contract.valid): required names and their kinds, optional kinds, and
-# the limits declared above.
+# the limits declared above. A kind is the index of its check in _contract.c's enum, which exports them.
+_KINDS = {kind: i for i, kind in enumerate(("str", "id", "count", "number", "bool", "ts", "account_type", "int",
+                                           "latency", "short"))}  # fmt: skip
+if _contract is not None and _contract.KINDS != _KINDS:
+    raise ImportError("detectors/_contract.c and events.py disagree on the checks: rebuild with `make setup`")
 _FAST = (
-    ()
-    if _contract is None
-    else (
-        tuple(_REQUIRED),
-        tuple(_contract.KINDS[spec.kind] for spec in _REQUIRED.values()),
-        {name: _contract.KINDS[spec.kind] for name, spec in _OPTIONAL.items()},
-        ACCOUNT_TYPES,
-        _MAX_ID_CHARS,
-        _MAX_TS,
-    )
+    tuple(_REQUIRED),
+    tuple(_KINDS[spec.kind] for spec in _REQUIRED.values()),
+    {name: _KINDS[spec.kind] for name, spec in _OPTIONAL.items()},
+    ACCOUNT_TYPES,
+    _MAX_ID_CHARS,
+    _MAX_TS,
 )
 
 
