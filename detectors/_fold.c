@@ -16,7 +16,7 @@
 
 #include "_murmur3.h"
 
-/* header: "<BdddddBdiiI6f" then drift_ts (d) */
+/* The fixed part, as detectors/reference/fold.py declares it (LAYOUT_FORMATS); compared at import. */
 #define OFF_VERSION 0
 #define OFF_FIRST_TS 1
 #define OFF_LAST_TS 9
@@ -33,11 +33,13 @@
 #define OFF_DRIFT 70 /* four floats: n, mean, cumulative, minimum */
 #define OFF_DRIFT_TS 86
 #define OFF_RUNG_SINCE 94 /* event time the action in force reached its rung (escalation on persistence) */
+#define OFF_SOURCE_PARTITION 102 /* where the last folded event came from (int32, int64): replays skip it */
+#define OFF_SOURCE_OFFSET 106
 /* float32 arrays */
 #define N_COUNTERS 9
 #define N_CATEGORIES 8
 #define HH_SLOTS 8
-#define OFF_COUNTERS 102
+#define OFF_COUNTERS 114
 #define OFF_CATEGORIES (OFF_COUNTERS + 4 * N_COUNTERS)
 #define OFF_HH_COUNTS (OFF_CATEGORIES + 4 * N_CATEGORIES)
 #define OFF_HH_ERRORS (OFF_HH_COUNTS + 4 * HH_SLOTS)
@@ -556,11 +558,11 @@ PyMODINIT_FUNC PyInit__fold(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     PyObject *layout = Py_BuildValue(
-        "{sisisisisisisisisisisisisisisisisisisisisisisisisisi}", "version", OFF_VERSION, "first_ts", OFF_FIRST_TS,
+        "{sisisisisisisisisisisisisisisisisisisisisisisisisisisisi}", "version", OFF_VERSION, "first_ts", OFF_FIRST_TS,
         "last_ts", OFF_LAST_TS, "created_ts", OFF_CREATED_TS, "last_scored", OFF_LAST_SCORED, "decay_ts", OFF_DECAY_TS,
         "action_level", OFF_ACTION_LEVEL, "action_expires", OFF_ACTION_EXPIRES, "head", OFF_HEAD, "hour_head",
         OFF_HOUR_HEAD, "hour_mask", OFF_HOUR_MASK, "gap_mean", OFF_GAP_MEAN, "gap_var", OFF_GAP_VAR, "drift",
-        OFF_DRIFT, "drift_ts", OFF_DRIFT_TS, "rung_since", OFF_RUNG_SINCE, "counters", OFF_COUNTERS, "categories", OFF_CATEGORIES, "hh_counts",
+        OFF_DRIFT, "drift_ts", OFF_DRIFT_TS, "rung_since", OFF_RUNG_SINCE, "source_partition", OFF_SOURCE_PARTITION, "source_offset", OFF_SOURCE_OFFSET, "counters", OFF_COUNTERS, "categories", OFF_CATEGORIES, "hh_counts",
         OFF_HH_COUNTS, "hh_errors", OFF_HH_ERRORS, "hh_keys", OFF_HH_KEYS, "templates", OFF_TEMPLATES, "ips", OFF_IPS,
         "uas", OFF_UAS, "rings", OFF_RINGS, "template_k", TEMPLATE_K);
     if (layout == NULL || PyModule_AddObject(m, "LAYOUT", layout) < 0) {

@@ -126,6 +126,9 @@ class AccountState:
     gap_var: _Field[float] = _Field("gap_var")
     drift_ts: _Field[float] = _Field("drift_ts")  # event time of the last detected drift
     rung_since: _Field[float] = _Field("rung_since")  # event time the action in force reached its rung
+    # Where the last event folded in came from (-1: none): a replay of it after a crash is not folded twice.
+    source_partition: _Field[int] = _Field("source_partition")
+    source_offset: _Field[int] = _Field("source_offset")
     requests: _Field[float] = _Field("requests", "f")  # = counters[Counters.REQUESTS]
 
     def __init__(self, data: bytearray, buckets: int) -> None:

@@ -184,6 +184,8 @@ class Engine:
         self._swept_at = -math.inf  # event time of the last eviction sweep
         self._new_accounts = 0  # accounts created since the last flush (not in the store yet)
         self._seq = 0
+        #: Events not folded because their account's state already held them (a replay after a crash).
+        self.replayed = 0
         self._ticks = 0
         #: Called with {"fused", "anomaly", "supervised"} scores at every scoring tick (metrics hook).
         self.on_score: Callable[[dict[str, float]], object] | None = None
@@ -201,13 +203,28 @@ class Engine:
     def process(self, event: RequestEvent, partition: int = 0, offset: int | None = None) -> list[Decision]:
         """Fold one event in; score its account if a tick has passed since its last score.
 
-        ``partition`` and ``offset`` say where the event came from; they sequence the cluster partials.
+        ``partition`` and ``offset`` say where the event came from: they sequence the cluster partials,
+        and an event at or before the offset its account's state last folded from that partition is a
+        replay (the worker crashed after writing the state, before committing the offsets) and is not
+        folded again. Counts are exact across crashes: at-least-once delivery, idempotent folds.
         """
         cfg = self.cfg
         ts = float(event["ts"])
         account_id: str = event["account_id"]
         features = extract(event, self.book)
         state = self._state(account_id, event, ts)
+        if offset is None:
+            offset = self._seq = self._seq + 1
+        elif state.source_partition == partition and offset <= state.source_offset:
+            # Replayed after a crash: the state already holds it (the offset is stored with the state, in one
+            # changelog record), so it is not counted twice. Its cluster partial goes again: the stage keeps
+            # the first of each offset.
+            self.replayed += 1
+            self.partials.add(partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg),
+                              event.get("account_type") or "standard")  # fmt: skip
+            return []
+        else:
+            state.source_partition, state.source_offset = partition, offset
         requests = state.add(
             features, ts, cfg.window,
             output_tokens=event["output_tokens"],
@@ -218,8 +235,6 @@ class Engine:
         if page_hinkley_update(state.data, features.cot, cfg.drift):
             state.drift_ts = ts
         cohort = event.get("account_type") or "standard"
-        if offset is None:
-            offset = self._seq = self._seq + 1
         self.partials.add(
             partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort
         )

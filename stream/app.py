@@ -11,6 +11,8 @@ import functools
 import hashlib
 import logging
 import math
+import os
+import signal
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -279,9 +281,12 @@ def create_app(
         except Exception as exc:  # noqa: BLE001
             refused(exc, msg)
 
+    kill_after_state = failpoint_batch(settings.failpoint, "kill-after-state")
+
     @app.agent(requests, name="detect")
     async def detect(stream: Any) -> None:
         nonlocal latest_ts
+        batches = 0
         for t in topics.values():
             await t.maybe_declare()
         try:  # decide nothing before the operators' exemptions are read (at most a minute's wait)
@@ -321,17 +326,28 @@ def create_app(
                 for decision in decisions:
                     undelivered = await publish(decision, pending)
                 latest_ts = max(latest_ts, decoded["ts"])
+            # Decisions and dead letters are delivered before the state that records them is written: a
+            # crash in between replays the batch onto the old state, which decides again (same ids).
+            await asyncio.gather(*pending)
+            pending = []
             # The changelog's partition is chosen synchronously from the producer's metadata, which a leader
             # failover can clear (seen in CI: TypeError inside aiokafka, the agent crashed): reload it first.
             # No await between this and the writes, so nothing can clear it in between.
             await warm_partitioner(app, (states, active))
-            engine.flush()  # state reaches the changelog before this batch's offsets are acked
+            engine.flush()  # state (with each account's source offset) reaches the changelog before the acks
+            if engine.replayed:
+                metrics.events_replayed.inc(engine.replayed)
+                engine.replayed = 0
             for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials, in parts
                 for part in encoded_parts(message):  # that the broker never refuses for their size
                     pkey = partial_key(message["partition"])
                     headers = settings.control_headers(pkey, part)
                     pending.append(await partials.send(key=pkey, value=part, headers=headers))
             await asyncio.gather(*pending)
+            batches += 1
+            if batches == kill_after_state:
+                await app.producer.flush()  # the state is in the changelog; the offsets are not committed
+                os.kill(os.getpid(), signal.SIGKILL)
             metrics.processing_seconds.observe((time.perf_counter() - started) / len(batch))
             health.progressed()
             metrics.last_event_timestamp.set(time.time())
@@ -528,6 +544,16 @@ def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:
             committed = committed_offset(consumer, tp)
             lag[tp.partition] = max(0, int(consumer.highwater(tp) or 0) - committed)
     return lag
+
+
+def failpoint_batch(failpoint: str, name: str) -> int:
+    """The batch number a ``name:N`` failpoint fires at, or 0 (none set; crash tests only).
+
+    >>> failpoint_batch("kill-after-state:3", "kill-after-state"), failpoint_batch("", "kill-after-state")
+    (3, 0)
+    """
+    kind, _, batch = failpoint.partition(":")
+    return int(batch) if kind == name and batch.isdigit() else 0
 
 
 def active_entry(value: bytes) -> tuple[float, int, float]:

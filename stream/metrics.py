@@ -49,6 +49,7 @@ class WorkerMetrics:
     """
 
     events_consumed: Counter
+    events_replayed: Counter
     dlq_records: Counter
     dlq_send_failures: Counter
     fields_dropped: Counter
@@ -83,6 +84,10 @@ class WorkerMetrics:
 
         m = cls(
             events_consumed=counter("events_consumed", "Request events read from llm.requests, valid or not."),
+            events_replayed=counter(
+                "events_replayed",
+                "Events read again after a crash whose account state already held them: not counted twice.",
+            ),
             dlq_records=counter("dlq_records", "Events sent to llm.requests.dlq, by reason code.", "reason"),
             dlq_send_failures=counter(
                 "dlq_send_failures", "DLQ records the broker refused (the event is logged by source offset)."

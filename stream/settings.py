@@ -51,6 +51,9 @@ class WorkerSettings:
     # Dead letters carry a redacted, bounded copy of the event (no prompt text); an operator who must see
     # the original bytes opts in here (DISTILLGUARD_DLQ_KEEP_TEXT=1), knowing the DLQ then holds prompts.
     dlq_keep_text: bool = os.environ.get("DISTILLGUARD_DLQ_KEEP_TEXT", "") == "1"
+    # Fault injection for the crash tests only: "kill-after-state:N" SIGKILLs the worker once the N-th
+    # batch's state has reached the changelog, before its offsets are committed.
+    failpoint: str = os.environ.get("DISTILLGUARD_FAILPOINT", "")
     # An event stamped further than this ahead of the worker's wall clock is scored at that limit (and
     # counted): one far-future ts would otherwise move every event-time clock (idle eviction, windows,
     # cluster ticks). Backfills of synthetic future timelines (the tests' T0) raise it.

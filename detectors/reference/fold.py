@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the packed layout changes; older bytes are discarded instead of misread.
-STATE_VERSION = 3
+STATE_VERSION = 4
 N_COUNTERS, N_CATEGORIES, HH_SLOTS = 9, 8, 8  # counters in account_state.Counters order; features.CATEGORIES
 TEMPLATE_K, IP_K, UA_K = 16, 8, 8  # bottom-k sizes of the distinct-count sketches
 EMPTY = 0xFFFFFFFF  # an unused slot of a hash array
@@ -50,7 +50,7 @@ LAYOUT_FORMATS: tuple[tuple[str, str], ...] = (
     ("version", "B"), ("first_ts", "d"), ("last_ts", "d"), ("created_ts", "d"), ("last_scored", "d"),
     ("decay_ts", "d"), ("action_level", "B"), ("action_expires", "d"), ("head", "i"), ("hour_head", "i"),
     ("hour_mask", "I"), ("gap_mean", "f"), ("gap_var", "f"), ("drift", "4f"), ("drift_ts", "d"),
-    ("rung_since", "d"),
+    ("rung_since", "d"), ("source_partition", "i"), ("source_offset", "q"),
     ("counters", f"{N_COUNTERS}f"), ("categories", f"{N_CATEGORIES}f"), ("hh_counts", f"{HH_SLOTS}f"),
     ("hh_errors", f"{HH_SLOTS}f"), ("hh_keys", f"{HH_SLOTS}I"), ("templates", f"{TEMPLATE_K}I"),
     ("ips", f"{IP_K}I"), ("uas", f"{UA_K}I"),
@@ -107,6 +107,8 @@ def fresh_state(buckets: int) -> bytes:
     b[0] = STATE_VERSION
     _I32.pack_into(b, LAYOUT["head"], -1)
     _I32.pack_into(b, LAYOUT["hour_head"], -1)
+    _I32.pack_into(b, LAYOUT["source_partition"], -1)  # no event folded yet: no source offset
+    struct.pack_into("<q", b, LAYOUT["source_offset"], -1)
     struct.pack_into("<4f", b, LAYOUT["drift"], 0.0, 0.0, 0.0, math.inf)
     for name, size in (("hh_keys", HH_SLOTS), ("templates", TEMPLATE_K), ("ips", IP_K), ("uas", UA_K)):
         struct.pack_into(f"<{size}I", b, LAYOUT[name], *[EMPTY] * size)

@@ -213,3 +213,24 @@ def test_a_flood_of_fresh_account_ids_cannot_grow_the_store_past_the_cap_between
     assert peak <= cap + 1 + 1
     engine.flush()
     assert engine.store.get("busy") is not None  # the account with evidence outlives the flood
+
+
+def test_an_event_replayed_after_its_state_was_written_is_not_counted_twice() -> None:
+    """A worker that wrote the state and died before committing offsets reads the batch again: the offsets
+    stored with each account's state make the fold idempotent, so counts are exact (issue 23, item 3)."""
+    events = [make_event(i, account="a", ts=T0 + i) for i in range(30)]
+    store = MemoryStore()
+    first = Engine(store)
+    for offset, event in enumerate(events[:20]):
+        first.process(event, partition=3, offset=100 + offset)
+    first.flush()  # the state reached the changelog; the offsets were never committed
+    restarted = Engine(store)
+    for offset, event in enumerate(events):  # so the whole stream comes again from offset 100
+        restarted.process(event, partition=3, offset=100 + offset)
+    restarted.flush()
+    state = restarted._state("a", {}, T0 + 30)
+    assert state.window(T0 + 30, load_scoring().window).requests == 30 and restarted.replayed == 20
+    assert (state.source_partition, state.source_offset) == (3, 129)
+    # The same offsets from another partition are other events (the topic was repartitioned): folded.
+    restarted.process(make_event(99, account="a", ts=T0 + 31), partition=1, offset=100)
+    assert restarted._state("a", {}, T0 + 31).window(T0 + 31, load_scoring().window).requests == 31

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+import urllib.request
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +20,8 @@ import orjson
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from detectors.account_state import AccountState
+from detectors.config import load_scoring
 from sim import personas as P
 from stream.topics import group_lag
 from tests.conftest import make_event
@@ -95,6 +98,61 @@ def test_a_worker_killed_mid_stream_loses_nothing(own_broker: tuple[str, dict[st
                                timeout=5)  # fmt: skip
         latest = [r.value for r in changelog if r.key == key]
         assert latest and latest[-1] is not None
+    finally:
+        worker.stop()
+    assert not worker.crashes(), worker.log()
+
+
+def test_a_worker_killed_between_writing_state_and_committing_counts_every_event_once(
+    own_broker: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Issue 23, item 3: the worker writes the first batch's state to the changelog and dies (SIGKILL, a
+    failpoint) before committing its offsets. The restarted worker reads those events again; each
+    account's state holds the offset it last folded, so the replay is not folded twice: every account's
+    request count equals the events sent, and every decision the stream warrants is published."""
+    kafka_bootstrap, _ = own_broker
+    run = uuid.uuid4().hex[:6]
+    accounts = [f"exact-{run}-{i}" for i in range(300)]
+    rng = random.Random(5)
+    sent = {a: rng.randint(5, 40) for a in accounts}  # within 40 minutes: the ring counts them exactly
+    events = [make_event(j, account=a, ts=T0 + j * 60.0 + i % 60)
+              for i, a in enumerate(accounts) for j in range(sent[a])]  # fmt: skip
+    harvester = f"exact-harvester-{run}"
+    events += P.cot_harvester(harvester, rng, T0, hours=0.6, gap=3.0)
+    sent[harvester] = sum(1 for e in events if e["account_id"] == harvester)
+    events.sort(key=lambda e: e["ts"])
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic("llm.requests", num_partitions=4, replication_factor=1)])
+    admin.close()
+    produce(kafka_bootstrap, "llm.requests", [(e["account_id"].encode(), orjson.dumps(e)) for e in events])
+
+    worker = new_worker(kafka_bootstrap, tmp_path)
+    worker.env = {"DISTILLGUARD_FAILPOINT": "kill-after-state:1"}
+    worker.start()
+    assert worker.proc is not None and worker.proc.wait(timeout=180) == -signal.SIGKILL, worker.log()
+    assert group_lag(kafka_bootstrap, worker.app_id) > 0  # killed before the batch's offsets were committed
+    worker.env = None
+    try:
+        worker.start()
+        worker.wait_ready()
+        assert eventually(lambda: group_lag(kafka_bootstrap, worker.app_id) == 0, 120), worker.log()
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
+        replayed = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                       if line.startswith("distillguard_events_replayed_total"))  # fmt: skip
+        assert replayed > 0, "the restart read nothing the first run had folded: the crash missed its point"
+
+        cfg = load_scoring().window
+        latest: dict[bytes, bytes | None] = {}
+        for r in read_until(kafka_bootstrap, f"{worker.app_id}-account-state-changelog", lambda rs: False, timeout=5):
+            latest[r.key] = r.value
+        counted = {}
+        for account in sent:
+            state = AccountState.unpack(latest.get(account.encode()), cfg)
+            assert state is not None, account
+            counted[account] = state.window(state.last_ts, cfg).requests
+        assert counted == sent
+        decisions = read_until(kafka_bootstrap, "distillguard.throttle", lambda rs: False, timeout=5)
+        assert any(r.key == f"account:{harvester}".encode() and r.value for r in decisions)
     finally:
         worker.stop()
     assert not worker.crashes(), worker.log()
