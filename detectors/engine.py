@@ -434,27 +434,29 @@ class Engine:
 
     # -- model checkpoints ---------------------------------------------------------------------
 
-    def checkpoint(self) -> bytes:
-        """Models as bytes, stamped with River's version: a checkpoint only loads under the same one. The
-        supervised model is not in it: every worker rebuilds it from the whole feedback log at start."""
-        models = {
-            "anomaly": self.anomaly,
-            "norms": self.norms,
-            "first_seen": self.models.first_seen,
-            "stream_start": self.models.stream_start,
-            "cluster_stage": self.cluster_stage.snapshot(),
-        }
-        return pickle.dumps({"river": _RIVER_VERSION, "models": models})
+    def checkpoint(self, *, models: bool = True, stage: bool = True) -> bytes:
+        """The models and/or the cluster stage as bytes, stamped with River's version: a checkpoint only
+        loads under the same one. The worker writes them apart (every worker has models; one runs the
+        stage). The supervised model is not in it: every worker rebuilds it from the whole feedback log."""
+        parts: dict[str, Any] = {}
+        if models:
+            parts |= {"anomaly": self.anomaly, "norms": self.norms, "first_seen": self.models.first_seen,
+                      "stream_start": self.models.stream_start}  # fmt: skip
+        if stage:
+            parts["cluster_stage"] = self.cluster_stage.snapshot()
+        return pickle.dumps({"river": _RIVER_VERSION, "models": parts})
 
     def restore(self, data: bytes) -> bool:
-        """Load a checkpoint; ``False`` (and fresh models) when River's version differs."""
-        loaded: dict[str, Any] = pickle.loads(data)  # noqa: S301 - our own checkpoint file
+        """Load a checkpoint (what it holds of the models and the stage); ``False`` (and nothing loaded)
+        when River's version differs. Only our own signed checkpoints reach this (it unpickles)."""
+        loaded: dict[str, Any] = pickle.loads(data)  # noqa: S301 - signed checkpoints only (stream/checkpoints.py)
         if loaded.get("river") != _RIVER_VERSION:
             return False
         models = loaded["models"]
-        self.anomaly, self.norms = models["anomaly"], models["norms"]  # supervised: rebuilt from the feedback log
-        self.models.first_seen = OrderedDict(models["first_seen"])
-        self.models.stream_start = models["stream_start"]
-        if "cluster_stage" in models:  # checkpoints from before the two-stage clusters have none
+        if "anomaly" in models:  # supervised: rebuilt from the feedback log
+            self.anomaly, self.norms = models["anomaly"], models["norms"]
+            self.models.first_seen = OrderedDict(models["first_seen"])
+            self.models.stream_start = models["stream_start"]
+        if "cluster_stage" in models:
             self.cluster_stage.load(models["cluster_stage"])
         return True

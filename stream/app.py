@@ -16,7 +16,6 @@ import signal
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -32,6 +31,7 @@ from detectors.engine import Engine
 from detectors.events import InvalidEvent, clamp_event_time, decode_event, dlq_value
 from detectors.policy import record_mode
 from detectors.types import ACTIONS, Decision, enforceable
+from stream.checkpoints import Checkpoints, checkpoint_records, stale_parts
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
 from stream.faust_patches import (
@@ -50,6 +50,7 @@ from stream.topics import (
     ALL_TOPICS,
     ALLOWLIST,
     APP_TOPICS,
+    CHECKPOINTS,
     CLUSTER_PARTIALS,
     CLUSTER_VERDICTS,
     DLQ,
@@ -185,12 +186,9 @@ def create_app(
             metrics.scores.labels(detector=detector).observe(value)
 
     engine.on_score = observe_scores
-    checkpoint = Path(settings.data_dir) / "models.ckpt"
-    if checkpoint.exists():
-        if engine.restore(checkpoint.read_bytes()):
-            log.info("restored model checkpoint %s", checkpoint)
-        else:
-            log.warning("model checkpoint %s is from another River version; starting fresh", checkpoint)
+    book = Checkpoints()  # the latest checkpoints on the topic (models, cluster stage)
+    stage_written = -math.inf  # wall clock of the stage's last checkpoint
+    stage_moved = asyncio.Event()  # set when this worker is assigned the partials partition
     latest_ts = 0.0  # newest event time seen: the clock idle eviction is measured against
 
     active = app.Table(
@@ -293,6 +291,7 @@ def create_app(
             await asyncio.wait_for(allowlist_reader.caught_up.wait(), timeout=60)
         except TimeoutError:
             log.warning("deciding before the allowlist was read in full: %s not caught up in 60 s", ALLOWLIST.name)
+        await restore_checkpoints("models")
         await warm_partitioner(app, (states, active))
         queue_whole_batches(app, settings.batch_size)
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
@@ -356,8 +355,12 @@ def create_app(
     async def link(stream: Any) -> None:
         """The cluster stage: partials from every account partition meet here (one partition, so one
         stage sees every account); duplicates replayed after a rebalance are dropped by sequence."""
-        stage = engine.cluster_stage
+        await restore_checkpoints("cluster-stage")
         async for event in stream.events():
+            stage = engine.cluster_stage
+            if stage_moved.is_set():  # this worker took the stage over: start from its latest checkpoint
+                stage_moved.clear()
+                await restore_checkpoints("cluster-stage")
             raw = event.value
             if not trusted(event, "cluster-partials"):
                 continue
@@ -373,10 +376,64 @@ def create_app(
                 await tick_clusters()
 
     async def tick_clusters() -> None:
+        nonlocal stage_written
         for verdict in engine.cluster_stage.tick(engine.cluster_stage.latest):
             vkey, value = verdict.account.encode(), orjson.dumps(verdict.to_record())
             fut = await verdicts.send(key=vkey, value=value, headers=settings.control_headers(vkey, value))
             await fut
+        metrics.cluster_stage_members.set(len(engine.cluster_stage.members))
+        if time.monotonic() - stage_written >= settings.stage_checkpoint_seconds:
+            stage_written = time.monotonic()
+            await write_checkpoint("cluster-stage", engine.checkpoint(models=False, stage=True))
+
+    # -- checkpoints: on a compacted topic every worker follows (stream/checkpoints.py) ----------------
+
+    checkpoint_topic = topics[CHECKPOINTS.name]
+
+    def on_checkpoint(key: bytes | None, value: bytes | None, headers: Any) -> None:
+        book.apply(key, value, trusted=key is not None and verify(key, value, headers, keys) is not None)
+
+    checkpoint_reader = CompactedReader(
+        bootstrap_servers(settings.broker), f"{settings.app_id}-{CHECKPOINTS.name}", on_checkpoint
+    )
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_checkpoints() -> None:
+        """Every worker follows every checkpoint, so it has the latest wherever the work moves."""
+        await checkpoint_reader.start()
+
+    async def restore_checkpoints(name: str) -> None:
+        """Load the latest signed checkpoint of ``name`` (at most a minute's wait for the topic)."""
+        try:
+            await asyncio.wait_for(checkpoint_reader.caught_up.wait(), timeout=60)
+        except TimeoutError:
+            log.warning("starting without the checkpoint topic: not caught up in 60 s")
+        blob = book.latest(name)
+        if blob is None:
+            return
+        if engine.restore(blob):
+            metrics.checkpoints.labels(name=name, outcome="restored").inc()
+            metrics.cluster_stage_members.set(len(engine.cluster_stage.members))
+            log.info("restored the %s checkpoint of generation %s", name, book.generation(name))
+        else:
+            log.warning("the %s checkpoint is from another River version; starting fresh", name)
+
+    async def write_checkpoint(name: str, blob: bytes) -> None:
+        """Parts, then the manifest, then tombstones for the generation it replaces; awaited."""
+        previous = book.manifest(name)
+        generation = max(time.time_ns() // 1000, (previous[0] + 1) if previous else 0)
+        sends: list[tuple[bytes, bytes | None]] = [*checkpoint_records(name, blob, generation)]
+        if previous is not None:
+            sends += [(k, None) for k in stale_parts(name, *previous)]
+        for key, value in sends:
+            await (await checkpoint_topic.send(key=key, value=value, headers=settings.control_headers(key, value)))
+        metrics.checkpoints.labels(name=name, outcome="written").inc()
+
+    async def on_partitions_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        if any(tp.topic == f"{settings.app_id}-{CLUSTER_PARTIALS.name}" for tp in assigned):
+            stage_moved.set()
+
+    app.on_partitions_assigned.connect(on_partitions_assigned)  # type: ignore[arg-type]
 
     @app.timer(interval=settings.cluster_idle_tick_seconds)  # type: ignore[untyped-decorator]
     @skipped_once_stopped
@@ -492,10 +549,7 @@ def create_app(
             metrics.evicted_accounts.inc(engine.evict(latest_ts - cfg.window.idle_horizon_seconds))
         metrics.tracked_accounts.set(len(store))
         metrics.state_bytes.set(sum(len(v) for v in list(states.values())))
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        tmp = checkpoint.with_suffix(".tmp")
-        tmp.write_bytes(engine.checkpoint())
-        tmp.replace(checkpoint)
+        await write_checkpoint("models", engine.checkpoint(models=True, stage=False))
         for model in ("anomaly", "checkpoint"):
             metrics.model_updated_timestamp.labels(model=model).set(time.time())
 

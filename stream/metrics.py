@@ -69,6 +69,8 @@ class WorkerMetrics:
     model_updated_timestamp: Gauge
     feedback_verdicts: Counter
     cluster_partials: Counter
+    checkpoints: Counter
+    cluster_stage_members: Gauge
     worker_stalled: Gauge
 
     @classmethod
@@ -149,6 +151,15 @@ class WorkerMetrics:
                 "cluster_partials",
                 "Cluster partials read by the cluster stage: merged, duplicate (replayed) or invalid.",
                 "outcome",
+            ),
+            checkpoints=counter(
+                "checkpoints",
+                "Checkpoints (name: models or cluster-stage) written to or restored from the checkpoint topic.",
+                "name",
+                "outcome",
+            ),
+            cluster_stage_members=gauge(
+                "cluster_stage_members", "Accounts the cluster stage in this worker knows (0: it runs elsewhere)."
             ),
             worker_stalled=gauge("worker_stalled", "1 while the worker's own health check (/healthz) reports a stall."),
         )

@@ -15,6 +15,7 @@ __all__ = [
     "CLUSTER_VERDICTS",
     "ALL_TOPICS",
     "APP_TOPICS",
+    "CHECKPOINTS",
     "existing_partitions",
     "group_lag",
     "partition_lags",
@@ -88,8 +89,17 @@ CLUSTER_VERDICTS = TopicSpec(
     config={"retention.ms": str(_DAY_MS)},
 )
 
+# Models and the cluster stage, checkpointed where every worker can read them (stream/checkpoints.py):
+# the latest of each is all that matters, so compacted.
+CHECKPOINTS = TopicSpec(
+    "checkpoints",
+    "signed model and cluster-stage checkpoints: <name> manifests and <name>/<generation>/<i> parts",
+    partitions=1,
+    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+)
+
 ALL_TOPICS = (REQUESTS, THROTTLE, ALERTS, FEEDBACK, DLQ, ALLOWLIST)
-APP_TOPICS = (CLUSTER_PARTIALS, CLUSTER_VERDICTS)  # named "<app id>-<name>"
+APP_TOPICS = (CLUSTER_PARTIALS, CLUSTER_VERDICTS, CHECKPOINTS)  # named "<app id>-<name>"
 
 
 def existing_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import signal
 import time
 import urllib.request
 import uuid
@@ -11,10 +13,11 @@ import orjson
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from sim import personas as P
 from stream.settings import WorkerSettings
 from stream.topics import wait_for_topics
 from tests.conftest import free_port
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import WorkerProcess, eventually, produce
 
 
 def confirmed(worker: WorkerProcess) -> float:
@@ -65,3 +68,57 @@ def test_a_verdict_teaches_every_worker_not_only_one_member_of_the_group(kafka_b
             w.stop()
     for w in workers:
         assert not w.crashes(), w.log()
+
+
+def metric(worker: WorkerProcess, metric_name: str, /, **labels: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == metric_name and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip
+
+
+def test_a_worker_that_takes_over_starts_from_the_models_and_cluster_stage_of_the_one_it_replaces(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Issue 23, item 2: models and the cluster stage are checkpointed to a compacted topic, not a local
+    disk, so a worker on an empty volume taking over from a killed one starts from them."""
+    app_id = f"dg-ck-{uuid.uuid4().hex[:6]}"
+    fast = {"DISTILLGUARD_HOUSEKEEPING_SECONDS": "2", "DISTILLGUARD_STAGE_CHECKPOINT_SECONDS": "1"}
+    first, second = (WorkerProcess(bootstrap=kafka_bootstrap, data_dir=tmp_path / f"w{i}", app_id=app_id,
+                                   metrics_port=free_port(), log_path=tmp_path / f"w{i}.log", env=fast)
+                     for i in range(2))  # fmt: skip
+    rng, run = random.Random(4), uuid.uuid4().hex[:6]
+    t0 = 1_800_000_000.0
+    streams = [P.low_and_slow(f"ck-{run}-{i}", rng, t0 + rng.uniform(0, 600),
+                              payment_fingerprint=f"ck-{run}-card-{i % 3}", ip=f"100.70.{i}.9")
+               for i in range(24)]  # fmt: skip
+    streams += [P.chat_user(f"ck-person-{run}-{i}", rng, t0, days=0.2) for i in range(40)]
+    try:
+        first.start()
+        first.wait_ready()
+        produce(
+            kafka_bootstrap, "llm.requests", [(e["account_id"].encode(), orjson.dumps(e)) for e in P.merged(streams)]
+        )
+
+        def checkpointed() -> bool:
+            return (metric(first, "distillguard_checkpoints_total", name="models", outcome="written") > 0
+                    and metric(first, "distillguard_checkpoints_total", name="cluster-stage", outcome="written") > 0
+                    and metric(first, "distillguard_cluster_stage_members") >= 24)  # fmt: skip
+
+        assert eventually(checkpointed, 120), first.log()
+        members = metric(first, "distillguard_cluster_stage_members")
+        first.stop(signal.SIGKILL)
+        second.start()  # an empty data directory: nothing on disk to start from
+        second.wait_ready()
+
+        def restored() -> bool:
+            return (
+                metric(second, "distillguard_checkpoints_total", name="models", outcome="restored") > 0
+                and metric(second, "distillguard_checkpoints_total", name="cluster-stage", outcome="restored") > 0
+            )
+
+        assert eventually(restored, 90), second.log()
+        assert metric(second, "distillguard_cluster_stage_members") >= members
+    finally:
+        first.stop()
+        second.stop()
+    assert not second.crashes(), second.log()
