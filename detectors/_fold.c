@@ -36,7 +36,7 @@
 #define OFF_SOURCE_PARTITION 102 /* where the last folded event came from (int32, int64): replays skip it */
 #define OFF_SOURCE_OFFSET 106
 /* float32 arrays */
-#define N_COUNTERS 10
+#define N_COUNTERS 9
 #define N_CATEGORIES 8
 #define HH_SLOTS 8
 #define OFF_COUNTERS 114
@@ -54,7 +54,7 @@
 #define OFF_RINGS (OFF_UAS + 4 * UA_K) /* requests (u16 × n), CoT requests (u16 × n), tokens (u32 × n) */
 
 /* Counters, in the order of account_state.Counters */
-enum { REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING, REUSED };
+enum { REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING };
 /* bits of the ``flags`` argument: the boolean counters, in Counters order from ROLE */
 #define FLAG_ROLE 1
 #define FLAG_SINGLE_TURN 2
@@ -62,7 +62,6 @@ enum { REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THIN
 #define FLAG_NEW_MODEL 8
 #define FLAG_TOOLS 16
 #define FLAG_THINKING 32
-#define FLAG_REUSED 64
 
 #define EMPTY 0xFFFFFFFFu
 #define HOURS 24
@@ -285,8 +284,7 @@ static PyObject *fold(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     add_f32(b, OFF_COUNTERS + 4 * COT, cot);
     add_f32(b, OFF_COUNTERS + 4 * RATIO, isfinite(ratio) ? ratio : 0.0);
     static const int boolean_counters[][2] = {{FLAG_ROLE, ROLE}, {FLAG_SINGLE_TURN, SINGLE_TURN}, {FLAG_MAX_HIGH, MAX_HIGH},
-                                              {FLAG_NEW_MODEL, NEW_MODEL}, {FLAG_TOOLS, TOOLS}, {FLAG_THINKING, THINKING},
-                                              {FLAG_REUSED, REUSED}};
+                                              {FLAG_NEW_MODEL, NEW_MODEL}, {FLAG_TOOLS, TOOLS}, {FLAG_THINKING, THINKING}};
     for (size_t i = 0; i < sizeof boolean_counters / sizeof boolean_counters[0]; i++)
         if (flags & boolean_counters[i][0]) add_f32(b, OFF_COUNTERS + 4 * boolean_counters[i][1], 1.0);
     add_f32(b, OFF_CATEGORIES + 4 * category, 1.0);
@@ -392,7 +390,7 @@ static PyObject *window(PyObject *self, PyObject *args) {
 static const char *const vector_names[] = {
     "volume", "burst", "tokens", "cot_rate", "role_rate", "template_top", "focus", "ratio", "single_turn",
     "max_tokens_high", "regularity", "always_on", "ip_spread", "ua_spread", "new_account", "new_model",
-    "tools", "drift", "reuse_rate",
+    "tools", "drift",
 };
 #define N_VECTOR (sizeof vector_names / sizeof vector_names[0])
 enum { P_BUCKETS, P_BUCKET_SECONDS, P_PRIOR, P_REQUESTS_CAP, P_BURST_CAP, P_TOKENS_CAP, P_RATIO_CAP, P_IPS_CAP,
@@ -467,7 +465,6 @@ static PyObject *vector(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         c[NEW_MODEL] / shrunk,
         c[TOOLS] / shrunk,
         drift_ts && now - drift_ts < p[P_DRIFT_MEMORY] ? 1.0 : 0.0,
-        c[REUSED] / shrunk,
     };
     PyBuffer_Release(&buf);
     PyObject *out = PyTuple_New(N_VECTOR);

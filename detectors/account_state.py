@@ -41,7 +41,7 @@ _K = TypeVar("_K")
 class Counters:
     """Indexes of the decayed counters, so the packed float array reads as names."""
 
-    REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING, REUSED = range(_reference.N_COUNTERS)
+    REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING = range(_reference.N_COUNTERS)
     SIZE = _reference.N_COUNTERS
 
 
@@ -151,7 +151,6 @@ class AccountState:
         *,
         output_tokens: int = 0,
         new_model: bool = False,
-        reused: bool = False,
         ip: str | None = None,
         user_agent: str | None = None,
     ) -> float:
@@ -165,7 +164,7 @@ class AccountState:
         - mark its hour in the 24-hour mask; fold the gap since the last request into the running
           mean/variance of gaps (gaps over 30 minutes are idle periods, not rhythm);
         - add to the decayed counters (requests, CoT weight, role preamble, single turn, high
-          max_tokens, new model, token ratio, tools, thinking, reused across accounts) and its category;
+          max_tokens, new model, token ratio, tools, thinking) and its category;
         - feed its two smallest template hashes to the space-saving heavy hitters, its smallest to
           the distinct-templates sketch, and MurmurHash3 of its IP and user agent to theirs.
         """
@@ -176,7 +175,6 @@ class AccountState:
             | new_model << 3
             | (f.n_tools > 0) << 4
             | f.thinking << 5
-            | reused << 6
         )
         t = f.template
         return _fold.fold(

@@ -21,7 +21,6 @@ from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
 from detectors.policy import decide, in_force, needs_decision, reason_codes, tick_level
-from detectors.reuse import PromptReuse
 from detectors.scoring import (
     VECTOR_FEATURES,
     CohortAnomaly,
@@ -185,7 +184,6 @@ class Engine:
         self._swept_at = -math.inf  # event time of the last eviction sweep
         self._new_accounts = 0  # accounts created since the last flush (not in the store yet)
         self._seq = 0
-        self.reuse = PromptReuse()  # the cross-account template table (one per engine: per worker)
         #: Events not folded because their account's state already held them (a replay after a crash).
         self.replayed = 0
         self._ticks = 0
@@ -231,7 +229,6 @@ class Engine:
             features, ts, cfg.window,
             output_tokens=event["output_tokens"],
             new_model=self.models.is_new(event["model"], ts),
-            reused=self.reuse.observe(features.template, account_id, event.get("org_id"), ts),
             ip=event.get("ip"),
             user_agent=event.get("user_agent"),
         )  # fmt: skip

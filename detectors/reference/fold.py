@@ -37,8 +37,8 @@ __all__ = [
 ]
 
 #: Bumped whenever the packed layout changes; older bytes are discarded instead of misread.
-STATE_VERSION = 5
-N_COUNTERS, N_CATEGORIES, HH_SLOTS = 10, 8, 8  # counters in account_state.Counters order; features.CATEGORIES
+STATE_VERSION = 4
+N_COUNTERS, N_CATEGORIES, HH_SLOTS = 9, 8, 8  # counters in account_state.Counters order; features.CATEGORIES
 TEMPLATE_K, IP_K, UA_K = 16, 8, 8  # bottom-k sizes of the distinct-count sketches
 EMPTY = 0xFFFFFFFF  # an unused slot of a hash array
 HOURS = 24
@@ -71,16 +71,14 @@ def _offsets() -> dict[str, int]:
 LAYOUT: dict[str, int] = _offsets()
 FIXED_SIZE = LAYOUT["rings"]
 _COUNTERS = LAYOUT["counters"]
-REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING, REUSED = range(N_COUNTERS)
-_FLAG_COUNTERS = (
-    (1, ROLE), (2, SINGLE_TURN), (4, MAX_HIGH), (8, NEW_MODEL), (16, TOOLS), (32, THINKING), (64, REUSED),
-)  # fmt: skip
+REQUESTS, COT, ROLE, SINGLE_TURN, MAX_HIGH, NEW_MODEL, RATIO, TOOLS, THINKING = range(N_COUNTERS)
+_FLAG_COUNTERS = ((1, ROLE), (2, SINGLE_TURN), (4, MAX_HIGH), (8, NEW_MODEL), (16, TOOLS), (32, THINKING))
 
 #: The window vector's features, in the order :func:`vector` returns them.
 VECTOR_FEATURES = (
     "volume", "burst", "tokens", "cot_rate", "role_rate", "template_top", "focus", "ratio", "single_turn",
     "max_tokens_high", "regularity", "always_on", "ip_spread", "ua_spread", "new_account", "new_model",
-    "tools", "drift", "reuse_rate",
+    "tools", "drift",
 )  # fmt: skip
 
 _F64, _F32, _I32, _U32, _U16 = (struct.Struct("<" + c) for c in "dfiIH")
@@ -434,7 +432,6 @@ def vector(
         c[NEW_MODEL] / shrunk,
         c[TOOLS] / shrunk,
         1.0 if drift_ts and now - drift_ts < drift_memory_seconds else 0.0,
-        c[REUSED] / shrunk,
     )
 
 

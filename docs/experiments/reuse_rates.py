@@ -1,3 +1,12 @@
+"""Mean cross-account reuse share per family (the experiment of commit 4cf8bd4; runs at that commit).
+
+    git checkout 4cf8bd4 && make setup && PYTHONHASHSEED=0 PYTHONPATH=. python docs/experiments/reuse_rates.py
+
+Replays every family's world (seed 7) through the engine, as the fusion fit does, and prints per family
+the mean of the ``reuse_rate`` window feature over its scored ticks (an attacker's from its first
+harvesting request) and the share of ticks above 0.3. The decision it informed is in docs/detector.md.
+"""
+
 import tempfile
 from pathlib import Path
 
@@ -6,18 +15,14 @@ import numpy as np
 from sim.family import load_families
 from sim.fusion_fit import INPUTS, world_ticks
 
-with tempfile.TemporaryDirectory() as d:
-    _, _, n, t = world_ticks(load_families(), 7, Path(d))
-j = list(INPUTS).index("reuse_rate")
-lab = t.label()
-acc = t.account
+with tempfile.TemporaryDirectory() as folder:
+    _, _, _, ticks = world_ticks(load_families(), 7, Path(folder))
+column, labels = list(INPUTS).index("reuse_rate"), ticks.label()
 rows = {}
-for fam in sorted(set(t.family)):
-    sel = np.array([t.family[a] == fam for a in acc]) & (lab != -1)
-    if sel.sum() == 0:
-        continue
-    kind = t.kind[acc[sel][0]]
-    x = t.x[sel, j]
-    rows[fam] = (kind, float(x.mean()), float((x > 0.3).mean()))
-for fam, (k, m, f) in sorted(rows.items(), key=lambda r: (r[1][0], -r[1][1])):
-    print(f"{k:7s} {fam:28s} mean {m:.3f}  ticks>0.3 {f:.3f}")
+for family in sorted(set(ticks.family)):
+    chosen = np.array([ticks.family[a] == family for a in ticks.account]) & (labels != -1)
+    if chosen.any():
+        x = ticks.x[chosen, column]
+        rows[family] = (ticks.kind[ticks.account[chosen][0]], float(x.mean()), float((x > 0.3).mean()))
+for family, (kind, mean, high) in sorted(rows.items(), key=lambda r: (r[1][0], -r[1][1])):
+    print(f"{kind:7s} {family:28s} mean {mean:.3f}  ticks>0.3 {high:.3f}")

@@ -26,7 +26,7 @@ def random_state(rng: random.Random) -> tuple[AccountState, float]:
         )  # fmt: skip
         ip = f"10.0.{rng.randrange(4)}.{rng.randrange(256)}"
         state.add(features, ts, CFG.window, output_tokens=rng.randrange(5000), new_model=rng.random() < 0.1,
-                  reused=rng.random() < 0.3, ip=ip, user_agent=rng.choice(["a", "b", None]))  # fmt: skip
+                  ip=ip, user_agent=rng.choice(["a", "b", None]))  # fmt: skip
     if rng.random() < 0.3:
         state.drift_ts = ts - rng.uniform(0, 2 * CFG.drift.memory_seconds)
     now = rng.choice([ts, ts + rng.uniform(0, 5400), ts - 30, (ts // 3600 + 1) * 3600, (ts // 60) * 60])

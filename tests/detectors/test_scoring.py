@@ -207,7 +207,6 @@ def defined_vector(state: AccountState, now: float) -> dict[str, float]:
         "new_model": c[Counters.NEW_MODEL] / shrunk,
         "tools": c[Counters.TOOLS] / shrunk,
         "drift": 1.0 if state.drift_ts and now - state.drift_ts < CFG.drift.memory_seconds else 0.0,
-        "reuse_rate": c[Counters.REUSED] / shrunk,
     }
 
 
