@@ -24,14 +24,13 @@ from aiohttp import web
 from faust.exceptions import NotReady
 
 from detectors.account_state import to_evict
-from detectors.alerts import alert_record, should_alert
 from detectors.cluster_stage import ClusterVerdict, encoded_parts, partial_key
 from detectors.config import load_scoring
 from detectors.engine import Engine
-from detectors.events import InvalidEvent, clamp_event_time, decode_event, dlq_value
-from detectors.policy import record_mode
+from detectors.events import dlq_value
+from detectors.pipeline import handle, published
 from detectors.types import ACTIONS, Decision, enforceable
-from stream.checkpoints import Checkpoints, checkpoint_records, stale_parts
+from stream.checkpoints import CheckpointTopic
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
 from stream.faust_patches import (
@@ -186,7 +185,6 @@ def create_app(
             metrics.scores.labels(detector=detector).observe(value)
 
     engine.on_score = observe_scores
-    book = Checkpoints()  # the latest checkpoints on the topic (models, cluster stage)
     stage_written = -math.inf  # wall clock of the stage's last checkpoint
     stage_moved = asyncio.Event()  # set when this worker is assigned the partials partition
     latest_ts = 0.0  # newest event time seen: the clock idle eviction is measured against
@@ -217,7 +215,7 @@ def create_app(
         lifecycle: the engine decides on event time; what is published lives on the wall clock, so a
         decision made while catching up on a backlog is not expired on arrival (``enforceable``)."""
         decision = enforceable(decision, time.time(), cfg.policy.ttl_seconds)
-        record = decision.to_record(mode=record_mode(decision.action, settings.mode, cfg.policy))
+        record, alert = published(decision, settings.mode, cfg.policy)
         key = decision.key.encode()
         # Signed issue times never go back for a key (a cluster verdict can carry an event time a little
         # older than the account's last decision): a gateway refuses a record older than the one in force.
@@ -226,8 +224,8 @@ def create_app(
         delivery = await send_throttle(key, orjson.dumps(record), issued, pending)
         await warm_partitioner(app, (active,))  # the awaits above may have let a failover clear the metadata
         active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action), issued)
-        if should_alert(decision):
-            await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert_record(decision, record["mode"])))
+        if alert is not None:
+            await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert))
         for code in decision.reason:
             metrics.decisions.labels(action=decision.action, reason=code).inc()
         metrics.decision_latency_seconds.observe(max(0.0, time.time() - decision.issued_at))
@@ -306,25 +304,22 @@ def create_app(
                     await undelivered  # this chunk's decisions reach the topic now, not at the batch's end
                     undelivered = None
                 raw = event.value
-                dropped: list[str] = []
-                try:
-                    decoded = decode_event(raw if isinstance(raw, bytes) else b"", dropped)
-                except InvalidEvent as exc:
-                    await dead_letter(event, exc.reason, exc.detail, pending)
-                    continue
-                for name in dropped:  # repaired, and scored: a bad optional field keeps nothing out
+                handled = handle(raw if isinstance(raw, bytes) else b"", engine, partition=event.message.partition,
+                                 offset=event.message.offset,
+                                 latest_allowed_ts=time.time() + settings.max_future_seconds)  # fmt: skip
+                for name in handled.repaired:  # repaired, and scored: a bad optional field keeps nothing out
                     metrics.fields_dropped.labels(field=name).inc()
-                if clamp_event_time(decoded, time.time() + settings.max_future_seconds):
+                if handled.clamped:
                     metrics.future_events.inc()  # a far-future ts must not move every event-time clock
-                try:
-                    decisions = engine.process(decoded, event.message.partition, event.message.offset)
-                except Exception as exc:  # a detector bug must not stop the stream
-                    log.exception("detector failed on event_id=%s", decoded.get("event_id"))
-                    await dead_letter(event, "detector_error", f"{type(exc).__name__}: {exc}"[:500], pending)
+                if (refused := handled.refused) is not None:
+                    if handled.error is not None:  # a detector bug: its traceback, then the stream goes on
+                        log.error("detector failed on %s[%d]@%d", event.message.topic, event.message.partition,
+                                  event.message.offset, exc_info=handled.error)  # fmt: skip
+                    await dead_letter(event, refused.reason, refused.detail, pending)
                     continue
-                for decision in decisions:
+                for decision in handled.decisions:
                     undelivered = await publish(decision, pending)
-                latest_ts = max(latest_ts, decoded["ts"])
+                latest_ts = max(latest_ts, handled.ts)
             # Decisions and dead letters are delivered before the state that records them is written: a
             # crash in between replays the batch onto the old state, which decides again (same ids).
             await asyncio.gather(*pending)
@@ -388,45 +383,30 @@ def create_app(
 
     # -- checkpoints: on a compacted topic every worker follows (stream/checkpoints.py) ----------------
 
-    checkpoint_topic = topics[CHECKPOINTS.name]
+    async def send_checkpoint_record(key: bytes, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        await (await topics[CHECKPOINTS.name].send(key=key, value=value, headers=headers))
 
-    def on_checkpoint(key: bytes | None, value: bytes | None, headers: Any) -> None:
-        book.apply(key, value, trusted=key is not None and verify(key, value, headers, keys) is not None)
-
-    checkpoint_reader = CompactedReader(
-        bootstrap_servers(settings.broker), f"{settings.app_id}-{CHECKPOINTS.name}", on_checkpoint
-    )
+    checkpoints = CheckpointTopic(bootstrap_servers(settings.broker), f"{settings.app_id}-{CHECKPOINTS.name}",
+                                  send_checkpoint_record, settings.control_headers, keys)  # fmt: skip
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_checkpoints() -> None:
         """Every worker follows every checkpoint, so it has the latest wherever the work moves."""
-        await checkpoint_reader.start()
+        await checkpoints.reader.start()
 
     async def restore_checkpoints(name: str) -> None:
-        """Load the latest signed checkpoint of ``name`` (at most a minute's wait for the topic)."""
-        try:
-            await asyncio.wait_for(checkpoint_reader.caught_up.wait(), timeout=60)
-        except TimeoutError:
-            log.warning("starting without the checkpoint topic: not caught up in 60 s")
-        blob = book.latest(name)
+        blob = await checkpoints.latest(name)
         if blob is None:
             return
         if engine.restore(blob):
             metrics.checkpoints.labels(name=name, outcome="restored").inc()
             metrics.cluster_stage_members.set(len(engine.cluster_stage.members))
-            log.info("restored the %s checkpoint of generation %s", name, book.generation(name))
+            log.info("restored the %s checkpoint of generation %s", name, checkpoints.book.generation(name))
         else:
             log.warning("the %s checkpoint is from another River version; starting fresh", name)
 
     async def write_checkpoint(name: str, blob: bytes) -> None:
-        """Parts, then the manifest, then tombstones for the generation it replaces; awaited."""
-        previous = book.manifest(name)
-        generation = max(time.time_ns() // 1000, (previous[0] + 1) if previous else 0)
-        sends: list[tuple[bytes, bytes | None]] = [*checkpoint_records(name, blob, generation)]
-        if previous is not None:
-            sends += [(k, None) for k in stale_parts(name, *previous)]
-        for key, value in sends:
-            await (await checkpoint_topic.send(key=key, value=value, headers=settings.control_headers(key, value)))
+        await checkpoints.write(name, blob)
         metrics.checkpoints.labels(name=name, outcome="written").inc()
 
     async def on_partitions_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:

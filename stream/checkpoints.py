@@ -23,13 +23,22 @@ signed manifest. Big checkpoints are cut into parts under Kafka's record size:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import time
 import zlib
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["CHECKPOINT_PART_BYTES", "Checkpoints", "checkpoint_records", "stale_parts"]
+from stream.compacted import CompactedReader
+from stream.signing import verify
+
+__all__ = ["CHECKPOINT_PART_BYTES", "CheckpointTopic", "Checkpoints", "checkpoint_records", "stale_parts"]
+
+log = logging.getLogger("distillguard.checkpoints")
 
 #: Under Kafka's default 1 MB record limit with room for headers.
 CHECKPOINT_PART_BYTES = 512 * 1024
@@ -139,3 +148,45 @@ class Checkpoints:
         for held_name, held_generation in list(self._parts):
             if held_name == name and held_generation < generation:
                 del self._parts[(held_name, held_generation)]
+
+
+#: Sends one record (key, value or None, headers) and returns once the broker has it.
+Send = Callable[[bytes, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
+
+
+class CheckpointTopic:
+    """A worker's side of its checkpoint topic: follows all of it, reads the latest checkpoints from it,
+    writes new ones to it. ``sign`` gives a record's signature headers; ``keys`` verify what is read."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, send: Send, sign: Callable[[bytes, bytes | None], list[tuple[str, bytes]]],
+        keys: Mapping[str, bytes],
+    ) -> None:  # fmt: skip
+        self.book = Checkpoints()
+        self.reader = CompactedReader(bootstrap, topic, self._on_record)
+        self._send, self._sign, self._keys = send, sign, keys
+
+    def _on_record(self, key: bytes | None, value: bytes | None, headers: Any) -> None:
+        signed = key is not None and verify(key, value, headers, self._keys) is not None
+        self.book.apply(key, value, trusted=signed)
+
+    async def latest(self, name: str, wait_seconds: float = 60.0) -> bytes | None:
+        """The latest complete checkpoint of ``name``, once the topic has been read to its end (or after
+        ``wait_seconds``, with a warning: a worker must not wait forever on a topic to start)."""
+        try:
+            await asyncio.wait_for(self.reader.caught_up.wait(), timeout=wait_seconds)
+        except TimeoutError:
+            log.warning("going on without the checkpoint topic: not read in full in %.0f s", wait_seconds)
+        return self.book.latest(name)
+
+    async def write(self, name: str, blob: bytes) -> int:
+        """Parts, then the manifest, then tombstones for the generation it replaces, each awaited; returns
+        the generation written (above any on the topic, so the newest write wins everywhere)."""
+        previous = self.book.manifest(name)
+        generation = max(time.time_ns() // 1000, (previous[0] + 1) if previous else 0)
+        sends: list[tuple[bytes, bytes | None]] = [*checkpoint_records(name, blob, generation)]
+        if previous is not None:
+            sends += [(key, None) for key in stale_parts(name, *previous)]
+        for key, value in sends:
+            await self._send(key, value, self._sign(key, value))
+        return generation

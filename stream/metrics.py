@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from detectors.config import PolicyConfig
 from detectors.events import OPTIONAL_FIELDS, REASONS
+from detectors.pipeline import DETECTOR_ERROR
 from detectors.policy import REASON_CODES
 from detectors.types import ACTIONS
 
@@ -163,7 +164,7 @@ class WorkerMetrics:
             ),
             worker_stalled=gauge("worker_stalled", "1 while the worker's own health check (/healthz) reports a stall."),
         )
-        for reason in (*REASONS, "detector_error"):
+        for reason in (*REASONS, DETECTOR_ERROR):
             m.dlq_records.labels(reason=reason)
         for name in OPTIONAL_FIELDS:
             m.fields_dropped.labels(field=name)

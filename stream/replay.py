@@ -12,11 +12,9 @@ from typing import IO
 
 import orjson
 
-from detectors.alerts import alert_record, should_alert
 from detectors.config import ScoringConfig, load_scoring
 from detectors.engine import Engine, MemoryStore
-from detectors.events import InvalidEvent, decode_event
-from detectors.policy import record_mode
+from detectors.pipeline import handle, published
 from stream.runtime import tune_gc
 
 __all__ = ["ReplaySummary", "replay", "read_lines"]
@@ -77,22 +75,20 @@ def replay(
     last_ts = 0.0
     for lineno, raw in enumerate(read_lines(events_path), start=1):
         summary.events += 1
-        dropped: list[str] = []
-        try:
-            event = decode_event(raw, dropped)
-        except InvalidEvent as exc:
-            summary.invalid[exc.reason] += 1
+        handled = handle(raw, engine)  # the worker's sequence, without Kafka (detectors/pipeline.py)
+        summary.repaired.update(handled.repaired)
+        if (refused := handled.refused) is not None:
+            summary.invalid[refused.reason] += 1
             if rejects is not None:
-                rejects.write(orjson.dumps({"line": lineno, "reason": exc.reason, "error": exc.detail}) + b"\n")
+                rejects.write(orjson.dumps({"line": lineno, "reason": refused.reason, "error": refused.detail}) + b"\n")
             continue
-        summary.repaired.update(dropped)
-        for decision in engine.process(event):
+        for decision in handled.decisions:
             summary.decisions[decision.action] += 1
-            record = decision.to_record(mode=record_mode(decision.action, mode, cfg.policy))
+            record, alert = published(decision, mode, cfg.policy)
             out.write(orjson.dumps(record) + b"\n")
-            if alerts is not None and should_alert(decision):
-                alerts.write(orjson.dumps(alert_record(decision, record["mode"])) + b"\n")
-        last_ts = max(last_ts, float(event["ts"]))
+            if alerts is not None and alert is not None:
+                alerts.write(orjson.dumps(alert) + b"\n")
+        last_ts = max(last_ts, float(handled.ts))
         if summary.events % _FLUSH_EVERY == 0:
             engine.evict(before=last_ts - cfg.window.idle_horizon_seconds)
     engine.flush()
