@@ -17,7 +17,7 @@ import pytest
 
 from detectors import _fold, _link, _skeleton, accelerators
 from detectors.account_state import AccountState
-from detectors.clusters import ClusterConfig, load_clusters
+from detectors.clusters import load_clusters
 from detectors.config import load_scoring
 from detectors.features import skeleton_bytes
 from detectors.reference import fold as fold_reference
@@ -25,7 +25,7 @@ from detectors.reference import link as link_reference
 from detectors.reference import skeleton as skeleton_reference
 from detectors.scoring import vector_params
 from sim import personas, realdata
-from tests.detectors.histories import random_state
+from tests.detectors.histories import linker_view, random_observations, random_state, small_caps
 
 CFG = load_scoring()
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,32 +124,6 @@ def test_the_c_layout_and_vector_are_the_references() -> None:
 
 
 # -- the linker -----------------------------------------------------------------------------------
-
-
-def small_caps(**caps: Any) -> ClusterConfig:
-    cfg = load_clusters()
-    return type(cfg)(**{**cfg.__dict__, **caps})
-
-
-def random_observations(rng: random.Random, n: int) -> list[tuple[str, float, list[tuple[str, bool]]]]:
-    """Accounts hitting strong and soft targets, mostly in time order, some late, some at integer times."""
-    obs, t = [], 1_800_000_000.0
-    for _ in range(n):
-        t += rng.expovariate(0.5)
-        ts: float = t - rng.uniform(0, 90) if rng.random() < 0.1 else t
-        if rng.random() < 0.1:
-            ts = int(ts)
-        targets = [(f"payment_fingerprint:pf-{rng.randrange(6)}", True)] if rng.random() < 0.3 else []
-        targets += [(f"template:{rng.randrange(40)}", False) for _ in range(rng.randrange(3))]
-        targets.append((f"ip24:10.0.{rng.randrange(8)}", False))
-        obs.append((f"acct-{int(60 * rng.random() ** 2)}", ts, targets))
-    return obs
-
-
-def linker_view(targets: OrderedDict[str, Any], links: OrderedDict[Any, Any], linked: set[Any]) -> str:
-    """Everything a linker holds, in order, with types (an int timestamp is not a float one)."""
-    held = [(k, t.recent, t.accounts, t.popular, t.since) for k, t in targets.items()]
-    return repr((held, list(links.items()), sorted(linked)))
 
 
 def test_the_c_linker_folds_and_joins_exactly_as_the_reference() -> None:

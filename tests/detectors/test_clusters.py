@@ -12,7 +12,6 @@ from detectors.account_state import Counters
 from detectors.cluster_stage import ClusterStage
 from detectors.clusters import (
     Cluster,
-    ClusterConfig,
     Linker,
     _Target,
     load_clusters,
@@ -22,7 +21,7 @@ from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.types import Decision
 from sim import personas as P
-from tests.detectors.histories import random_state
+from tests.detectors.histories import linker_view, random_observations, random_state, small_caps
 
 DAY = 86_400.0
 T0 = 1_800_000_000.0 - 1_800_000_000.0 % DAY
@@ -165,33 +164,6 @@ def test_a_member_summary_reads_the_account_window_as_the_account_state_does() -
         )  # fmt: skip
 
 
-def linker_view(linker: Linker) -> str:
-    """Everything a linker holds, in order, with types (an int timestamp is not a float one)."""
-    targets = [(k, *t) if isinstance(t, list) else (k, t.recent, t.accounts, t.popular, t.since)
-               for k, t in linker.targets.items()]  # fmt: skip
-    return repr((targets, list(linker.links.items()), sorted(linker.linked)))
-
-
-def small_caps(**caps: Any) -> ClusterConfig:
-    cfg = load_clusters()
-    return type(cfg)(**{**cfg.__dict__, **caps})
-
-
-def random_observations(rng: random.Random, n: int) -> list[tuple[str, float, list[tuple[str, bool]]]]:
-    """Accounts hitting strong and soft targets, mostly in time order, some late, some at integer times."""
-    obs, t = [], T0
-    for _ in range(n):
-        t += rng.expovariate(0.5)
-        ts: float = t - rng.uniform(0, 90) if rng.random() < 0.1 else t
-        if rng.random() < 0.1:
-            ts = int(ts)
-        targets = [(f"payment_fingerprint:pf-{rng.randrange(6)}", True)] if rng.random() < 0.3 else []
-        targets += [(f"template:{rng.randrange(40)}", False) for _ in range(rng.randrange(3))]
-        targets.append((f"ip24:10.0.{rng.randrange(8)}", False))
-        obs.append((f"acct-{int(60 * rng.random() ** 2)}", ts, targets))
-    return obs
-
-
 def test_a_linker_folds_on_after_a_checkpoint_as_it_would_have_without_one() -> None:
     cfg = small_caps(max_targets=25, max_links=80, recent_per_target=5)
     obs = random_observations(random.Random(11), 2000)
@@ -201,7 +173,9 @@ def test_a_linker_folds_on_after_a_checkpoint_as_it_would_have_without_one() -> 
     restored.observe_many(obs[:1000])
     restored = pickle.loads(pickle.dumps(restored))
     restored.observe_many(obs[1000:])
-    assert linker_view(restored) == linker_view(straight)
+    assert linker_view(restored.targets, restored.links, restored.linked) == linker_view(
+        straight.targets, straight.links, straight.linked
+    )
 
 
 def test_a_target_from_a_checkpoint_of_the_python_fold_keeps_folding() -> None:
