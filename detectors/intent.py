@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -48,23 +49,21 @@ _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 _SEED_CHAR, _SEED_WORD, _SEED_BIGRAM = 0x51ED27, 0x2545F491, 0x6C8E9CF5
-#: ASCII bytes that are part of a word (after lowercasing); every other ASCII byte separates words, and
-#: every byte >= 0x80 (UTF-8 of other scripts) is part of a word.
-_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
+#: A run of bytes between words: any ASCII byte but a-z and 0-9 (the text is lowercased first); bytes
+#: >= 0x80 (UTF-8 of other scripts) are part of words.
+_NOT_WORD = re.compile(rb"[^a-z0-9\x80-\xff]+")
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 
 
 def normalize_reference(raw: bytes) -> bytes:
     """Digits masked to ``0``, every run of other ASCII bytes one space, a space at each end; bytes of
-    other scripts (>= 0x80) kept. The definition ``_intent.normalize`` is pinned to."""
-    out = bytearray(b" ")
-    for b in raw:
-        if b >= 0x80 or b in _WORD:
-            out.append(0x30 if 0x30 <= b <= 0x39 else b)
-        elif out[-1] != 0x20:
-            out.append(0x20)
-    if out[-1] != 0x20:
-        out.append(0x20)
-    return bytes(out)
+    other scripts (>= 0x80) kept. The definition ``_intent.normalize`` is pinned to.
+
+    >>> normalize_reference(b"Step 2: explain, 42 times!"), normalize_reference(b"")
+    (b' tep 0 explain 00 times ', b' ')
+    """
+    text = _NOT_WORD.sub(b" ", raw.translate(_DIGITS_TO_ZERO)).strip(b" ")
+    return b" " + text + b" " if text else b" "
 
 
 def normalize(raw: bytes) -> bytes:
@@ -99,11 +98,12 @@ def _fnv(data: bytes) -> int:
 def grams_reference(text: bytes, bits: int) -> list[int]:
     """Every feature's bucket in ``[0, 2**bits)``, with repeats, in a fixed order: byte n-grams (n = 3, 4,
     5, by position), then word unigrams and bigrams. The definition the C accelerator is pinned to."""
-    out = []
-    for n in (3, 4, 5):
-        for i in range(len(text) - n + 1):
-            x = int.from_bytes(text[i : i + n], "little") | (n << 56)
-            out.append(_mix(x ^ _SEED_CHAR, bits))
+    data = np.frombuffer(text, dtype=np.uint8).astype(np.uint64)
+    out: list[int] = []
+    for n in (3, 4, 5):  # the n bytes at each position as one little-endian int; uint64 products wrap as in C
+        if len(data) >= n:
+            x = sum((data[k : len(data) - n + 1 + k] << np.uint64(8 * k) for k in range(n)), np.uint64(n << 56))
+            out += (((x ^ np.uint64(_SEED_CHAR)) * np.uint64(_GOLDEN)) >> np.uint64(64 - bits)).tolist()
     words = text.split()
     hashes = [_fnv(w) for w in words]
     out += [_mix(h ^ _SEED_WORD, bits) for h in hashes]
