@@ -102,8 +102,11 @@ def grams_reference(text: bytes, bits: int) -> list[int]:
     out: list[int] = []
     for n in (3, 4, 5):  # the n bytes at each position as one little-endian int; uint64 products wrap as in C
         if len(data) >= n:
-            x = sum((data[k : len(data) - n + 1 + k] << np.uint64(8 * k) for k in range(n)), np.uint64(n << 56))
-            out += (((x ^ np.uint64(_SEED_CHAR)) * np.uint64(_GOLDEN)) >> np.uint64(64 - bits)).tolist()
+            x = np.full(len(data) - n + 1, n << 56, dtype=np.uint64)
+            for k in range(n):
+                x |= data[k : len(data) - n + 1 + k] << np.uint64(8 * k)
+            buckets: list[int] = (((x ^ np.uint64(_SEED_CHAR)) * np.uint64(_GOLDEN)) >> np.uint64(64 - bits)).tolist()
+            out += buckets
     words = text.split()
     hashes = [_fnv(w) for w in words]
     out += [_mix(h ^ _SEED_WORD, bits) for h in hashes]
