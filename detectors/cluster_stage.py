@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from detectors.anomaly import CohortAnomaly
 from detectors.clusters import (
     CLUSTER_REASON_CODES,
     ClusterConfig,
@@ -44,7 +45,6 @@ from detectors.policy import (
     needs_decision,
     reason_codes,
 )
-from detectors.scoring import CohortAnomaly
 
 __all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "encoded_parts",
            "masked_hub", "partial_key"]  # fmt: skip

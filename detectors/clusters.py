@@ -33,9 +33,9 @@ from detectors.accelerators import accelerator
 from detectors.account_state import AccountState
 from detectors.config import RULES_DIR
 from detectors.features import RequestFeatures
+from detectors.fusion import logistic
 from detectors.reference import fold as _fold_reference
 from detectors.reference import link as _link_reference
-from detectors.scoring import logistic
 from detectors.types import RequestEvent
 
 if TYPE_CHECKING:

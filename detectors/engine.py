@@ -15,23 +15,16 @@ from importlib.metadata import version
 from typing import Any
 
 from detectors.account_state import AccountState, Counters, to_evict
+from detectors.anomaly import CohortAnomaly
 from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials, PendingSummary
 from detectors.clusters import ClusterConfig, cluster_targets, load_clusters, member_fields
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
 from detectors.features import PhraseBook, extract, load_phrasebook, masked_sample
+from detectors.fusion import Explanation, LinearFusion, fuse
 from detectors.policy import decide, in_force, needs_decision, reason_codes, tick_level
-from detectors.scoring import (
-    VECTOR_FEATURES,
-    CohortAnomaly,
-    Explanation,
-    LinearFusion,
-    PopulationNorms,
-    SupervisedModel,
-    fuse,
-    vector_params,
-    window_vector,
-)
+from detectors.scoring import VECTOR_FEATURES, PopulationNorms, vector_params, window_vector
+from detectors.supervised import SupervisedModel
 from detectors.types import Decision, RequestEvent, StateStore
 
 _RIVER_VERSION = version("river")  # checkpoints load only under the version that wrote them

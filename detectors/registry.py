@@ -1,7 +1,8 @@
 """The fusion's inputs, from one declaration (``rules/features.toml``): names, order, reason codes, products.
 
 Every other list of features is derived from this one, so adding a window feature is one table entry plus
-its computation in ``_fold.c`` (checked against :data:`VECTOR_FEATURES` at import of ``scoring``).
+its computation in ``reference/fold.py`` and ``_fold.c`` (both checked against :data:`VECTOR_FEATURES` at
+import of ``scoring``).
 
 >>> VECTOR_FEATURES[:3], PRODUCTS[1]
 (('volume', 'burst', 'tokens'), ('cot_x_volume', ('cot_rate', 'volume')))

@@ -11,17 +11,12 @@ import pytest
 from river import anomaly as anomaly_module
 
 from detectors.account_state import AccountState, Counters
+from detectors.anomaly import CohortAnomaly
 from detectors.config import load_scoring
 from detectors.features import CATEGORIES, RequestFeatures
-from detectors.scoring import (
-    VECTOR_FEATURES,
-    CohortAnomaly,
-    LinearFusion,
-    SupervisedModel,
-    account_vector,
-    fuse,
-    vector_params,
-)
+from detectors.fusion import LinearFusion, fuse
+from detectors.scoring import VECTOR_FEATURES, account_vector, vector_params
+from detectors.supervised import SupervisedModel
 from tests.detectors.histories import random_state
 
 CFG = load_scoring()
