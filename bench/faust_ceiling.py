@@ -22,7 +22,8 @@ from typing import Any
 import faust
 
 from detectors.events import InvalidEvent, decode_event
-from stream.app import app_options, queue_whole_batches, warm_partitioner
+from stream.app import app_options
+from stream.faust_patches import queue_whole_batches, warm_partitioner
 from stream.settings import WorkerSettings
 from stream.topics import REQUESTS
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import math
 import os
 import signal
-import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -27,23 +25,24 @@ from detectors.account_state import to_evict
 from detectors.cluster_stage import ClusterVerdict, encoded_parts, partial_key
 from detectors.config import load_scoring
 from detectors.engine import Engine
-from detectors.events import dlq_value
-from detectors.pipeline import handle, published
-from detectors.types import ACTIONS, Decision, enforceable
+from detectors.pipeline import handle
+from detectors.types import ACTIONS
 from stream.checkpoints import CheckpointTopic
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
 from stream.faust_patches import (
-    aiokafka_producer,
     check_internals,
     commit_past_duplicate_acks,
     committed_offset,
     drop_records_fetched_before_a_seek,
+    queue_whole_batches,
+    warm_partitioner,
 )
 from stream.health import Health
 from stream.metrics import WorkerMetrics
+from stream.publish import Publisher, active_entry
 from stream.settings import WorkerSettings, bootstrap_servers
-from stream.signing import signature_headers, verify
+from stream.signing import verify
 from stream.topics import (
     ALERTS,
     ALL_TOPICS,
@@ -65,15 +64,11 @@ __all__ = [
     "TableStore",
     "app_options",
     "create_app",
-    "dlq_headers",
-    "queue_whole_batches",
-    "warm_partitioner",
     "parse_verdict",
 ]
 
 log = logging.getLogger("distillguard.worker")
 
-_ACTIVE = "<dBd"  # expiry, action level, signed issue time of the decision in force
 #: Events (~0.1 s of work) after which a batch waits for the delivery of the decisions made so far, so
 #: they reach the throttle topic while the rest of the batch is processed, not only at its end (the
 #: producer only sends while the agent waits). One round trip per chunk with decisions in it.
@@ -106,17 +101,6 @@ class TableStore:
         for key in evicted:
             del self.table[key]
         return [key.decode(errors="replace") for key in evicted]
-
-
-def dlq_headers(reason: str, detail: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
-    """Headers of a DLQ record, named like Kafka Connect's ``__connect.errors.*`` context headers."""
-    return [
-        ("dlq.reason", reason.encode()),
-        ("dlq.error", detail.encode()[:500]),
-        ("dlq.source.topic", topic.encode()),
-        ("dlq.source.partition", str(partition).encode()),
-        ("dlq.source.offset", str(offset).encode()),
-    ]
 
 
 def app_options(settings: WorkerSettings) -> dict[str, Any]:
@@ -186,7 +170,8 @@ def create_app(
 
     engine.on_score = observe_scores
     stage_written = -math.inf  # wall clock of the stage's last checkpoint
-    stage_moved = asyncio.Event()  # set when this worker is assigned the partials partition
+    stage_moved = asyncio.Event()  # set when this worker is newly assigned the partials partition
+    holds_stage = False  # whether its last assignment included the partials partition
     latest_ts = 0.0  # newest event time seen: the clock idle eviction is measured against
 
     active = app.Table(
@@ -196,41 +181,7 @@ def create_app(
         partitions=settings.partitions,
         use_partitioner=True,
     )
-    secret = settings.signing_secret.encode()
-
-    async def send_throttle(key: bytes, value: bytes | None, issued: float, pending: list[Any] | None = None) -> Any:
-        """Sign and send; the delivery is awaited here, or by the caller when it collects ``pending``.
-        ``issued`` is the decision's issue time (a tombstone: that of the decision it lifts), which gateways
-        use to refuse a replayed older record. Returns the delivery future."""
-        headers = signature_headers(key, value, settings.signing_key_id, secret, issued)
-        fut = await throttle.send(key=key, value=value, headers=headers)
-        if pending is None:
-            await fut
-        else:
-            pending.append(fut)
-        return fut
-
-    async def publish(decision: Decision, pending: list[Any] | None = None) -> Any:
-        """Send the decision (and its alert), note it in force; returns its delivery future. One clock per
-        lifecycle: the engine decides on event time; what is published lives on the wall clock, so a
-        decision made while catching up on a backlog is not expired on arrival (``enforceable``)."""
-        decision = enforceable(decision, time.time(), cfg.policy.ttl_seconds)
-        record, alert = published(decision, settings.mode, cfg.policy)
-        key = decision.key.encode()
-        # Signed issue times never go back for a key (a cluster verdict can carry an event time a little
-        # older than the account's last decision): a gateway refuses a record older than the one in force.
-        in_force = active.get(key)
-        issued = max(decision.issued_at, active_entry(in_force)[2] if in_force is not None else 0.0)
-        delivery = await send_throttle(key, orjson.dumps(record), issued, pending)
-        await warm_partitioner(app, (active,))  # the awaits above may have let a failover clear the metadata
-        active[key] = struct.pack(_ACTIVE, decision.expires_at, ACTIONS.index(decision.action), issued)
-        if alert is not None:
-            await alerts.send(key=decision.key.encode(), value=orjson.dumps(alert))
-        for code in decision.reason:
-            metrics.decisions.labels(action=decision.action, reason=code).inc()
-        metrics.decision_latency_seconds.observe(max(0.0, time.time() - decision.issued_at))
-        return delivery
-
+    publisher = Publisher(app, settings, cfg, metrics, topics, active)
     keys = settings.trusted_keys()
 
     def trusted(event: Any, topic: str) -> bool:
@@ -246,36 +197,6 @@ def create_app(
         metrics.control_rejected.labels(topic=topic).inc()
         log.warning("ignored an unsigned or badly signed %s record", topic)
         return False
-
-    async def dead_letter(event: Any, reason: str, detail: str, pending: list[Any]) -> None:
-        """A bounded, redacted record (dlq_value) with the reason in headers. A send the broker refuses is
-        counted and logged with the source offset; it never stops the agent or the batch's other acks."""
-        msg = event.message
-        raw = event.value if isinstance(event.value, bytes) else b""
-        headers = dlq_headers(reason, detail, msg.topic, msg.partition, msg.offset) + [
-            ("dlq.original.bytes", str(len(raw)).encode()),
-            ("dlq.original.sha256", hashlib.sha256(raw).hexdigest().encode()),
-            ("dlq.value", b"original" if settings.dlq_keep_text else b"redacted"),
-        ]
-        key = event.key[:256] if isinstance(event.key, bytes) else None
-        metrics.dlq_records.labels(reason=reason).inc()
-        try:
-            fut = await dlq.send(key=key, value=dlq_value(raw, settings.dlq_keep_text), headers=headers)
-        except Exception as exc:  # noqa: BLE001 - a refused dead letter must not stop detection
-            refused(exc, msg)
-            return
-        pending.append(guarded(fut, msg))
-
-    def refused(exc: BaseException, msg: Any) -> None:
-        metrics.dlq_send_failures.inc()
-        log.error("dead letter for %s[%d]@%d refused by the broker: %s", msg.topic, msg.partition, msg.offset,
-                  type(exc).__name__)  # fmt: skip
-
-    async def guarded(fut: Any, msg: Any) -> None:
-        try:
-            await fut
-        except Exception as exc:  # noqa: BLE001
-            refused(exc, msg)
 
     kill_after_state = failpoint_batch(settings.failpoint, "kill-after-state")
 
@@ -315,10 +236,10 @@ def create_app(
                     if handled.error is not None:  # a detector bug: its traceback, then the stream goes on
                         log.error("detector failed on %s[%d]@%d", event.message.topic, event.message.partition,
                                   event.message.offset, exc_info=handled.error)  # fmt: skip
-                    await dead_letter(event, refused.reason, refused.detail, pending)
+                    await publisher.dead_letter(event, refused.reason, refused.detail, pending)
                     continue
                 for decision in handled.decisions:
-                    undelivered = await publish(decision, pending)
+                    undelivered = await publisher.decision(decision, pending)
                 latest_ts = max(latest_ts, handled.ts)
             # Decisions and dead letters are delivered before the state that records them is written: a
             # crash in between replays the batch onto the old state, which decides again (same ids).
@@ -410,8 +331,13 @@ def create_app(
         metrics.checkpoints.labels(name=name, outcome="written").inc()
 
     async def on_partitions_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        if any(tp.topic == f"{settings.app_id}-{CLUSTER_PARTIALS.name}" for tp in assigned):
+        """A rebalance that leaves the stage here keeps what it merged since its last checkpoint; one that
+        brings it here starts from the latest checkpoint (its own copy is stale or empty)."""
+        nonlocal holds_stage
+        holds = any(tp.topic == f"{settings.app_id}-{CLUSTER_PARTIALS.name}" for tp in assigned)
+        if holds and not holds_stage:
             stage_moved.set()
+        holds_stage = holds
 
     app.on_partitions_assigned.connect(on_partitions_assigned)  # type: ignore[arg-type]
 
@@ -437,7 +363,7 @@ def create_app(
                 continue
             decision = engine.apply_verdict(verdict)
             if decision is not None:
-                await publish(decision)
+                await publisher.decision(decision)
             await warm_partitioner(app, (states, active))  # as in detect: metadata a failover cleared
             engine.flush()
 
@@ -507,7 +433,7 @@ def create_app(
         in_force = {k: active_entry(v) for k, v in list(active.items())}
         for key, (expires, _, issued) in in_force.items():
             if expires <= now or engine.allowlist.get(key.decode(), 0.0) > now:  # allowlisted: lift now
-                await send_throttle(key, None, issued)
+                await publisher.send_throttle(key, None, issued)
                 await warm_partitioner(app, (active,))
                 del active[key]
                 metrics.decisions_lifted.inc()
@@ -534,24 +460,6 @@ def create_app(
             metrics.model_updated_timestamp.labels(model=model).set(time.time())
 
     return app
-
-
-async def warm_partitioner(app: faust.App, tables: Iterable[Any]) -> None:
-    """``use_partitioner`` tables choose a changelog partition synchronously from the producer's
-    metadata, which aiokafka loads lazily and a leader failover can clear: load it before writes, or a
-    write fails with a TypeError inside aiokafka (seen in `make demo`, and in CI's failover test, where
-    it crashed the detect agent). Cheap once loaded: callers do it before every batch of writes."""
-    producer: Any = app.producer
-    underlying = aiokafka_producer(producer)
-    for table in tables:
-        await underlying.partitions_for(table.changelog_topic.get_topic_name())
-
-
-def queue_whole_batches(app: faust.App, batch_size: int) -> None:
-    """Faust flushes its send buffer synchronously once it holds 100 messages, which stalls the agent
-    on every burst of changelog writes; let a whole batch's writes queue instead."""
-    producer: Any = app.producer
-    producer.buffer.max_messages = batch_size
 
 
 def skipped_once_stopped(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -588,24 +496,6 @@ def failpoint_batch(failpoint: str, name: str) -> int:
     """
     kind, _, batch = failpoint.partition(":")
     return int(batch) if kind == name and batch.isdigit() else 0
-
-
-def active_entry(value: bytes) -> tuple[float, int, float]:
-    """(expiry, action level, issue time) of an active-decisions value; unreadable values count as
-    expired; an entry written before issue times were kept reads as issued at 0.
-
-    >>> active_entry(struct.pack(_ACTIVE, 12.5, 3, 7.0)), active_entry(struct.pack("<dB", 12.5, 3))
-    ((12.5, 3, 7.0), (12.5, 3, 0.0))
-    >>> active_entry(b"junk")
-    (0.0, 0, 0.0)
-    """
-    if len(value) == struct.calcsize("<dB"):
-        expires, level = struct.unpack("<dB", value)
-        return float(expires), int(level), 0.0
-    if len(value) != struct.calcsize(_ACTIVE):
-        return 0.0, 0, 0.0
-    expires, level, issued = struct.unpack(_ACTIVE, value)
-    return float(expires), int(level), float(issued)
 
 
 def apply_allowlist(

@@ -1,21 +1,25 @@
 """Every private Faust and aiokafka attribute the worker touches, in one place: two fixes for
 faust-streaming 0.15.3 bugs (each names the bug and where it was seen, and can go when Faust fixes it
-upstream), two reads Faust has no public API for, and :func:`check_internals`, which the worker runs at
+upstream), the reads and settings Faust has no public API for (the producer under it, committed offsets,
+its send buffer, the changelog partitioner's metadata), and :func:`check_internals`, which the worker runs at
 start-up so that a renamed internal fails loudly instead of turning a fix into a silent no-op.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import Consumer
 
 __all__ = [
     "InternalsMissing",
     "aiokafka_producer",
+    "queue_whole_batches",
+    "warm_partitioner",
     "check_internals",
     "commit_past_duplicate_acks",
     "committed_offset",
@@ -142,3 +146,21 @@ def fetched_again(consumer: Any, tp: Any, offset: int) -> bool:
     if state is None or not state.has_valid_position:
         return True
     return bool(offset >= state.position)
+
+
+async def warm_partitioner(app: faust.App, tables: Iterable[Any]) -> None:
+    """``use_partitioner`` tables choose a changelog partition synchronously from the producer's
+    metadata, which aiokafka loads lazily and a leader failover can clear: load it before writes, or a
+    write fails with a TypeError inside aiokafka (seen in `make demo`, and in CI's failover test, where
+    it crashed the detect agent). Cheap once loaded: callers do it before every batch of writes."""
+    producer: Any = app.producer
+    underlying = aiokafka_producer(producer)
+    for table in tables:
+        await underlying.partitions_for(table.changelog_topic.get_topic_name())
+
+
+def queue_whole_batches(app: faust.App, batch_size: int) -> None:
+    """Faust flushes its send buffer synchronously once it holds 100 messages, which stalls the agent
+    on every burst of changelog writes; let a whole batch's writes queue instead."""
+    producer: Any = app.producer
+    producer.buffer.max_messages = batch_size

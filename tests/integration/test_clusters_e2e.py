@@ -62,7 +62,7 @@ def test_a_pool_split_over_two_workers_is_throttled_as_one_cluster(kafka_bootstr
             return out
 
         throttle = read_until(kafka_bootstrap, "distillguard.throttle",
-                              lambda rs: len(cluster_decisions(rs)) >= 0.9 * len(pool), timeout=120)  # fmt: skip
+                              lambda rs: len(cluster_decisions(rs)) >= 0.9 * len(pool), timeout=240)  # fmt: skip
         decided = cluster_decisions(throttle)
         assert len([a for a in pool if a in decided]) >= 0.9 * len(pool), [w.log() for w in workers]
         assert not [a for a in people if a in decided]
