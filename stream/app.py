@@ -169,9 +169,6 @@ def create_app(
             metrics.scores.labels(detector=detector).observe(value)
 
     engine.on_score = observe_scores
-    stage_written = -math.inf  # wall clock of the stage's last checkpoint
-    stage_moved = asyncio.Event()  # set when this worker is newly assigned the partials partition
-    holds_stage = False  # whether its last assignment included the partials partition
     latest_ts = 0.0  # newest event time seen: the clock idle eviction is measured against
 
     active = app.Table(
@@ -271,12 +268,8 @@ def create_app(
     async def link(stream: Any) -> None:
         """The cluster stage: partials from every account partition meet here (one partition, so one
         stage sees every account); duplicates replayed after a rebalance are dropped by sequence."""
-        await restore_checkpoints("cluster-stage")
+        stage = engine.cluster_stage
         async for event in stream.events():
-            stage = engine.cluster_stage
-            if stage_moved.is_set():  # this worker took the stage over: start from its latest checkpoint
-                stage_moved.clear()
-                await restore_checkpoints("cluster-stage")
             raw = event.value
             if not trusted(event, "cluster-partials"):
                 continue
@@ -292,15 +285,11 @@ def create_app(
                 await tick_clusters()
 
     async def tick_clusters() -> None:
-        nonlocal stage_written
         for verdict in engine.cluster_stage.tick(engine.cluster_stage.latest):
             vkey, value = verdict.account.encode(), orjson.dumps(verdict.to_record())
             fut = await verdicts.send(key=vkey, value=value, headers=settings.control_headers(vkey, value))
             await fut
         metrics.cluster_stage_members.set(len(engine.cluster_stage.members))
-        if time.monotonic() - stage_written >= settings.stage_checkpoint_seconds:
-            stage_written = time.monotonic()
-            await write_checkpoint("cluster-stage", engine.checkpoint(models=False, stage=True))
 
     # -- checkpoints: on a compacted topic every worker follows (stream/checkpoints.py) ----------------
 
@@ -329,17 +318,6 @@ def create_app(
     async def write_checkpoint(name: str, blob: bytes) -> None:
         await checkpoints.write(name, blob)
         metrics.checkpoints.labels(name=name, outcome="written").inc()
-
-    async def on_partitions_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        """A rebalance that leaves the stage here keeps what it merged since its last checkpoint; one that
-        brings it here starts from the latest checkpoint (its own copy is stale or empty)."""
-        nonlocal holds_stage
-        holds = any(tp.topic == f"{settings.app_id}-{CLUSTER_PARTIALS.name}" for tp in assigned)
-        if holds and not holds_stage:
-            stage_moved.set()
-        holds_stage = holds
-
-    app.on_partitions_assigned.connect(on_partitions_assigned)  # type: ignore[arg-type]
 
     @app.timer(interval=settings.cluster_idle_tick_seconds)  # type: ignore[untyped-decorator]
     @skipped_once_stopped

@@ -44,9 +44,6 @@ class WorkerSettings:
     fetch_bytes_per_partition: int = int(os.environ.get("DISTILLGUARD_FETCH_BYTES", str(8 << 20)))
     # idle-account eviction and model checkpoints (to the checkpoint topic)
     housekeeping_seconds: float = float(os.environ.get("DISTILLGUARD_HOUSEKEEPING_SECONDS", "60"))
-    # the cluster stage's checkpoint after a tick, at most this often (wall clock): what a worker taking
-    # over the stage may have to do without
-    stage_checkpoint_seconds: float = float(os.environ.get("DISTILLGUARD_STAGE_CHECKPOINT_SECONDS", "10"))
     lift_seconds: float = 5.0  # how often expired decisions are lifted with a tombstone
     cluster_idle_tick_seconds: float = 5.0  # score clusters when partials paused this long (wall clock)
     # Throttle records are HMAC-signed; gateways trust DISTILLGUARD_VERIFY_KEYS="id:secret,...".

@@ -76,48 +76,30 @@ def metric(worker: WorkerProcess, metric_name: str, /, **labels: str) -> float:
                if s.name == metric_name and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip
 
 
-def test_a_worker_that_takes_over_starts_from_the_models_and_cluster_stage_of_the_one_it_replaces(
+def test_a_worker_that_takes_over_starts_from_the_models_of_the_one_it_replaces(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """Issue 23, item 2: models and the cluster stage are checkpointed to a compacted topic, not a local
+    """Issue 23, item 2 (the models' part): models are checkpointed to a compacted topic, not a local
     disk, so a worker on an empty volume taking over from a killed one starts from them."""
     app_id = f"dg-ck-{uuid.uuid4().hex[:6]}"
-    fast = {"DISTILLGUARD_HOUSEKEEPING_SECONDS": "2", "DISTILLGUARD_STAGE_CHECKPOINT_SECONDS": "1"}
+    fast = {"DISTILLGUARD_HOUSEKEEPING_SECONDS": "2"}
     first, second = (WorkerProcess(bootstrap=kafka_bootstrap, data_dir=tmp_path / f"w{i}", app_id=app_id,
                                    metrics_port=free_port(), log_path=tmp_path / f"w{i}.log", env=fast)
                      for i in range(2))  # fmt: skip
     rng, run = random.Random(4), uuid.uuid4().hex[:6]
-    t0 = 1_800_000_000.0
-    streams = [P.low_and_slow(f"ck-{run}-{i}", rng, t0 + rng.uniform(0, 600),
-                              payment_fingerprint=f"ck-{run}-card-{i % 3}", ip=f"100.70.{i}.9")
-               for i in range(24)]  # fmt: skip
-    streams += [P.chat_user(f"ck-person-{run}-{i}", rng, t0, days=0.2) for i in range(40)]
+    streams = [P.chat_user(f"ck-person-{run}-{i}", rng, 1_800_000_000.0, days=0.2) for i in range(40)]
     try:
         first.start()
         first.wait_ready()
-        produce(
-            kafka_bootstrap, "llm.requests", [(e["account_id"].encode(), orjson.dumps(e)) for e in P.merged(streams)]
-        )
-
-        def checkpointed() -> bool:
-            return (metric(first, "distillguard_checkpoints_total", name="models", outcome="written") > 0
-                    and metric(first, "distillguard_checkpoints_total", name="cluster-stage", outcome="written") > 0
-                    and metric(first, "distillguard_cluster_stage_members") >= 24)  # fmt: skip
-
-        assert eventually(checkpointed, 120), first.log()
-        members = metric(first, "distillguard_cluster_stage_members")
+        records = [(e["account_id"].encode(), orjson.dumps(e)) for e in P.merged(streams)]
+        produce(kafka_bootstrap, "llm.requests", records)
+        written = lambda: metric(first, "distillguard_checkpoints_total", name="models", outcome="written") > 0  # noqa: E731
+        assert eventually(written, 120), first.log()
         first.stop(signal.SIGKILL)
         second.start()  # an empty data directory: nothing on disk to start from
         second.wait_ready()
-
-        def restored() -> bool:
-            return (
-                metric(second, "distillguard_checkpoints_total", name="models", outcome="restored") > 0
-                and metric(second, "distillguard_checkpoints_total", name="cluster-stage", outcome="restored") > 0
-            )
-
+        restored = lambda: metric(second, "distillguard_checkpoints_total", name="models", outcome="restored") > 0  # noqa: E731
         assert eventually(restored, 90), second.log()
-        assert metric(second, "distillguard_cluster_stage_members") >= members
     finally:
         first.stop()
         second.stop()
