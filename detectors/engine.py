@@ -206,18 +206,21 @@ class Engine:
         account_id: str = event["account_id"]
         features = extract(event, self.book)
         state = self._state(account_id, event, ts)
+        # Replayed after a crash when the state already holds it (the offset is stored with the state, in one
+        # changelog record): not counted twice. Its cluster partial goes again: the stage keeps the first of
+        # each offset.
+        replayed = offset is not None and state.source_partition == partition and offset <= state.source_offset
         if offset is None:
             offset = self._seq = self._seq + 1
-        elif state.source_partition == partition and offset <= state.source_offset:
-            # Replayed after a crash: the state already holds it (the offset is stored with the state, in one
-            # changelog record), so it is not counted twice. Its cluster partial goes again: the stage keeps
-            # the first of each offset.
-            self.replayed += 1
-            self.partials.add(partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg),
-                              event.get("account_type") or "standard")  # fmt: skip
-            return []
-        else:
+        elif not replayed:
             state.source_partition, state.source_offset = partition, offset
+        cohort = event.get("account_type") or "standard"
+        self.partials.add(
+            partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort
+        )
+        if replayed:
+            self.replayed += 1
+            return []
         requests = state.add(
             features, ts, cfg.window,
             output_tokens=event["output_tokens"],
@@ -227,10 +230,6 @@ class Engine:
         )  # fmt: skip
         if page_hinkley_update(state.data, features.cot, cfg.drift):
             state.drift_ts = ts
-        cohort = event.get("account_type") or "standard"
-        self.partials.add(
-            partition, offset, account_id, ts, cluster_targets(event, features, self.clusters_cfg), cohort
-        )
         decisions = []
         if requests >= cfg.window.min_requests_to_score and ts - state.last_scored >= cfg.window.tick_seconds:
             state.last_scored = ts

@@ -44,17 +44,14 @@ from stream.publish import Publisher, active_entry
 from stream.settings import WorkerSettings, bootstrap_servers
 from stream.signing import verify
 from stream.topics import (
-    ALERTS,
     ALL_TOPICS,
     ALLOWLIST,
     APP_TOPICS,
     CHECKPOINTS,
     CLUSTER_PARTIALS,
     CLUSTER_VERDICTS,
-    DLQ,
     FEEDBACK,
     REQUESTS,
-    THROTTLE,
     TopicSpec,
 )
 from stream.triage import Triage
@@ -152,7 +149,7 @@ def create_app(
 
     topics = {spec.name: topic(spec) for spec in ALL_TOPICS}
     topics |= {spec.name: topic(spec, f"{settings.app_id}-{spec.name}") for spec in APP_TOPICS}
-    requests, throttle, alerts, dlq = (topics[s.name] for s in (REQUESTS, THROTTLE, ALERTS, DLQ))
+    requests = topics[REQUESTS.name]  # the decision, alert and DLQ topics are the Publisher's
     partials, verdicts = topics[CLUSTER_PARTIALS.name], topics[CLUSTER_VERDICTS.name]
     states = app.Table(
         "account-state",
@@ -212,8 +209,8 @@ def create_app(
         queue_whole_batches(app, settings.batch_size)
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             started = time.perf_counter()
-            # Deliveries (decisions, DLQ records, partials) are awaited together at the end of the batch,
-            # before its offsets can be committed: one round trip per batch, not one per decision.
+            # Deliveries are collected, not awaited one by one: decisions and DLQ records before the batch's
+            # state is written, its partials after, all before its offsets can be committed.
             pending: list[Any] = []
             metrics.events_consumed.inc(len(batch))
             undelivered: Any = None  # the newest decision of this chunk of the batch
@@ -310,7 +307,6 @@ def create_app(
             return
         if engine.restore(blob):
             metrics.checkpoints.labels(name=name, outcome="restored").inc()
-            metrics.cluster_stage_members.set(len(engine.cluster_stage.members))
             log.info("restored the %s checkpoint of generation %s", name, checkpoints.book.generation(name))
         else:
             log.warning("the %s checkpoint is from another River version; starting fresh", name)

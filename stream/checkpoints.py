@@ -1,9 +1,9 @@
-"""Model and cluster-stage checkpoints on a compacted topic, so that they move with the work.
+"""Named checkpoints (the worker writes its models) on a compacted topic, so that they move with the work.
 
 A checkpoint on a worker's disk stays with that disk: the worker that takes over its partitions (or a
-pod rescheduled with an empty volume) starts with fresh models and an empty cluster stage. Here a
-checkpoint is written to ``<app id>-checkpoints`` (compacted, one partition) and every worker follows
-that topic, so the latest one is in memory wherever it is needed.
+pod rescheduled with an empty volume) starts with fresh models. Here a checkpoint is written to
+``<app id>-checkpoints`` (compacted, one partition) and every worker follows that topic, so the latest
+one is in memory wherever it is needed.
 
 A checkpoint is a pickle, and unpickling crafted bytes runs code: every record is signed (HMAC, the
 control-record keys) and a checkpoint is assembled only from signed parts whose digest matches its

@@ -89,11 +89,11 @@ CLUSTER_VERDICTS = TopicSpec(
     config={"retention.ms": str(_DAY_MS)},
 )
 
-# Models and the cluster stage, checkpointed where every worker can read them (stream/checkpoints.py):
-# the latest of each is all that matters, so compacted.
+# Checkpoints (today the models) where every worker can read them (stream/checkpoints.py): the latest of
+# each is all that matters, so compacted.
 CHECKPOINTS = TopicSpec(
     "checkpoints",
-    "signed model and cluster-stage checkpoints: <name> manifests and <name>/<generation>/<i> parts",
+    "signed checkpoints (the models): <name> manifests and <name>/<generation>/<i> parts",
     partitions=1,
     config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
 )
