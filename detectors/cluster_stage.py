@@ -30,10 +30,14 @@ from detectors.clusters import (
     CLUSTER_REASON_CODES,
     ClusterConfig,
     Linker,
+    LinkMerge,
     MemberSummary,
+    ShardedLinker,
     cluster_vector,
     lru_slot,
     score_cluster,
+    split_obs,
+    target_shard,
 )
 from detectors.config import AnomalyConfig, PolicyConfig
 from detectors.policy import (
@@ -46,8 +50,8 @@ from detectors.policy import (
     reason_codes,
 )
 
-__all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "Partials", "PendingSummary", "encoded_parts",
-           "masked_hub", "partial_key"]  # fmt: skip
+__all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "LinkShard", "Partials", "PendingSummary",
+           "encoded_parts", "masked_hub", "partial_key", "split_partial"]  # fmt: skip
 
 #: Largest partial record sent: well under every producer's max request size (~1 MB), so a burst of
 #: events never makes a partial the broker refuses; a bigger one goes as numbered parts.
@@ -208,6 +212,83 @@ class _Held:
         self.seen = now
 
 
+def _fresh(seen: dict[int, tuple[int, int]], source: int, seq: tuple[int, int]) -> bool:
+    """Whether ``seq`` is past the highest merged from ``source`` (and now it is the highest)."""
+    if seq <= seen.get(source, (-1, 0)):
+        return False
+    seen[source] = seq
+    return True
+
+
+def _checked(account: str, summary: Any) -> Any:
+    """A member summary as a partial carries it, refused (``ValueError``) if it has the wrong shape."""
+    if type(summary) is not PendingSummary and not _SUMMARY_FIELDS[0] <= len(summary) <= _SUMMARY_FIELDS[1]:
+        raise ValueError(f"member summary of {account!r} has {len(summary)} fields")
+    return summary
+
+
+def split_partial(message: dict[str, Any], shards: int) -> list[tuple[int, dict[str, Any]]]:
+    """A drained partial as the ``(shard, message)`` pieces the link shards take: each shard the
+    observations of the targets it owns and the summaries of the members it forwards (by account); a
+    shard with neither gets nothing. Every piece keeps the source partition and sequence.
+
+    >>> msg = {"partition": 1, "seq": 9, "at": 5.0, "obs": [["a", 1.0, [["ip24:x", False]]]], "members": {"a": [0]}}
+    >>> split_partial(msg, 1) == [(0, msg)]
+    True
+    >>> sum(len(piece["obs"]) + len(piece["members"]) for _, piece in split_partial(msg, 8))
+    2
+    """
+    obs = split_obs(message["obs"], shards)
+    members: list[dict[str, Any]] = [{} for _ in range(max(1, shards))]
+    for account, summary in message["members"].items():
+        members[target_shard(account, shards)][account] = summary
+    return [(shard, {**message, "obs": obs[shard], "members": members[shard]})
+            for shard in range(max(1, shards)) if obs[shard] or members[shard]]  # fmt: skip
+
+
+class LinkShard:
+    """One shard of the worker's cluster stage: partials' observations of the targets it owns in (one
+    partition of ``cluster-partials``), the links they formed and its members' summaries out to the
+    merging :class:`ClusterStage` (on ``cluster-links``). Linking is the per-event work, so it is the
+    part that scales out; the merge sees links, which change far less often than targets are hit.
+
+    >>> from detectors.clusters import load_clusters
+    >>> shard = LinkShard(load_clusters(), 0)
+    >>> obs = [[f"a{i}", 1.0 + i, [["payment_fingerprint:pf", True]]] for i in range(3)]
+    >>> piece = {"partition": 4, "seq": 7, "at": 3.0, "obs": obs, "members": {}}
+    >>> shard.merge(piece), shard.merge(piece)
+    (True, False)
+    >>> out = shard.drain(seq=120)
+    >>> out["shard"], out["seq"], out["at"], len(out["links"]), shard.drain(seq=121)["links"]
+    (0, 120, 3.0, 3, [])
+    """
+
+    def __init__(self, cfg: ClusterConfig, shard: int) -> None:
+        self.shard = shard
+        self.linker = Linker(cfg)
+        self.seen: dict[int, tuple[int, int]] = {}  # source partition -> highest (sequence, part) merged
+        self.members: dict[str, Any] = {}  # summaries to forward with the next drain
+        self.latest = 0.0
+
+    def merge(self, message: dict[str, Any]) -> bool:
+        """Fold one piece of a partial in; ``False`` (and nothing changed) when it was merged before."""
+        if not _fresh(self.seen, int(message["partition"]), (int(message["seq"]), int(message.get("part", 0)))):
+            return False
+        for account, summary in message["members"].items():
+            self.members[account] = _checked(account, summary)
+        self.linker.observe_many(message["obs"])
+        self.latest = max(self.latest, float(message.get("at") or 0.0))
+        return True
+
+    def drain(self, seq: int) -> dict[str, Any]:
+        """The links formed and summaries received since the last drain, as the merging stage's message;
+        ``seq`` orders this shard's messages (the worker uses the partial's offset, so a message rebuilt
+        from partials replayed after a crash is recognised as merged)."""
+        members, self.members = self.members, {}
+        return {"shard": self.shard, "seq": seq, "at": self.latest, "links": self.linker.drain_links(),
+                "members": members}  # fmt: skip
+
+
 class ClusterStage:
     """Merges partials (dropping duplicates by source partition and sequence), links, scores clusters.
 
@@ -219,9 +300,14 @@ class ClusterStage:
     (True, False, True)
     """
 
-    def __init__(self, cfg: ClusterConfig, policy: PolicyConfig, anomaly: AnomalyConfig) -> None:
+    def __init__(self, cfg: ClusterConfig, policy: PolicyConfig, anomaly: AnomalyConfig, *, shards: int = 1,
+                 merging: bool = False) -> None:  # fmt: skip
         self.cfg, self.policy = cfg, policy.with_thresholds(cfg.thresholds)  # the cluster score's own rungs
-        self.linker = Linker(cfg)
+        # Observations folded here (one linker, or ``shards`` of them in process), or, ``merging``, the
+        # link deltas of :class:`LinkShard` s elsewhere (the worker's sharded stage).
+        self.linker: Linker | ShardedLinker | LinkMerge = (
+            LinkMerge(cfg) if merging else ShardedLinker(cfg, shards) if shards > 1 else Linker(cfg)
+        )
         # River HalfSpaceTrees over cluster vectors: how unusual a cluster is among clusters seen so far
         # (0 for the first two windows of cluster scorings, like the accounts' cohort models).
         self.anomaly = CohortAnomaly(anomaly)
@@ -233,29 +319,38 @@ class ClusterStage:
         self.resolve: Callable[[str, str, float], list[Any] | None] | None = None
         self.held: OrderedDict[str, _Held] = OrderedDict()
         self.seen: dict[int, tuple[int, int]] = {}  # source partition -> highest (sequence, part) merged
+        self.seen_shards: dict[int, tuple[int, int]] = {}  # link shard -> highest (sequence, 0) merged
         self.duplicates = 0
         self.last_tick = 0.0
         self.latest = 0.0  # newest event time merged
         self.pending = False  # merged something since the last tick
 
     def merge(self, message: dict[str, Any]) -> bool:
-        """Fold one partial in; ``False`` (and nothing changed) when it was merged before."""
-        partition, seq = int(message["partition"]), (int(message["seq"]), int(message.get("part", 0)))
-        if seq <= self.seen.get(partition, (-1, 0)):
+        """Fold one partial in (or, on a merging stage, one link shard's message); ``False`` (and nothing
+        changed) when it was merged before."""
+        if "links" in message:  # from a link shard: deltas of links, sequenced per shard
+            if not isinstance(self.linker, LinkMerge):
+                raise ValueError("link deltas reach a merging stage only")
+            shard, seq = int(message["shard"]), (int(message["seq"]), 0)
+            if not _fresh(self.seen_shards, shard, seq):
+                self.duplicates += 1
+                return False
+        elif not _fresh(self.seen, int(message["partition"]), (int(message["seq"]), int(message.get("part", 0)))):
             self.duplicates += 1
             return False
-        self.seen[partition] = seq
         self.latest, self.pending = max(self.latest, float(message.get("at") or 0.0)), True
         members = self.members
         for account, summary in message["members"].items():
-            if type(summary) is not PendingSummary and not _SUMMARY_FIELDS[0] <= len(summary) <= _SUMMARY_FIELDS[1]:
-                # refused here, not at a tick
-                raise ValueError(f"member summary of {account!r} has {len(summary)} fields")
-            members[account] = summary
+            members[account] = _checked(account, summary)  # refused here, not at a tick
             members.move_to_end(account)
         while len(members) > self.cfg.max_targets:
             members.popitem(last=False)
-        self.linker.observe_many(message["obs"])
+        if isinstance(self.linker, LinkMerge):
+            if message.get("obs"):
+                raise ValueError("a merging stage takes link deltas, not observations")
+            self.linker.add(message.get("links", ()))
+        else:
+            self.linker.observe_many(message["obs"])
         return True
 
     def snapshot(self) -> dict[str, Any]:
@@ -264,13 +359,14 @@ class ClusterStage:
             if type(summary) is PendingSummary:
                 self._resolved(account, summary)
         return {"linker": self.linker, "members": self.members, "held": self.held, "seen": self.seen,
-                "last_tick": self.last_tick, "anomaly": self.anomaly}  # fmt: skip
+                "seen_shards": self.seen_shards, "last_tick": self.last_tick, "anomaly": self.anomaly}  # fmt: skip
 
     def load(self, snapshot: dict[str, Any]) -> None:
         self.linker, self.members, self.held = snapshot["linker"], snapshot["members"], snapshot["held"]
         seen, self.last_tick, self.anomaly = snapshot["seen"], snapshot["last_tick"], snapshot["anomaly"]
         # checkpoints before parts held a bare sequence per partition
         self.seen = {p: s if isinstance(s, tuple) else (s, 0) for p, s in seen.items()}
+        self.seen_shards = snapshot.get("seen_shards", {})
         self.latest = self.last_tick
 
     def due(self, now: float) -> bool:

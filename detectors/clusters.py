@@ -48,8 +48,10 @@ __all__ = [
     "CLUSTER_REASON_CODES",
     "Cluster",
     "ClusterConfig",
+    "LinkMerge",
     "Linker",
     "MemberSummary",
+    "ShardedLinker",
     "cluster_targets",
     "cluster_vector",
     "load_clusters",
@@ -57,6 +59,8 @@ __all__ = [
     "member_fields",
     "member_summary",
     "score_cluster",
+    "split_obs",
+    "target_shard",
 ]
 
 #: A cluster's score is the same logistic fusion as an account's, over cluster features.
@@ -213,10 +217,138 @@ class Linker:
         The union-find is ``reference/link.py``'s ``components`` (in C, ``_link.components``). Pairs whose
         link decayed below the threshold leave ``linked``.
         """
-        groups, on_hub = _link.components(self.links, self.linked, now, self.cfg.half_life_seconds,
-                                          self.cfg.link_threshold)  # fmt: skip
-        return {_cluster_id(root): Cluster(sorted(m), sorted(h), frozenset(a for a in m if a in on_hub))
-                for root, (m, h) in sorted(groups.items()) if len(m) >= 2}  # fmt: skip
+        return _clusters(self.links, self.linked, now, self.cfg)
+
+    def drain_links(self) -> list[list[Any]]:
+        """The links this linker formed since the last drain, as ``[a, b, weight, last_ts, strong]``
+        deltas for a :class:`LinkMerge`, and forgets them: a link shard keeps only its targets."""
+        out = [[a, b, weight, last, strong] for (a, b), (weight, last, strong) in self.links.items()]
+        self.links.clear()
+        self.linked.clear()
+        return out
+
+
+def _clusters(links: OrderedDict[tuple[str, str], list[Any]], linked: set[tuple[str, str]], now: float,
+              cfg: ClusterConfig) -> dict[str, Cluster]:  # fmt: skip
+    groups, on_hub = _link.components(links, linked, now, cfg.half_life_seconds, cfg.link_threshold)
+    return {_cluster_id(root): Cluster(sorted(m), sorted(h), frozenset(a for a in m if a in on_hub))
+            for root, (m, h) in sorted(groups.items()) if len(m) >= 2}  # fmt: skip
+
+
+def target_shard(key: str, shards: int) -> int:
+    """The link shard that folds a target: every hit of one target meets in one place, so each shard's
+    co-occurrences, counts and popularity are exactly those one linker would keep for its targets.
+    A stable hash (not Python's, which changes per process), the same in every worker.
+
+    >>> target_shard("template:42", 1), target_shard("template:42", 4) == target_shard("template:42", 4)
+    (0, True)
+    """
+    if shards <= 1:
+        return 0
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=4).digest()) % shards
+
+
+def split_obs(obs: Iterable[Sequence[Any]], shards: int) -> list[list[list[Any]]]:
+    """A partial's ``(account, ts, targets)`` observations per shard, each with only the targets its
+    shard owns (an observation left with none is not sent there).
+
+    >>> split_obs([["a", 1.0, [["template:1", False], ["template:2", False]]]], 1)
+    [[['a', 1.0, [['template:1', False], ['template:2', False]]]]]
+    >>> sum(len(part) for part in split_obs([["a", 1.0, [["template:1", False], ["template:2", False]]]], 64))
+    2
+    """
+    out: list[list[list[Any]]] = [[] for _ in range(max(1, shards))]
+    for account, ts, keys in obs:
+        if shards <= 1:
+            out[0].append([account, ts, keys])
+            continue
+        mine: dict[int, list[Any]] = {}
+        for key in keys:
+            mine.setdefault(target_shard(key[0], shards), []).append(key)
+        for shard, owned in mine.items():
+            out[shard].append([account, ts, owned])
+    return out
+
+
+class LinkMerge:
+    """The link graph summed over link shards' deltas (:meth:`Linker.drain_links`): what one linker over
+    every target would hold, since a decaying weight is a sum of decayed contributions (a strong link
+    is its cap whatever the order). Its :meth:`clusters` are the components, as :class:`Linker`'s.
+
+    >>> cfg = load_clusters()
+    >>> shards = [Linker(cfg), Linker(cfg)]  # a and b meet twice on a template, twice behind one /24
+    >>> for t in (0.0, 10.0):
+    ...     for account, dt in (("a", 1), ("b", 2)):
+    ...         shards[0].observe(account, t + dt, [("template:7", False)])
+    ...         shards[1].observe(account, t + dt, [("ip24:10.0.0", False)])
+    >>> [len(shard.clusters(20.0)) for shard in shards]  # neither shard alone reaches the threshold
+    [0, 0]
+    >>> merge = LinkMerge(cfg)
+    >>> for shard in shards:
+    ...     merge.add(shard.drain_links())
+    >>> [c.members for c in merge.clusters(20.0).values()]
+    [['a', 'b']]
+    """
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()  # as Linker.links
+        self.linked: set[tuple[str, str]] = set()
+
+    def add(self, deltas: Iterable[Sequence[Any]]) -> None:
+        """Fold in ``[a, b, weight, last_ts, strong]`` deltas (``ValueError`` on a malformed one: they
+        arrive over Kafka)."""
+        cfg, links, linked = self.cfg, self.links, self.linked
+        for delta in deltas:
+            if not isinstance(delta, (list, tuple)) or len(delta) != 5:
+                raise ValueError("a link delta must be [a, b, weight, last_ts, strong]")
+            a, b, weight, last, strong = delta
+            if not (isinstance(a, str) and isinstance(b, str) and type(weight) in (int, float)
+                    and type(last) in (int, float) and type(strong) is bool and weight >= 0.0):  # fmt: skip
+                raise ValueError("a link delta must be [str, str, weight ≥ 0, seconds, bool]")
+            pair = (a, b) if a < b else (b, a)
+            link = links.get(pair)
+            if link is None:
+                link = links[pair] = [float(weight), float(last), strong]
+                if len(links) > cfg.max_links:
+                    oldest, _ = links.popitem(last=False)
+                    linked.discard(oldest)
+            else:
+                if last >= link[1]:
+                    total = link[0] * math.pow(0.5, (last - link[1]) / cfg.half_life_seconds) + weight
+                    link[1] = float(last)
+                else:
+                    total = link[0] + weight * math.pow(0.5, (link[1] - last) / cfg.half_life_seconds)
+                link[0] = float(min(weight, total) if strong else total)
+                link[2] = link[2] or strong
+                links.move_to_end(pair)
+            if link[0] >= cfg.link_threshold:
+                linked.add(pair)
+
+    def clusters(self, now: float) -> dict[str, Cluster]:
+        return _clusters(self.links, self.linked, now, self.cfg)
+
+
+class ShardedLinker:
+    """``shards`` link shards and their merge in one process: how the worker's sharded cluster stage
+    computes (``stream/app.py``: shards on the partitions of ``cluster-partials``, the merge on
+    ``cluster-links``), run where one process sees everything, so replay and tests can check that
+    sharding changes no cluster. Same interface as :class:`Linker`.
+    """
+
+    def __init__(self, cfg: ClusterConfig, shards: int) -> None:
+        self.cfg, self.shards = cfg, [Linker(cfg) for _ in range(shards)]
+        self.merge = LinkMerge(cfg)
+
+    def observe_many(self, obs: Iterable[Sequence[Any]]) -> None:
+        for shard, part in zip(self.shards, split_obs(obs, len(self.shards)), strict=True):
+            if part:
+                shard.observe_many(part)
+
+    def clusters(self, now: float) -> dict[str, Cluster]:
+        for shard in self.shards:
+            self.merge.add(shard.drain_links())
+        return self.merge.clusters(now)
 
 
 class Cluster(NamedTuple):

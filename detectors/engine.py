@@ -147,6 +147,9 @@ class Engine:
         with :meth:`apply_verdict`. In process, partials are handed over when the stage is due to tick
         (it reads them only then), not after every batch as the worker sends them, and a member's summary
         is read from its state only if the tick finds it in a cluster.
+    stage_shards
+        In process, link the cluster stage's targets in this many shards and merge their links, as the
+        worker's sharded stage does (the same clusters as one linker; replay and tests check that).
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class Engine:
         clusters: ClusterConfig | None = None,
         cache_size: int = _CACHE_SIZE,
         local_clusters: bool = True,
+        stage_shards: int = 1,
     ) -> None:
         self.store = store
         self.cfg = cfg or load_scoring()
@@ -171,7 +175,7 @@ class Engine:
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
         self.clusters_cfg = clusters or load_clusters()
         self.partials = Partials()
-        self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly)
+        self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly, shards=stage_shards)
         self.cluster_stage.resolve = self._member_fields
         self.local_clusters = local_clusters
         self._swept_at = -math.inf  # event time of the last eviction sweep

@@ -17,12 +17,13 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.cluster_stage import ClusterStage, ClusterVerdict, PendingSummary
+from detectors.cluster_stage import ClusterStage, ClusterVerdict, LinkShard, PendingSummary, split_partial
 from detectors.clusters import load_clusters
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
 from detectors.types import Decision
 from sim import personas as P
+from sim.scenario import generate, load_scenario
 
 T0 = 1_800_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,74 @@ def test_a_pool_split_over_two_account_stages_gets_the_in_process_verdicts() -> 
     assert len(expected) >= 36 and not [a for a in expected if a.startswith("p-")]
     assert set(got) == set(expected)
     assert sum(got[a] == expected[a] for a in got) >= 0.9 * len(expected)
+
+
+def decisions_of(engine: Engine, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(d.subject_id, d.action, d.cluster_id, d.reason, round(d.score, 9), d.issued_at)
+            for e in events for d in engine.process(e)]  # fmt: skip
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_a_sharded_stage_decides_exactly_as_one_linker_on_a_recorded_stream(shards: int) -> None:
+    """Targets are split over link shards and their links merged (issue 23, item 5): the same clusters,
+    hence the same decisions, as one linker over every target, on cards, /24s, ASNs and templates."""
+    mixed, _ = generate(load_scenario(ROOT / "sim" / "scenarios" / "mixed.toml", seed=5))
+    for events in (pool_traffic(), list(mixed)):
+        one = decisions_of(Engine(MemoryStore()), events)
+        assert sum(1 for d in one if d[2]) >= 20  # cluster decisions are there to compare
+        assert decisions_of(Engine(MemoryStore(), stage_shards=shards), events) == one
+
+
+def test_two_link_shards_and_a_merging_stage_over_json_get_the_in_process_verdicts() -> None:
+    """The worker's topology, with messages moved by hand: two account stages send each partial's
+    pieces to the link shard owning them; each shard forwards the links it formed to one merging stage."""
+    events = pool_traffic()
+    local = Engine(MemoryStore())
+    in_process = cluster_actions([d for e in events for d in local.process(e)])
+
+    workers = [Engine(MemoryStore(), local_clusters=False) for _ in range(2)]
+    shards = [LinkShard(load_clusters(), k) for k in range(2)]
+    shard_offsets = [0, 0]  # each shard's partition of cluster-partials
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly, merging=True)
+    decisions: list[Decision] = []
+    offsets = [0, 0]
+    drained_at = T0
+    for e in events:
+        w = hash(e["account_id"]) % 2
+        offsets[w] += 1
+        decisions += workers[w].process(e, partition=w, offset=offsets[w])
+        if e["ts"] - drained_at < 1.0:
+            continue
+        drained_at = e["ts"]
+        for worker in workers:
+            for message in worker.drain_partials(e["ts"]):
+                for k, piece in split_partial(message, len(shards)):
+                    shard_offsets[k] += 1
+                    if shards[k].merge(orjson.loads(orjson.dumps(piece))):
+                        assert stage.merge(orjson.loads(orjson.dumps(shards[k].drain(seq=shard_offsets[k]))))
+        if stage.due(stage.latest):
+            for verdict in stage.tick(stage.latest):
+                if (d := workers[hash(verdict.account) % 2].apply_verdict(verdict)) is not None:
+                    decisions.append(d)
+
+    got = cluster_actions(decisions)
+    assert len(in_process) >= 36 and set(got) == set(in_process)
+    assert sum(got[a] == in_process[a] for a in got) >= 0.9 * len(in_process)
+
+
+def test_a_merging_stage_drops_a_shard_message_it_merged_and_refuses_malformed_links() -> None:
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly, merging=True)
+    message = {"shard": 1, "seq": 40, "at": T0, "members": {}, "links": [["a", "@card:x", 4.0, T0, True]]}
+    assert stage.merge(message) and not stage.merge({**message, "seq": 39}) and stage.duplicates == 1
+    assert stage.merge({**message, "shard": 0})  # another shard's sequence is its own
+    bad_links = ([["a", "b", -1.0, T0, False]], [["a", "b", "4", T0, False]], [["a", "b", 1.0]], ["ab"])
+    for seq, links in enumerate(bad_links, 41):
+        with pytest.raises(ValueError):
+            stage.merge({**message, "seq": seq, "links": links})
+    with pytest.raises(ValueError, match="not observations"):
+        stage.merge({**message, "seq": 60, "obs": [["a", T0, [["ip24:x", False]]]]})
+    with pytest.raises(ValueError, match="merging stage only"):
+        ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly).merge(message)
 
 
 def test_replayed_partials_are_dropped_by_source_partition_and_sequence() -> None:
