@@ -59,26 +59,28 @@ MAX_PARTIAL_BYTES = 256 * 1024
 
 
 def encoded_parts(message: dict[str, Any], max_bytes: int = MAX_PARTIAL_BYTES) -> list[bytes]:
-    """A drained partial as JSON records of at most ``max_bytes``: split in halves (observations and
-    members) until each fits, numbered ``part`` 0, 1, … so the stage can drop replayed parts too.
+    """A drained partial (or a link shard's message) as JSON records of at most ``max_bytes``: split in
+    halves (observations or links, and members) until each fits, numbered ``part`` 0, 1, … so the next
+    stage can drop replayed parts too.
 
     >>> msg = {"partition": 1, "seq": 9, "at": 5.0, "obs": [["a", 1.0, [["ip24:x", False]]]] * 40, "members": {}}
     >>> parts = encoded_parts(msg, max_bytes=400)
     >>> len(parts), [orjson.loads(p)["part"] for p in parts][:3], sum(len(orjson.loads(p)["obs"]) for p in parts)
     (4, [0, 1, 2], 40)
     """
+    listed = "links" if "links" in message else "obs"
     pieces = [message]
     out: list[bytes] = []
     while pieces:
         piece = pieces.pop(0)
         encoded = orjson.dumps({**piece, "part": len(out)})
-        obs, members = piece["obs"], list(piece["members"].items())
-        if len(encoded) <= max_bytes or len(obs) + len(members) <= 1:
+        items, members = piece[listed], list(piece["members"].items())
+        if len(encoded) <= max_bytes or len(items) + len(members) <= 1:
             out.append(encoded)
             continue
-        half_obs, half_members = len(obs) // 2, len(members) // 2
-        pieces[:0] = [{**piece, "obs": obs[:half_obs], "members": dict(members[:half_members])},
-                      {**piece, "obs": obs[half_obs:], "members": dict(members[half_members:])}]  # fmt: skip
+        half, half_members = len(items) // 2, len(members) // 2
+        pieces[:0] = [{**piece, listed: items[:half], "members": dict(members[:half_members])},
+                      {**piece, listed: items[half:], "members": dict(members[half_members:])}]  # fmt: skip
     return out
 
 
@@ -319,7 +321,7 @@ class ClusterStage:
         self.resolve: Callable[[str, str, float], list[Any] | None] | None = None
         self.held: OrderedDict[str, _Held] = OrderedDict()
         self.seen: dict[int, tuple[int, int]] = {}  # source partition -> highest (sequence, part) merged
-        self.seen_shards: dict[int, tuple[int, int]] = {}  # link shard -> highest (sequence, 0) merged
+        self.seen_shards: dict[int, tuple[int, int]] = {}  # link shard -> highest (sequence, part) merged
         self.duplicates = 0
         self.last_tick = 0.0
         self.latest = 0.0  # newest event time merged
@@ -331,7 +333,7 @@ class ClusterStage:
         if "links" in message:  # from a link shard: deltas of links, sequenced per shard
             if not isinstance(self.linker, LinkMerge):
                 raise ValueError("link deltas reach a merging stage only")
-            shard, seq = int(message["shard"]), (int(message["seq"]), 0)
+            shard, seq = int(message["shard"]), (int(message["seq"]), int(message.get("part", 0)))
             if not _fresh(self.seen_shards, shard, seq):
                 self.duplicates += 1
                 return False

@@ -143,10 +143,11 @@ class Engine:
         to the store).
     local_clusters
         Run the cluster stage in this process (replay, tests). The worker sets it off: it sends
-        :meth:`drain_partials` to the cluster stage over Kafka and applies the verdicts that come back
-        with :meth:`apply_verdict`. In process, partials are handed over when the stage is due to tick
-        (it reads them only then), not after every batch as the worker sends them, and a member's summary
-        is read from its state only if the tick finds it in a cluster.
+        :meth:`drain_partials` to the link shards over Kafka, its ``cluster_stage`` merges what the
+        shards send on, and it applies the verdicts that come back with :meth:`apply_verdict`. In
+        process, partials are handed over when the stage is due to tick (it reads them only then), not
+        after every batch as the worker sends them, and a member's summary is read from its state only if
+        the tick finds it in a cluster.
     stage_shards
         In process, link the cluster stage's targets in this many shards and merge their links, as the
         worker's sharded stage does (the same clusters as one linker; replay and tests check that).
@@ -175,7 +176,9 @@ class Engine:
         self.models = ModelRegistry(self.cfg.window.new_model_seconds)
         self.clusters_cfg = clusters or load_clusters()
         self.partials = Partials()
-        self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly, shards=stage_shards)
+        # Out of process (the worker), this one is the merging stage: link shards send it links, not targets.
+        self.cluster_stage = ClusterStage(self.clusters_cfg, self.cfg.policy, self.cfg.anomaly, shards=stage_shards,
+                                          merging=not local_clusters)  # fmt: skip
         self.cluster_stage.resolve = self._member_fields
         self.local_clusters = local_clusters
         self._swept_at = -math.inf  # event time of the last eviction sweep

@@ -22,7 +22,7 @@ from aiohttp import web
 from faust.exceptions import NotReady
 
 from detectors.account_state import to_evict
-from detectors.cluster_stage import ClusterVerdict, encoded_parts, partial_key
+from detectors.cluster_stage import ClusterVerdict, LinkShard, encoded_parts, partial_key, split_partial
 from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.pipeline import handle
@@ -48,6 +48,7 @@ from stream.topics import (
     ALLOWLIST,
     APP_TOPICS,
     CHECKPOINTS,
+    CLUSTER_LINKS,
     CLUSTER_PARTIALS,
     CLUSTER_VERDICTS,
     FEEDBACK,
@@ -135,13 +136,14 @@ def create_app(
     check_internals(app.consumer)  # the consumer's own attributes, before it connects
 
     def topic(spec: TopicSpec, name: str | None = None) -> Any:
+        default = settings.stage_shards if spec is CLUSTER_PARTIALS else settings.partitions
         return app.topic(
             name or spec.name,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=spec.partitions or settings.partitions,
+            partitions=spec.partitions or default,
             replicas=settings.replication,
             config=spec.config,
             internal=True,
@@ -150,7 +152,8 @@ def create_app(
     topics = {spec.name: topic(spec) for spec in ALL_TOPICS}
     topics |= {spec.name: topic(spec, f"{settings.app_id}-{spec.name}") for spec in APP_TOPICS}
     requests = topics[REQUESTS.name]  # the decision, alert and DLQ topics are the Publisher's
-    partials, verdicts = topics[CLUSTER_PARTIALS.name], topics[CLUSTER_VERDICTS.name]
+    partials, links = topics[CLUSTER_PARTIALS.name], topics[CLUSTER_LINKS.name]
+    verdicts = topics[CLUSTER_VERDICTS.name]
     states = app.Table(
         "account-state",
         key_type=bytes,
@@ -159,7 +162,7 @@ def create_app(
         use_partitioner=True,  # changelog partition = the key's partition, as on llm.requests
     )
     store = TableStore(states)
-    engine = Engine(store, cfg, local_clusters=False)  # the cluster stage runs in the "link" agent
+    engine = Engine(store, cfg, local_clusters=False)  # the cluster stage: the "link" and "cluster" agents
 
     def observe_scores(scores: dict[str, float]) -> None:
         for detector, value in scores.items():
@@ -247,11 +250,12 @@ def create_app(
             if engine.replayed:
                 metrics.events_replayed.inc(engine.replayed)
                 engine.replayed = 0
-            for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials, in parts
-                for part in encoded_parts(message):  # that the broker never refuses for their size
-                    pkey = partial_key(message["partition"])
-                    headers = settings.control_headers(pkey, part)
-                    pending.append(await partials.send(key=pkey, value=part, headers=headers))
+            for message in engine.drain_partials(latest_ts):  # so do the batch's cluster partials, to the
+                pkey = partial_key(message["partition"])  # link shards owning their targets, in parts that
+                for shard, piece in split_partial(message, settings.stage_shards):  # the broker never refuses
+                    for part in encoded_parts(piece):
+                        headers = settings.control_headers(pkey, part)
+                        pending.append(await partials.send(key=pkey, value=part, partition=shard, headers=headers))
             await asyncio.gather(*pending)
             batches += 1
             if batches == kill_after_state:
@@ -261,23 +265,47 @@ def create_app(
             health.progressed()
             metrics.last_event_timestamp.set(time.time())
 
+    shards: dict[int, LinkShard] = {}  # partition of cluster-partials -> its link shard, on this worker
+
     @app.agent(partials, name="link")
     async def link(stream: Any) -> None:
-        """The cluster stage: partials from every account partition meet here (one partition, so one
-        stage sees every account); duplicates replayed after a rebalance are dropped by sequence."""
-        stage = engine.cluster_stage
+        """The cluster stage's link shards, one per partition of cluster-partials: each folds the targets
+        it owns from every account partition's partials (duplicates replayed after a rebalance are
+        dropped by source sequence) and sends the links they formed on to the merging stage."""
         async for event in stream.events():
-            raw = event.value
             if not trusted(event, "cluster-partials"):
                 continue
+            k = event.message.partition
+            shard = shards.get(k) or shards.setdefault(k, LinkShard(engine.clusters_cfg, k))
             try:
-                message = orjson.loads(raw)
-                merged = stage.merge(message)
+                merged = shard.merge(orjson.loads(event.value))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 log.warning("ignored an unreadable cluster partial: %s", type(exc).__name__)
                 metrics.cluster_partials.labels(outcome="invalid").inc()
                 continue
             metrics.cluster_partials.labels(outcome="merged" if merged else "duplicate").inc()
+            if not merged:
+                continue
+            # sequenced by this partial's offset: what a successor rebuilds from replayed partials is dropped
+            skey = f"s{k}".encode()
+            for part in encoded_parts(shard.drain(seq=event.message.offset)):
+                await (await links.send(key=skey, value=part, headers=settings.control_headers(skey, part)))
+
+    @app.agent(links, name="cluster")
+    async def cluster(stream: Any) -> None:
+        """The merging stage: every shard's links and member summaries meet here (one partition, so one
+        stage sees every account), are summed into one link graph, and clusters are scored at ticks."""
+        stage = engine.cluster_stage
+        async for event in stream.events():
+            if not trusted(event, "cluster-links"):
+                continue
+            try:
+                merged = stage.merge(orjson.loads(event.value))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("ignored an unreadable link shard message: %s", type(exc).__name__)
+                metrics.cluster_links.labels(outcome="invalid").inc()
+                continue
+            metrics.cluster_links.labels(outcome="merged" if merged else "duplicate").inc()
             if merged and stage.due(stage.latest):
                 await tick_clusters()
 

@@ -20,7 +20,7 @@ def _worker(args: argparse.Namespace) -> int:
     from stream.app import create_app
     from stream.health import Health, serve, watch_broker
     from stream.settings import DEV_SECRET, WorkerSettings
-    from stream.topics import REQUESTS, existing_partitions
+    from stream.topics import CLUSTER_PARTIALS, REQUESTS, existing_partitions
 
     if WorkerSettings().signing_secret == DEV_SECRET and not args.dev:
         print("distillguard worker: DISTILLGUARD_SIGNING_SECRET is the development secret, which anyone can read "
@@ -56,6 +56,12 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         settings = dataclasses.replace(settings, partitions=partitions)
+    shards = existing_partitions(bootstrap_servers(args.broker), f"{args.app_id}-{CLUSTER_PARTIALS.name}")
+    if shards is not None and shards != settings.stage_shards:
+        print(f"distillguard: {args.app_id}-{CLUSTER_PARTIALS.name} exists with {shards} partitions; the cluster "
+              f"stage runs {shards} link shards, not DISTILLGUARD_STAGE_SHARDS={settings.stage_shards}",
+              file=sys.stderr)  # fmt: skip
+        settings = dataclasses.replace(settings, stage_shards=shards)
     app = create_app(settings, health=health)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -70,6 +70,7 @@ class WorkerMetrics:
     model_updated_timestamp: Gauge
     feedback_verdicts: Counter
     cluster_partials: Counter
+    cluster_links: Counter
     checkpoints: Counter
     cluster_stage_members: Gauge
     worker_stalled: Gauge
@@ -150,7 +151,12 @@ class WorkerMetrics:
             ),
             cluster_partials=counter(
                 "cluster_partials",
-                "Cluster partials read by the cluster stage: merged, duplicate (replayed) or invalid.",
+                "Cluster partials read by this worker's link shards: merged, duplicate (replayed) or invalid.",
+                "outcome",
+            ),
+            cluster_links=counter(
+                "cluster_links",
+                "Link shards' messages read by the merging cluster stage: merged, duplicate (replayed) or invalid.",
                 "outcome",
             ),
             checkpoints=counter(
@@ -168,7 +174,7 @@ class WorkerMetrics:
             m.dlq_records.labels(reason=reason)
         for name in OPTIONAL_FIELDS:
             m.fields_dropped.labels(field=name)
-        for topic in ("allowlist", "feedback", "cluster-partials", "cluster-verdicts"):
+        for topic in ("allowlist", "feedback", "cluster-partials", "cluster-links", "cluster-verdicts"):
             m.control_rejected.labels(topic=topic)
         for action in ACTIONS[1:]:
             m.active_throttles.labels(action=action)
@@ -182,6 +188,7 @@ class WorkerMetrics:
             m.feedback_verdicts.labels(verdict=verdict)
         for outcome in ("merged", "duplicate", "invalid"):
             m.cluster_partials.labels(outcome=outcome)
+            m.cluster_links.labels(outcome=outcome)
         return m
 
 

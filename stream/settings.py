@@ -46,6 +46,9 @@ class WorkerSettings:
     housekeeping_seconds: float = float(os.environ.get("DISTILLGUARD_HOUSEKEEPING_SECONDS", "60"))
     lift_seconds: float = 5.0  # how often expired decisions are lifted with a tombstone
     cluster_idle_tick_seconds: float = 5.0  # score clusters when partials paused this long (wall clock)
+    # Link shards of the cluster stage (partitions of <app>-cluster-partials when the app creates it; an
+    # existing topic's count wins): linking, the per-event part of the stage, spreads over this many workers.
+    stage_shards: int = int(os.environ.get("DISTILLGUARD_STAGE_SHARDS", "2"))
     # Throttle records are HMAC-signed; gateways trust DISTILLGUARD_VERIFY_KEYS="id:secret,...".
     signing_key_id: str = os.environ.get("DISTILLGUARD_SIGNING_KEY_ID", "dev")
     signing_secret: str = os.environ.get("DISTILLGUARD_SIGNING_SECRET", DEV_SECRET)
@@ -79,8 +82,9 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.mode not in ("enforce", "shadow"):
             raise ValueError(f"mode must be 'enforce' or 'shadow', got {self.mode!r}")
-        if self.partitions < 1 or self.replication < 1:
-            raise ValueError(f"partitions and replication must be >= 1, got {self.partitions}, {self.replication}")
+        if self.partitions < 1 or self.replication < 1 or self.stage_shards < 1:
+            raise ValueError(f"partitions, replication and stage_shards must be >= 1, got {self.partitions}, "
+                             f"{self.replication}, {self.stage_shards}")  # fmt: skip
         if not self.broker.startswith("kafka://"):
             raise ValueError(f"broker must look like kafka://host:port, got {self.broker!r}")
 

@@ -11,6 +11,7 @@ __all__ = [
     "ALERTS",
     "FEEDBACK",
     "DLQ",
+    "CLUSTER_LINKS",
     "CLUSTER_PARTIALS",
     "CLUSTER_VERDICTS",
     "ALL_TOPICS",
@@ -72,13 +73,20 @@ ALLOWLIST = TopicSpec(
     config={"cleanup.policy": "compact"},
 )
 
-# The two hops of cluster detection (detectors/cluster_stage.py), internal to one app: their names get
-# the app id as a prefix, like Faust's changelogs. Partials from every account partition meet in one
-# partition, so that one cluster stage sees every account; they are coalesced per batch (≤ 1 a second
-# per worker at up to batch_size events/s), so that partition carries little.
+# The hops of cluster detection (detectors/cluster_stage.py), internal to one app: their names get the
+# app id as a prefix, like Faust's changelogs. Partials (coalesced per batch: ≤ 1 a second per worker at
+# up to batch_size events/s) are split by link target over the link shards, one per partition of
+# cluster-partials (DISTILLGUARD_STAGE_SHARDS when the app creates it); every shard sends the links it
+# formed to cluster-links, whose one partition is where the merging stage sees every account.
 CLUSTER_PARTIALS = TopicSpec(
     "cluster-partials",
-    "per source partition: link targets and member summaries since the last send, with a sequence",
+    "per link shard: the link targets it owns and member summaries, per source partition with a sequence",
+    partitions=None,  # the stage's shards: WorkerSettings.stage_shards
+    config={"retention.ms": str(_DAY_MS)},
+)
+CLUSTER_LINKS = TopicSpec(
+    "cluster-links",
+    "per link shard (key s<shard>): the links its targets formed and member summaries, with a sequence",
     partitions=1,
     config={"retention.ms": str(_DAY_MS)},
 )
@@ -99,7 +107,7 @@ CHECKPOINTS = TopicSpec(
 )
 
 ALL_TOPICS = (REQUESTS, THROTTLE, ALERTS, FEEDBACK, DLQ, ALLOWLIST)
-APP_TOPICS = (CLUSTER_PARTIALS, CLUSTER_VERDICTS, CHECKPOINTS)  # named "<app id>-<name>"
+APP_TOPICS = (CLUSTER_PARTIALS, CLUSTER_LINKS, CLUSTER_VERDICTS, CHECKPOINTS)  # named "<app id>-<name>"
 
 
 def existing_partitions(bootstrap: str, topic: str, timeout_ms: int = 30_000) -> int | None:

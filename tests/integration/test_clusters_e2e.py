@@ -1,6 +1,7 @@
-"""Two-stage cluster detection on the real broker, with two worker processes sharing the partitions:
-a hydra pool whose accounts land on both workers is still seen as one campaign, its members are
-throttled with the cluster's id, and people sending at the same time are not."""
+"""Sharded cluster detection on the real broker, with two worker processes sharing the partitions: a
+hydra pool whose accounts land on both workers, and whose targets are linked by two link shards on two
+workers, is still seen as one campaign by the merging stage — the accounts one process throttles as a
+cluster — its members are throttled with the cluster's id, and people sending at the same time are not."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import orjson
 import pytest
 
 from detectors.cluster_stage import masked_hub
+from detectors.engine import Engine, MemoryStore
 from sim import personas as P
 from stream.metrics import scrape
 from stream.topics import wait_for_topics
@@ -48,7 +50,8 @@ def test_a_pool_split_over_two_workers_is_throttled_as_one_cluster(kafka_bootstr
         for w in workers:
             w.start()
             w.wait_ready()
-        wait_for_topics(kafka_bootstrap, {"llm.requests", f"{app_id}-cluster-partials", f"{app_id}-cluster-verdicts"})
+        wait_for_topics(kafka_bootstrap, {"llm.requests", f"{app_id}-cluster-partials", f"{app_id}-cluster-links",
+                                          f"{app_id}-cluster-verdicts"})  # fmt: skip
         records, pool, people = traffic(run)
         produce(kafka_bootstrap, "llm.requests", records)
 
@@ -70,10 +73,18 @@ def test_a_pool_split_over_two_workers_is_throttled_as_one_cluster(kafka_bootstr
         cards = {masked_hub(f"payment_fingerprint:card-{run}-{i}") for i in (0, 1)}
         assert {d["evidence"]["cluster"]["shared_infrastructure"][0] for d in decided.values()} <= cards
 
-        # Both workers held part of the pool; one cluster stage (the owner of the partials partition)
-        # merged partials from both.
+        # One process over the same recorded stream (replay's in-process stage, one linker) throttles the
+        # same accounts as clusters: the sharded stage found no cluster one linker does not.
+        one = Engine(MemoryStore())
+        alone = {d.subject_id for _, raw in records for d in one.process(orjson.loads(raw)) if d.cluster_id}
+        assert len([a for a in pool if a in alone]) >= 0.9 * len(pool) and set(decided) <= alone
+
+        # Both workers held part of the pool and one of the two link shards (partitions of cluster-partials);
+        # one merging stage (the owner of cluster-links' partition) merged both shards' links.
         assert all(scrape(w.metrics_port, "distillguard_events_consumed_total") > 0 for w in workers)
-        merged = [scrape(w.metrics_port, "distillguard_cluster_partials_total", outcome="merged") for w in workers]
+        linked = [scrape(w.metrics_port, "distillguard_cluster_partials_total", outcome="merged") for w in workers]
+        assert all(m > 0 for m in linked), linked
+        merged = [scrape(w.metrics_port, "distillguard_cluster_links_total", outcome="merged") for w in workers]
         assert sorted(m > 0 for m in merged) == [False, True], merged
     finally:
         for w in workers:

@@ -131,10 +131,11 @@ def test_the_worker_reads_the_gateways_events_and_publishes_the_decision_it_enfo
     ("role", "allowed", "refused"),
     [
         ("gateway", [REQUESTS.name], [THROTTLE.name, ALLOWLIST.name, FEEDBACK.name, ALERTS.name, DLQ.name,
-                                      f"{APP_ID}-cluster-partials", f"{APP_ID}-cluster-verdicts"]),
+                                      f"{APP_ID}-cluster-partials", f"{APP_ID}-cluster-links",
+                                      f"{APP_ID}-cluster-verdicts"]),
         ("triage", [FEEDBACK.name, ALLOWLIST.name], [THROTTLE.name, REQUESTS.name, ALERTS.name,
                                                      f"{APP_ID}-cluster-partials", f"{APP_ID}-cluster-verdicts"]),
-        ("worker", [THROTTLE.name, ALERTS.name, DLQ.name, f"{APP_ID}-cluster-partials"],
+        ("worker", [THROTTLE.name, ALERTS.name, DLQ.name, f"{APP_ID}-cluster-partials", f"{APP_ID}-cluster-links"],
          [REQUESTS.name, ALLOWLIST.name, FEEDBACK.name]),
     ],
 )  # fmt: skip
