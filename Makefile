@@ -69,4 +69,5 @@ bench: setup  ## benchmarks: detector core, then end to end on a broker it start
 	$(BIN)/python -m bench.bench_detector --events 200000 --accounts 100000 --state-accounts 1000000
 	$(BIN)/python -m bench.bench_instructions --events 30000
 	$(BIN)/python -m bench.bench_intent --events 120000
+	$(BIN)/python -m bench.bench_stage --shards 1 2 4 --batch 1000
 	$(BIN)/python -m bench.bench_e2e --events 200000

@@ -366,6 +366,58 @@ fail:
 }
 
 
+PyDoc_STRVAR(merge_doc,
+"merge(links, linked, params, deltas) -> None\n\n"
+"Fold link shards' ``[a, b, weight, last_ts, strong]`` deltas into ``links`` (OrderedDict) and ``linked``\n"
+"(set), each as one more link update (``ValueError`` on a malformed delta); ``params`` as ``observe``'s.");
+
+/* A delta's number: an int or a float, not a bool (they arrive over Kafka). */
+static int delta_number(PyObject *o, double *out) {
+    if (!(PyFloat_CheckExact(o) || PyLong_CheckExact(o))) return 0;
+    *out = PyFloat_AsDouble(o);
+    return !(*out == -1.0 && PyErr_Occurred());
+}
+
+static PyObject *merge(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyODict_CheckExact(args[0]) || !PySet_Check(args[1]) || !PyTuple_Check(args[2]) ||
+        PyTuple_GET_SIZE(args[2]) != 9)
+        return PyErr_Format(PyExc_TypeError, "merge(OrderedDict, set, 9-tuple, deltas)");
+    PyObject *const *p = &PyTuple_GET_ITEM(args[2], 0);
+    Linker l = {NULL, args[0], args[1]};
+    l.half_life = PyFloat_AsDouble(p[5]);
+    l.threshold = PyFloat_AsDouble(p[6]);
+    l.max_links = PyLong_AsSsize_t(p[7]);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *deltas = PySequence_Fast(args[3], "merge: deltas must be a sequence");
+    if (deltas == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(deltas); i++) {
+        PyObject *d = PySequence_Fast_GET_ITEM(deltas, i);
+        double weight, last;
+        PyObject *const *f = NULL;
+        if ((PyList_CheckExact(d) || PyTuple_CheckExact(d)) && PySequence_Fast_GET_SIZE(d) == 5) {
+            f = PySequence_Fast_ITEMS(d);
+        }
+        if (f == NULL || !PyUnicode_CheckExact(f[0]) || !PyUnicode_CheckExact(f[1]) || !PyBool_Check(f[4]) ||
+            !delta_number(f[2], &weight) || !delta_number(f[3], &last) || !(weight >= 0.0)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a link delta must be [str, str, weight >= 0, seconds, bool]");
+            goto fail;
+        }
+        int strong = f[4] == Py_True;
+        PyObject *ts_obj = PyFloat_FromDouble(last);
+        if (ts_obj == NULL) goto fail;
+        int rc = add_link(&l, f[0], f[1], weight, ts_obj, last, strong, strong);
+        Py_DECREF(ts_obj);
+        if (rc < 0) goto fail;
+    }
+    Py_DECREF(deltas);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(deltas);
+    return NULL;
+}
+
+
 /* ---- the targets of one event */
 
 /* f"{name}:{value}" */
@@ -570,6 +622,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"components", (PyCFunction)(void (*)(void))components, METH_FASTCALL, components_doc},
+    {"merge", (PyCFunction)(void (*)(void))merge, METH_FASTCALL, merge_doc},
     {"observe", (PyCFunction)(void (*)(void))observe, METH_FASTCALL, observe_doc},
     {"targets", (PyCFunction)(void (*)(void))targets, METH_FASTCALL, targets_doc},
     {NULL, NULL, 0, NULL},

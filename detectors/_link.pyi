@@ -2,5 +2,6 @@
 
 from detectors.reference.link import Target as Target
 from detectors.reference.link import components as components
+from detectors.reference.link import merge as merge
 from detectors.reference.link import observe as observe
 from detectors.reference.link import targets as targets

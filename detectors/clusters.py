@@ -272,8 +272,8 @@ def split_obs(obs: Iterable[Sequence[Any]], shards: int) -> list[list[list[Any]]
 
 class LinkMerge:
     """The link graph summed over link shards' deltas (:meth:`Linker.drain_links`): what one linker over
-    every target would hold, since a decaying weight is a sum of decayed contributions (a strong link
-    is its cap whatever the order). Its :meth:`clusters` are the components, as :class:`Linker`'s.
+    every target would hold, since a decaying weight is a sum of decayed updates (a strong link is its
+    cap). Its :meth:`clusters` are the components, as :class:`Linker`'s.
 
     >>> cfg = load_clusters()
     >>> shards = [Linker(cfg), Linker(cfg)]  # a and b meet twice on a template, twice behind one /24
@@ -291,39 +291,15 @@ class LinkMerge:
     """
 
     def __init__(self, cfg: ClusterConfig) -> None:
-        self.cfg = cfg
+        self.cfg, self._params = cfg, _link_params(cfg)
         self.links: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()  # as Linker.links
         self.linked: set[tuple[str, str]] = set()
 
     def add(self, deltas: Iterable[Sequence[Any]]) -> None:
-        """Fold in ``[a, b, weight, last_ts, strong]`` deltas (``ValueError`` on a malformed one: they
-        arrive over Kafka)."""
-        cfg, links, linked = self.cfg, self.links, self.linked
-        for delta in deltas:
-            if not isinstance(delta, (list, tuple)) or len(delta) != 5:
-                raise ValueError("a link delta must be [a, b, weight, last_ts, strong]")
-            a, b, weight, last, strong = delta
-            if not (isinstance(a, str) and isinstance(b, str) and type(weight) in (int, float)
-                    and type(last) in (int, float) and type(strong) is bool and weight >= 0.0):  # fmt: skip
-                raise ValueError("a link delta must be [str, str, weight ≥ 0, seconds, bool]")
-            pair = (a, b) if a < b else (b, a)
-            link = links.get(pair)
-            if link is None:
-                link = links[pair] = [float(weight), float(last), strong]
-                if len(links) > cfg.max_links:
-                    oldest, _ = links.popitem(last=False)
-                    linked.discard(oldest)
-            else:
-                if last >= link[1]:
-                    total = link[0] * math.pow(0.5, (last - link[1]) / cfg.half_life_seconds) + weight
-                    link[1] = float(last)
-                else:
-                    total = link[0] + weight * math.pow(0.5, (link[1] - last) / cfg.half_life_seconds)
-                link[0] = float(min(weight, total) if strong else total)
-                link[2] = link[2] or strong
-                links.move_to_end(pair)
-            if link[0] >= cfg.link_threshold:
-                linked.add(pair)
+        """Fold in ``[a, b, weight, last_ts, strong]`` deltas, each as one more link update
+        (``reference/link.py``'s ``merge``, in C ``_link.merge``; ``ValueError`` on a malformed one:
+        they arrive over Kafka)."""
+        _link.merge(self.links, self.linked, self._params, deltas)
 
     def clusters(self, now: float) -> dict[str, Cluster]:
         return _clusters(self.links, self.linked, now, self.cfg)

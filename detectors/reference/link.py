@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Target", "components", "observe", "targets"]
+__all__ = ["Target", "components", "merge", "observe", "targets"]
 
 
 class Target:
@@ -126,6 +126,29 @@ def observe(
     for account, ts, keys in obs:
         for key, strong in keys:
             _observe_target(targets, links, linked, params, account, ts, key, bool(strong))
+
+
+def merge(
+    links: OrderedDict[tuple[str, str], list[Any]],
+    linked: set[tuple[str, str]],
+    params: tuple[float | int, ...],
+    deltas: Iterable[Sequence[Any]],
+    /,
+) -> None:
+    """Fold link shards' ``[a, b, weight, last_ts, strong]`` deltas (``clusters.Linker.drain_links``) into
+    ``links`` and ``linked``, each as one more link update: what one linker over every target would have
+    done, since a decaying weight is a sum of decayed updates and a strong link is its cap. ``ValueError``
+    on a malformed delta (they arrive over Kafka); ``params`` as :func:`observe`'s."""
+    if len(params) != 9:
+        raise TypeError("merge(OrderedDict, set, 9-tuple, deltas)")
+    for delta in deltas:
+        if not (type(delta) in (list, tuple) and len(delta) == 5):
+            raise ValueError("a link delta must be [str, str, weight >= 0, seconds, bool]")
+        a, b, weight, last, strong = delta
+        if not (type(a) is str and type(b) is str and type(strong) is bool and type(weight) in (int, float)
+                and type(last) in (int, float) and weight >= 0.0):  # fmt: skip
+            raise ValueError("a link delta must be [str, str, weight >= 0, seconds, bool]")
+        _add_link(links, linked, params, a, b, float(weight), float(last), strong=strong, cap=strong)
 
 
 def targets(

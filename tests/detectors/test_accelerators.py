@@ -158,6 +158,30 @@ def test_the_c_linker_folds_and_joins_exactly_as_the_reference() -> None:
     assert popular and hubs and dropped and restarted  # the streams reached every branch
 
 
+def test_the_c_merge_of_link_deltas_is_the_references_and_both_refuse_the_same_deltas() -> None:
+    cfg = small_caps(max_links=60, half_life_seconds=200.0, link_threshold=1.2)
+    params = (cfg.window_seconds, cfg.max_accounts_per_target, cfg.max_targets, cfg.recent_per_target,
+              cfg.strong_weight, cfg.half_life_seconds, cfg.link_threshold, cfg.max_links,
+              cfg.target_period_seconds)  # fmt: skip
+    rng = random.Random(4)
+    c: tuple[Any, ...] = (OrderedDict(), set())
+    py: tuple[Any, ...] = (OrderedDict(), set())
+    for step in range(40):  # out-of-order times, ints and floats, strong hubs, LRU eviction past 60 links
+        deltas = [[f"a{rng.randrange(30)}", f"@card:{rng.randrange(3)}" if strong else f"a{rng.randrange(30)}",
+                   rng.choice([0.4, 1, 0.75]), rng.choice([step * 10, step * 10 - 25.5]), strong]
+                  for strong in (rng.random() < 0.2 for _ in range(30))]  # fmt: skip
+        _link.merge(*c, params, deltas)
+        link_reference.merge(*py, params, deltas)
+        assert linker_view(OrderedDict(), *c) == linker_view(OrderedDict(), *py), step
+    assert len(c[0]) == cfg.max_links and c[1]
+    bad = ([["a", "b", -1.0, 1.0, False]], [["a", "b", "1", 1.0, False]], [["a", "b", 1.0, 1.0, 1]],
+           [["a", 2, 1.0, 1.0, False]], [["a", "b", True, 1.0, False]], [["a", "b", 1.0]], ["ab"], [None])  # fmt: skip
+    for deltas in bad:
+        for merge in (_link.merge, link_reference.merge):
+            with pytest.raises(ValueError):
+                merge(OrderedDict(), set(), params, deltas)
+
+
 def test_the_c_targets_of_an_event_are_the_references() -> None:
     rng = random.Random(5)
     values: list[Any] = [None, "", 0, 7, "pf-1", "fp-ü", True, 3.5]
