@@ -35,6 +35,7 @@ from stream.faust_patches import (
     commit_past_duplicate_acks,
     committed_offset,
     drop_records_fetched_before_a_seek,
+    owns,
     queue_whole_batches,
     warm_partitioner,
 )
@@ -291,25 +292,44 @@ def create_app(
             for part in encoded_parts(shard.drain(seq=event.message.offset)):
                 await (await links.send(key=skey, value=part, headers=settings.control_headers(skey, part)))
 
+    def on_links(key: bytes | None, value: bytes | None, headers: Any) -> None:
+        """Every worker merges every link shard's message (not a group's share), so the merged link graph is
+        warm wherever the merging role moves: a worker taking it over after a crash has it, and a restart
+        rebuilds it from the topic (a day's retention, four link half-lives)."""
+        if not trusted_record(key, value, headers, "cluster-links"):
+            return
+        try:
+            merged = engine.cluster_stage.merge(orjson.loads(value or b""))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            log.warning("ignored an unreadable link shard message: %s", type(exc).__name__)
+            metrics.cluster_links.labels(outcome="invalid").inc()
+            return
+        metrics.cluster_links.labels(outcome="merged" if merged else "duplicate").inc()
+
+    links_reader = CompactedReader(bootstrap_servers(settings.broker), links.get_topic_name(), on_links, resume=True)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_links() -> None:
+        await links_reader.start()
+
+    def merging() -> bool:
+        """Whether this worker holds the merging role: the group's owner of cluster-links' one partition
+        scores clusters and sends verdicts; the others only keep their copy of the graph up to date. Not
+        before this worker's copy has caught up with the topic (a restart reads a day of links first)."""
+        return links_reader.caught_up.is_set() and owns(app, links.get_topic_name(), 0)
+
     @app.agent(links, name="cluster")
     async def cluster(stream: Any) -> None:
-        """The merging stage: every shard's links and member summaries meet here (one partition, so one
-        stage sees every account), are summed into one link graph, and clusters are scored at ticks."""
+        """The merging stage's clock: records reach this agent on the role's owner only; the graph itself
+        is merged by ``on_links`` on every worker. Scores clusters once a minute of event time."""
         stage = engine.cluster_stage
-        async for event in stream.events():
-            if not trusted(event, "cluster-links"):
-                continue
-            try:
-                merged = stage.merge(orjson.loads(event.value))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                log.warning("ignored an unreadable link shard message: %s", type(exc).__name__)
-                metrics.cluster_links.labels(outcome="invalid").inc()
-                continue
-            metrics.cluster_links.labels(outcome="merged" if merged else "duplicate").inc()
-            if merged and stage.due(stage.latest):
+        async for _ in stream.events():
+            if stage.due(stage.latest):
                 await tick_clusters()
 
     async def tick_clusters() -> None:
+        if not merging():
+            return
         for verdict in engine.cluster_stage.tick(engine.cluster_stage.latest):
             vkey, value = verdict.account.encode(), orjson.dumps(verdict.to_record())
             fut = await verdicts.send(key=vkey, value=value, headers=settings.control_headers(vkey, value))

@@ -42,6 +42,7 @@ _CLASS_INTERNALS: tuple[tuple[str, str], ...] = (
     ("aiokafka.consumer.subscription_state:Assignment", "state_value"),
     ("aiokafka.consumer.subscription_state:TopicPartitionState", "has_valid_position"),
     ("aiokafka.consumer.subscription_state:TopicPartitionState", "position"),
+    ("faust.assignor.partition_assignor:PartitionAssignor", "assigned_actives"),
 )
 _CONSUMER_INTERNALS = ("_acked", "_acked_index", "_committed_offset", "_thread")
 
@@ -65,6 +66,11 @@ def check_internals(consumer: Any = None) -> None:
     if missing:
         raise InternalsMissing(f"Faust/aiokafka internals this worker relies on are gone: {', '.join(missing)}; "
                                "see stream/faust_patches.py")  # fmt: skip
+
+
+def owns(app: Any, topic: str, partition: int) -> bool:
+    """Whether this worker is the group's active owner of ``topic``'s ``partition`` now."""
+    return any(tp.topic == topic and tp.partition == partition for tp in app.assignor.assigned_actives())
 
 
 def aiokafka_producer(producer: Any) -> Any:

@@ -156,7 +156,8 @@ class WorkerMetrics:
             ),
             cluster_links=counter(
                 "cluster_links",
-                "Link shards' messages read by the merging cluster stage: merged, duplicate (replayed) or invalid.",
+                "Link shards' messages merged into this worker's copy of the link graph (every worker keeps one):"
+                " merged, duplicate (replayed) or invalid.",
                 "outcome",
             ),
             checkpoints=counter(

@@ -6,6 +6,7 @@ cluster — its members are throttled with the cluster's id, and people sending 
 from __future__ import annotations
 
 import random
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sim import personas as P
 from stream.metrics import scrape
 from stream.topics import wait_for_topics
 from tests.conftest import free_port
-from tests.integration.conftest import WorkerProcess, produce, read_until
+from tests.integration.conftest import WorkerProcess, eventually, produce, read_until
 
 pytestmark = pytest.mark.integration
 
@@ -80,12 +81,22 @@ def test_a_pool_split_over_two_workers_is_throttled_as_one_cluster(kafka_bootstr
         assert len([a for a in pool if a in alone]) >= 0.9 * len(pool) and set(decided) <= alone
 
         # Both workers held part of the pool and one of the two link shards (partitions of cluster-partials);
-        # one merging stage (the owner of cluster-links' partition) merged both shards' links.
+        # both keep the merged link graph; one (the owner of cluster-links' partition) scores clusters.
         assert all(scrape(w.metrics_port, "distillguard_events_consumed_total") > 0 for w in workers)
         linked = [scrape(w.metrics_port, "distillguard_cluster_partials_total", outcome="merged") for w in workers]
         assert all(m > 0 for m in linked), linked
         merged = [scrape(w.metrics_port, "distillguard_cluster_links_total", outcome="merged") for w in workers]
-        assert sorted(m > 0 for m in merged) == [False, True], merged
+        assert all(m > 0 for m in merged), merged
+        members = [scrape(w.metrics_port, "distillguard_cluster_stage_members") for w in workers]
+        assert sorted(m > 0 for m in members) == [False, True], members
+
+        # The merging worker dies: the other takes the role over with the graph it kept, and scores the
+        # pool's cluster again at its first tick — no new traffic, nothing rebuilt.
+        owner = workers[members.index(max(members))]
+        survivor = workers[1 - workers.index(owner)]
+        owner.stop(signal.SIGKILL)
+        took_over = lambda: scrape(survivor.metrics_port, "distillguard_cluster_stage_members") >= 0.9 * len(pool)  # noqa: E731
+        assert eventually(took_over, 120), survivor.log()
     finally:
         for w in workers:
             w.stop()
