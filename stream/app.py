@@ -7,27 +7,25 @@ between Kafka and the engine, keeps the engine's state in a changelogged table, 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 import orjson
 from aiohttp import web
-from faust.exceptions import NotReady
 
 from detectors.account_state import to_evict
-from detectors.cluster_stage import ClusterVerdict, LinkShard, encoded_parts, partial_key, split_partial
+from detectors.cluster_stage import encoded_parts, partial_key, split_partial
 from detectors.config import load_scoring
 from detectors.engine import Engine
 from detectors.pipeline import handle
 from detectors.types import ACTIONS
 from stream.checkpoints import CheckpointTopic
+from stream.cluster_agents import install_cluster_stage
 from stream.compacted import CompactedReader
 from stream.connection import KafkaSecurity
 from stream.faust_patches import (
@@ -35,23 +33,21 @@ from stream.faust_patches import (
     commit_past_duplicate_acks,
     committed_offset,
     drop_records_fetched_before_a_seek,
-    owns,
     queue_whole_batches,
+    skipped_once_stopped,
     warm_partitioner,
 )
 from stream.health import Health
 from stream.metrics import WorkerMetrics
 from stream.publish import Publisher, active_entry
 from stream.settings import WorkerSettings, bootstrap_servers
-from stream.signing import verify
+from stream.signing import ControlGate, verify
 from stream.topics import (
     ALL_TOPICS,
     ALLOWLIST,
     APP_TOPICS,
     CHECKPOINTS,
-    CLUSTER_LINKS,
     CLUSTER_PARTIALS,
-    CLUSTER_VERDICTS,
     FEEDBACK,
     REQUESTS,
     TopicSpec,
@@ -153,8 +149,7 @@ def create_app(
     topics = {spec.name: topic(spec) for spec in ALL_TOPICS}
     topics |= {spec.name: topic(spec, f"{settings.app_id}-{spec.name}") for spec in APP_TOPICS}
     requests = topics[REQUESTS.name]  # the decision, alert and DLQ topics are the Publisher's
-    partials, links = topics[CLUSTER_PARTIALS.name], topics[CLUSTER_LINKS.name]
-    verdicts = topics[CLUSTER_VERDICTS.name]
+    partials = topics[CLUSTER_PARTIALS.name]  # the cluster stage's other topics: stream/cluster_agents.py
     states = app.Table(
         "account-state",
         key_type=bytes,
@@ -182,19 +177,7 @@ def create_app(
     publisher = Publisher(app, settings, cfg, metrics, topics, active)
     keys = settings.trusted_keys()
 
-    def trusted(event: Any, topic: str) -> bool:
-        """A control record signed by a trusted key; anything else is counted and ignored: whoever can
-        write these topics must not be able to allowlist, block or teach (issue 22, item 5)."""
-        return trusted_record(event.key, event.value, (event.headers or {}).items(), topic)
-
-    def trusted_record(key: Any, value: Any, headers: Any, topic: str) -> bool:
-        key = key if isinstance(key, bytes) else b""
-        value = value if isinstance(value, bytes) else None
-        if verify(key, value, headers, keys) is not None:
-            return True
-        metrics.control_rejected.labels(topic=topic).inc()
-        log.warning("ignored an unsigned or badly signed %s record", topic)
-        return False
+    gate = ControlGate(keys, lambda topic: metrics.control_rejected.labels(topic=topic).inc())
 
     kill_after_state = failpoint_batch(settings.failpoint, "kill-after-state")
 
@@ -266,75 +249,7 @@ def create_app(
             health.progressed()
             metrics.last_event_timestamp.set(time.time())
 
-    shards: dict[int, LinkShard] = {}  # partition of cluster-partials -> its link shard, on this worker
-
-    @app.agent(partials, name="link")
-    async def link(stream: Any) -> None:
-        """The cluster stage's link shards, one per partition of cluster-partials: each folds the targets
-        it owns from every account partition's partials (duplicates replayed after a rebalance are
-        dropped by source sequence) and sends the links they formed on to the merging stage."""
-        async for event in stream.events():
-            if not trusted(event, "cluster-partials"):
-                continue
-            k = event.message.partition
-            shard = shards.get(k) or shards.setdefault(k, LinkShard(engine.clusters_cfg, k))
-            try:
-                merged = shard.merge(orjson.loads(event.value))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                log.warning("ignored an unreadable cluster partial: %s", type(exc).__name__)
-                metrics.cluster_partials.labels(outcome="invalid").inc()
-                continue
-            metrics.cluster_partials.labels(outcome="merged" if merged else "duplicate").inc()
-            if not merged:
-                continue
-            # sequenced by this partial's offset: what a successor rebuilds from replayed partials is dropped
-            skey = f"s{k}".encode()
-            for part in encoded_parts(shard.drain(seq=event.message.offset)):
-                await (await links.send(key=skey, value=part, headers=settings.control_headers(skey, part)))
-
-    def on_links(key: bytes | None, value: bytes | None, headers: Any) -> None:
-        """Every worker merges every link shard's message (not a group's share), so the merged link graph is
-        warm wherever the merging role moves: a worker taking it over after a crash has it, and a restart
-        rebuilds it from the topic (a day's retention, four link half-lives)."""
-        if not trusted_record(key, value, headers, "cluster-links"):
-            return
-        try:
-            merged = engine.cluster_stage.merge(orjson.loads(value or b""))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignored an unreadable link shard message: %s", type(exc).__name__)
-            metrics.cluster_links.labels(outcome="invalid").inc()
-            return
-        metrics.cluster_links.labels(outcome="merged" if merged else "duplicate").inc()
-
-    links_reader = CompactedReader(bootstrap_servers(settings.broker), links.get_topic_name(), on_links, resume=True)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def follow_links() -> None:
-        await links_reader.start()
-
-    def merging() -> bool:
-        """Whether this worker holds the merging role: the group's owner of cluster-links' one partition
-        scores clusters and sends verdicts; the others only keep their copy of the graph up to date. Not
-        before this worker's copy has caught up with the topic (a restart reads a day of links first)."""
-        return links_reader.caught_up.is_set() and owns(app, links.get_topic_name(), 0)
-
-    @app.agent(links, name="cluster")
-    async def cluster(stream: Any) -> None:
-        """The merging stage's clock: records reach this agent on the role's owner only; the graph itself
-        is merged by ``on_links`` on every worker. Scores clusters once a minute of event time."""
-        stage = engine.cluster_stage
-        async for _ in stream.events():
-            if stage.due(stage.latest):
-                await tick_clusters()
-
-    async def tick_clusters() -> None:
-        if not merging():
-            return
-        for verdict in engine.cluster_stage.tick(engine.cluster_stage.latest):
-            vkey, value = verdict.account.encode(), orjson.dumps(verdict.to_record())
-            fut = await verdicts.send(key=vkey, value=value, headers=settings.control_headers(vkey, value))
-            await fut
-        metrics.cluster_stage_members.set(len(engine.cluster_stage.members))
+    install_cluster_stage(app, settings, engine, metrics, topics, publisher, gate, (states, active))
 
     # -- checkpoints: on a compacted topic every worker follows (stream/checkpoints.py) ----------------
 
@@ -362,32 +277,6 @@ def create_app(
     async def write_checkpoint(name: str, blob: bytes) -> None:
         await checkpoints.write(name, blob)
         metrics.checkpoints.labels(name=name, outcome="written").inc()
-
-    @app.timer(interval=settings.cluster_idle_tick_seconds)  # type: ignore[untyped-decorator]
-    @skipped_once_stopped
-    async def tick_when_partials_pause() -> None:
-        """Event time only moves when partials arrive: at the end of a burst, score what was merged
-        since the last tick instead of waiting for traffic that may not come."""
-        if engine.cluster_stage.pending:
-            await tick_clusters()
-
-    @app.agent(verdicts, name="apply-cluster-verdicts")
-    async def apply_cluster_verdicts(stream: Any) -> None:
-        """Cluster verdicts land on the worker that owns the account (same partitioning as llm.requests):
-        one writer decides for each account, so a cluster decision never steps an account's down."""
-        async for event in stream.events():
-            if not trusted(event, "cluster-verdicts"):
-                continue
-            try:
-                verdict = ClusterVerdict.from_record(orjson.loads(event.value))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                log.warning("ignored an unreadable cluster verdict: %s", str(exc)[:200])
-                continue
-            decision = engine.apply_verdict(verdict)
-            if decision is not None:
-                await publisher.decision(decision)
-            await warm_partitioner(app, (states, active))  # as in detect: metadata a failover cleared
-            engine.flush()
 
     async def on_partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         """Partitions are moving: cached states may go stale, so re-read them from the table."""
@@ -424,7 +313,7 @@ def create_app(
         """A triage verdict teaches the supervised model. Every worker reads the whole feedback log (not a
         consumer group's share), so every worker's model learns every verdict and they agree; the model
         is rebuilt from the log at start, not restored from the local checkpoint."""
-        if not trusted_record(key, value, headers, "feedback"):
+        if not gate.record(key, value, headers, "feedback"):
             return
         verdict = parse_verdict(value)
         if verdict is None:
@@ -482,21 +371,6 @@ def create_app(
             metrics.model_updated_timestamp.labels(model=model).set(time.time())
 
     return app
-
-
-def skipped_once_stopped(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-    """A timer that sends is cut short, not crashed, when the worker stops under it: Faust stops the
-    producer while a timer may be between two sends (seen in CI). What it skipped, the next run after
-    a restart does again (the cluster stage re-scores, expired decisions are still in the table)."""
-
-    @functools.wraps(timer)
-    async def run() -> None:
-        try:
-            await timer()
-        except NotReady:
-            log.info("%s cut short: the producer has stopped (the worker is stopping)", timer.__name__)
-
-    return run
 
 
 def consumer_lag(app: faust.App, topic: str) -> dict[int, int]:

@@ -1,18 +1,20 @@
 """Every private Faust and aiokafka attribute the worker touches, in one place: two fixes for
 faust-streaming 0.15.3 bugs (each names the bug and where it was seen, and can go when Faust fixes it
 upstream), the reads and settings Faust has no public API for (the producer under it, committed offsets,
-its send buffer, the changelog partitioner's metadata), and :func:`check_internals`, which the worker runs at
+its send buffer, the changelog partitioner's metadata, who owns a partition), how a timer survives Faust
+stopping under it, and :func:`check_internals`, which the worker runs at
 start-up so that a renamed internal fails loudly instead of turning a fix into a silent no-op.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
-from faust.exceptions import ConsumerNotStarted
+from faust.exceptions import ConsumerNotStarted, NotReady
 from faust.transport.consumer import Consumer
 
 __all__ = [
@@ -24,7 +26,11 @@ __all__ = [
     "commit_past_duplicate_acks",
     "committed_offset",
     "drop_records_fetched_before_a_seek",
+    "owns",
+    "skipped_once_stopped",
 ]
+
+log = logging.getLogger("distillguard.worker")
 
 
 class InternalsMissing(RuntimeError):
@@ -170,3 +176,18 @@ def queue_whole_batches(app: faust.App, batch_size: int) -> None:
     on every burst of changelog writes; let a whole batch's writes queue instead."""
     producer: Any = app.producer
     producer.buffer.max_messages = batch_size
+
+
+def skipped_once_stopped(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A timer that sends is cut short, not crashed, when the worker stops under it: Faust stops the
+    producer while a timer may be between two sends (seen in CI). What it skipped, the next run after
+    a restart does again (the cluster stage re-scores, expired decisions are still in the table)."""
+
+    @functools.wraps(timer)
+    async def run() -> None:
+        try:
+            await timer()
+        except NotReady:
+            log.info("%s cut short: the producer has stopped (the worker is stopping)", timer.__name__)
+
+    return run

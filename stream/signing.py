@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-__all__ = ["ISSUED_HEADER", "KEY_ID_HEADER", "SIGNATURE_HEADER", "parse_keys", "sign", "signature_headers", "verify"]
+__all__ = ["ISSUED_HEADER", "KEY_ID_HEADER", "SIGNATURE_HEADER", "ControlGate", "parse_keys", "sign",
+           "signature_headers", "verify"]  # fmt: skip
+
+log = logging.getLogger("distillguard.worker")
 
 KEY_ID_HEADER = "distillguard-key-id"
 ISSUED_HEADER = "distillguard-issued-at"
@@ -80,3 +85,33 @@ def parse_keys(spec: str) -> dict[str, bytes]:
             raise ValueError(f"signing key {part!r} must look like id:secret")
         keys[key_id] = secret.encode()
     return keys
+
+
+class ControlGate:
+    """Whether a control record (allowlist, feedback, the cluster stage's hops) may be acted on: only when
+    one of ``keys`` signed it. Anything else is counted (``on_rejected(topic)``) and logged, never acted
+    on: whoever can write these topics must not be able to allowlist, block or teach.
+
+    >>> gate = ControlGate({"k1": b"secret"}, lambda topic: print("rejected on", topic))
+    >>> gate.record(b"p0", b"{}", signature_headers(b"p0", b"{}", "k1", b"secret", issued=1.0), "cluster-links")
+    True
+    >>> gate.record(b"p0", b"{}", [], "cluster-links")
+    rejected on cluster-links
+    False
+    """
+
+    def __init__(self, keys: Mapping[str, bytes], on_rejected: Callable[[str], None]) -> None:
+        self.keys, self.on_rejected = keys, on_rejected
+
+    def record(self, key: Any, value: Any, headers: Any, topic: str) -> bool:
+        key = key if isinstance(key, bytes) else b""
+        value = value if isinstance(value, bytes) else None
+        if verify(key, value, headers, self.keys) is not None:
+            return True
+        self.on_rejected(topic)
+        log.warning("ignored an unsigned or badly signed %s record", topic)
+        return False
+
+    def event(self, event: Any, topic: str) -> bool:
+        """:meth:`record` of a Faust event."""
+        return self.record(event.key, event.value, (event.headers or {}).items(), topic)

@@ -11,6 +11,7 @@ import faust
 import pytest
 from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from faust.exceptions import NotReady
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
@@ -19,6 +20,7 @@ from stream.faust_patches import (
     check_internals,
     commit_past_duplicate_acks,
     drop_records_fetched_before_a_seek,
+    skipped_once_stopped,
 )
 
 PARTITION = TP("llm.requests", 1)
@@ -148,3 +150,22 @@ def test_a_renamed_internal_fails_the_start_up_check_naming_it(consumer: Any, mo
     del consumer._committed_offset
     with pytest.raises(InternalsMissing, match=r"Assignment\.state_value.*\._committed_offset"):
         check_internals(consumer)
+
+
+def test_a_timer_cut_short_by_a_stopped_producer_ends_quietly_and_other_errors_still_raise() -> None:
+    sent: list[int] = []
+
+    @skipped_once_stopped
+    async def tick() -> None:
+        sent.append(1)
+        raise NotReady("Producer service not yet started")  # what Faust raises once it stopped the producer
+
+    asyncio.run(tick())
+    assert sent == [1] and tick.__name__ == "tick"
+
+    @skipped_once_stopped
+    async def broken() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError):
+        asyncio.run(broken())
