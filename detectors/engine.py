@@ -24,6 +24,7 @@ from detectors.features import PhraseBook, extract, load_phrasebook, masked_samp
 from detectors.fusion import Explanation, LinearFusion, fuse
 from detectors.policy import decide, in_force, needs_decision, reason_codes, tick_level
 from detectors.scoring import VECTOR_FEATURES, PopulationNorms, vector_params, window_vector
+from detectors.state_cache import CACHE_SIZE, StateCache
 from detectors.supervised import SupervisedModel
 from detectors.types import Decision, RequestEvent, StateStore
 
@@ -34,11 +35,6 @@ __all__ = ["Engine", "MemoryStore", "ModelRegistry"]
 _MAX_MODELS = 1024  # distinct model names remembered; a flood of junk names cannot grow memory
 _LAUNCH_GRACE = 3600.0  # models seen in the first hour of a stream are not "new": they were already there
 _TOP_EXPLANATIONS = 5
-_SWEEP_EVERY = 3600.0  # event-time seconds between idle-account sweeps when under the account cap
-_INSERT_SLACK = 0.01  # new accounts may exceed the cap by this share before an insertion sweeps
-#: States kept as writable copies for recently active accounts between flushes: ~1.1 KB each, so 64k cost
-#: ~70 MB. A miss copies the state in and another out (~6% of the core at 100k accounts with 20k).
-_CACHE_SIZE = 65_536
 
 
 def window_summary(state: AccountState, now: float, cfg: ScoringConfig) -> dict[str, float]:
@@ -160,16 +156,13 @@ class Engine:
         book: PhraseBook | None = None,
         *,
         clusters: ClusterConfig | None = None,
-        cache_size: int = _CACHE_SIZE,
+        cache_size: int = CACHE_SIZE,
         local_clusters: bool = True,
         stage_shards: int = 1,
     ) -> None:
-        self.store = store
         self.cfg = cfg or load_scoring()
         self.book = book or load_phrasebook()
-        self.cache: OrderedDict[str, AccountState] = OrderedDict()  # hot accounts' writable states (LRU)
-        self.dirty: dict[str, None] = {}  # cached accounts changed since the last flush (ordered set)
-        self.cache_size = cache_size
+        self.states = StateCache(store, self.cfg.window, cache_size)  # hot accounts' states, in front of the store
         self.anomaly: dict[str, CohortAnomaly] = {}
         self.norms: dict[str, PopulationNorms] = {}
         self.supervised = SupervisedModel(self.cfg.supervised)
@@ -181,8 +174,6 @@ class Engine:
                                           merging=not local_clusters)  # fmt: skip
         self.cluster_stage.resolve = self._member_fields
         self.local_clusters = local_clusters
-        self._swept_at = -math.inf  # event time of the last eviction sweep
-        self._new_accounts = 0  # accounts created since the last flush (not in the store yet)
         self._seq = 0
         #: Events not folded because their account's state already held them (a replay after a crash).
         self.replayed = 0
@@ -212,7 +203,8 @@ class Engine:
         ts = float(event["ts"])
         account_id: str = event["account_id"]
         features = extract(event, self.book)
-        state = self._state(account_id, event, ts)
+        created = event.get("account_created_ts")
+        state = self.states.writable(account_id, float(created) if created else None, ts)
         # Replayed after a crash when the state already holds it (the offset is stored with the state, in one
         # changelog record): not counted twice. Its cluster partial goes again: the stage keeps the first of
         # each offset.
@@ -266,7 +258,7 @@ class Engine:
 
     def _member_fields(self, account: str, account_type: str, now: float) -> list[Any] | None:
         """A member summary's fields at ``now``, or None when the account has no state (evicted)."""
-        state = self.cache.get(account) or AccountState.unpack(self.store.get(account), self.cfg.window)
+        state = self.states.read(account)
         return None if state is None else member_fields(state, now, self.cfg.window, account_type)
 
     def apply_verdict(self, verdict: ClusterVerdict) -> Decision | None:
@@ -274,7 +266,7 @@ class Engine:
         force is already as high, or the account is allowlisted)."""
         if self.allowlist and self.is_allowlisted(verdict.account, None, verdict.at):
             return None
-        state = self._state(verdict.account, {}, verdict.at)
+        state = self.states.writable(verdict.account, None, verdict.at)
         return decide(state, subject_id=verdict.account, level=verdict.level, score=verdict.score, now=verdict.at,
                       trigger_event_id=f"{verdict.cluster_id}@{int(verdict.at)}", cfg=self.cfg.policy,
                       reasons=verdict.reasons, evidence=verdict.evidence, cluster_id=verdict.cluster_id)  # fmt: skip
@@ -369,67 +361,17 @@ class Engine:
         (False: refused, its features are not window features in [0, 1])."""
         return self.supervised.learn_one(features, confirmed)
 
-    def _state(self, account_id: str, event: RequestEvent, ts: float) -> AccountState:
-        """The account's state for updating: from the cache of hot accounts, else copied from the store."""
-        cache = self.cache
-        state = cache.get(account_id)
-        if state is not None:
-            cache.move_to_end(account_id)
-        else:
-            state = AccountState.unpack(self.store.get(account_id), self.cfg.window)
-            if state is None:
-                created = event.get("account_created_ts")
-                state = AccountState.new(self.cfg.window, created_ts=float(created) if created else ts)
-                self._new_accounts += 1
-                cap = self.cfg.window.max_tracked_accounts
-                if len(self.store) + self._new_accounts > cap + max(1, int(cap * _INSERT_SLACK)):
-                    # The cap holds at insertion, not only at the next timed sweep: a flood of fresh ids
-                    # between sweeps cannot grow memory by more than the slack (issue 22, item 10).
-                    self.evict(before=ts - self.cfg.window.idle_horizon_seconds)
-            cache[account_id] = state
-            if len(cache) > self.cache_size:  # the coldest account goes back to packed form only
-                cold_id, cold = cache.popitem(last=False)
-                if self.dirty.pop(cold_id, 0) is None:
-                    self.store.put(cold_id, cold.pack())
-        self.dirty[account_id] = None
-        return state
-
     def flush(self) -> int:
-        """Pack every state changed since the last flush into the store; returns how many.
-
-        States stay cached for the next events of hot accounts (see :meth:`forget_cache`).
-        """
-        cache, store = self.cache, self.store
-        self._new_accounts = 0  # in the store from now on
-        for account_id in self.dirty:
-            state = cache[account_id]
-            store.put(account_id, state.pack())
-        n = len(self.dirty)
-        self.dirty.clear()
-        return n
+        """Pack every state changed since the last flush into the store; returns how many."""
+        return self.states.flush()
 
     def evict(self, before: float) -> int:
-        """Forget accounts idle since ``before`` (event time) and, beyond ``[window] max_tracked_accounts``,
-        those with the least evidence, cached or stored; returns how many.
-
-        A sweep reads every stored state, so idle accounts are swept at most once per hour of event time
-        (the idle horizon is days); over the cap, at every call.
-        """
-        self.flush()
-        cap = self.cfg.window.max_tracked_accounts
-        if len(self.store) <= cap and before - self._swept_at < _SWEEP_EVERY:
-            return 0
-        self._swept_at = before
-        evicted = self.store.evict(before, cap)
-        for account_id in evicted:
-            self.cache.pop(account_id, None)
-        return len(evicted)
+        """Forget idle and, over the account cap, least-evidence accounts (:meth:`StateCache.evict`)."""
+        return self.states.evict(before)
 
     def forget_cache(self) -> None:
-        """Drop cached states (after a flush): the worker calls this when partitions move, since
-        another worker may own and change those accounts' state in the store meanwhile."""
-        self.flush()
-        self.cache.clear()
+        """Drop hot states (after a flush): partitions are moving to or from another worker."""
+        self.states.forget()
 
     # -- model checkpoints ---------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ def replay(
     own config and hooks) instead of a fresh one."""
     if engine is None:
         engine = Engine(MemoryStore(), cfg or load_scoring())
-    cfg, store = engine.cfg, engine.store
+    cfg, store = engine.cfg, engine.states.store
     tune_gc()
     summary = ReplaySummary()
     started = time.perf_counter()

@@ -55,8 +55,8 @@ def test_engine_state_survives_a_restart_through_the_store() -> None:
     restarted.restore(first.checkpoint())
     run(restarted, events[20:])
     restarted.flush()
-    state = restarted._state("a", {}, T0 + 40)
-    assert state.counters[0] == 40  # all requests remembered
+    state = restarted.states.read("a")
+    assert state is not None and state.counters[0] == 40  # all requests remembered
 
 
 def test_engine_checkpoint_refuses_another_river_version() -> None:
@@ -77,7 +77,7 @@ def test_engine_evicts_idle_accounts_by_event_time() -> None:
         engine.process(make_event(i, account=f"idle-{i}", ts=T0))
     engine.process(make_event(0, account="active", ts=T0 + 3 * DAY))
     assert engine.evict(before=T0 + 3 * DAY - engine.cfg.window.idle_horizon_seconds) == 10
-    assert len(store) == 1 and list(engine.cache) == ["active"]
+    assert len(store) == 1 and list(engine.states.hot) == ["active"]
 
 
 def test_idle_sweeps_read_the_store_at_most_once_an_hour_of_event_time_under_the_cap() -> None:
@@ -111,7 +111,7 @@ def test_an_account_id_flood_is_evicted_first_and_memory_stays_bounded() -> None
             assert len(store) <= cfg.window.max_tracked_accounts
             peaks.append(tracemalloc.get_traced_memory()[0])
     tracemalloc.stop()
-    assert engine.store.get("harvester") is not None  # the busy account kept its evidence
+    assert engine.states.store.get("harvester") is not None  # the busy account kept its evidence
     # Memory levels off with the cap: the last third of the flood adds (almost) nothing.
     third = len(peaks) // 3
     assert max(peaks[-third:]) < 1.1 * max(peaks[third : 2 * third]), peaks
@@ -193,8 +193,8 @@ def test_the_cohorts_typical_values_come_from_accounts_under_no_decision() -> No
     engine = Engine(MemoryStore())
     decided = {d.subject_id for e in events for d in engine.process(e)}
     assert {f"bot-{i}" for i in range(4)} <= decided and not any(s.startswith("chat") for s in decided)
-    bot = engine._state("bot-0", {}, T0 + 6 * 3600)
-    assert bot.share(Counters.COT) > 0.5  # the harvesters' CoT rate, most of the cohort's ticks
+    bot = engine.states.read("bot-0")
+    assert bot is not None and bot.share(Counters.COT) > 0.5  # the harvesters' CoT rate, most of the cohort's ticks
     assert engine.norms["standard"].typical("cot_rate") < 0.1
 
 
@@ -209,10 +209,10 @@ def test_a_flood_of_fresh_account_ids_cannot_grow_the_store_past_the_cap_between
     peak = 0
     for i in range(2_000):  # one request each, never flushed or swept by a caller
         engine.process(make_event(i, account=f"fresh-{i}", ts=T0 + 60 + i * 0.01))
-        peak = max(peak, len(engine.store) + engine._new_accounts)
+        peak = max(peak, len(engine.states.store) + engine.states.new_accounts)
     assert peak <= cap + 1 + 1
     engine.flush()
-    assert engine.store.get("busy") is not None  # the account with evidence outlives the flood
+    assert engine.states.store.get("busy") is not None  # the account with evidence outlives the flood
 
 
 def test_an_event_replayed_after_its_state_was_written_is_not_counted_twice() -> None:
@@ -228,9 +228,11 @@ def test_an_event_replayed_after_its_state_was_written_is_not_counted_twice() ->
     for offset, event in enumerate(events):  # so the whole stream comes again from offset 100
         restarted.process(event, partition=3, offset=100 + offset)
     restarted.flush()
-    state = restarted._state("a", {}, T0 + 30)
-    assert state.window(T0 + 30, load_scoring().window).requests == 30 and restarted.replayed == 20
+    state = restarted.states.read("a")
+    assert state is not None and restarted.replayed == 20
+    assert state.window(T0 + 30, load_scoring().window).requests == 30
     assert (state.source_partition, state.source_offset) == (3, 129)
     # The same offsets from another partition are other events (the topic was repartitioned): folded.
     restarted.process(make_event(99, account="a", ts=T0 + 31), partition=1, offset=100)
-    assert restarted._state("a", {}, T0 + 31).window(T0 + 31, load_scoring().window).requests == 31
+    again = restarted.states.read("a")
+    assert again is not None and again.window(T0 + 31, load_scoring().window).requests == 31

@@ -25,7 +25,7 @@ def test_an_event_the_contract_refuses_is_refused_with_its_reason_and_never_reac
     engine = Engine(MemoryStore())
     assert handle(b"\xff not json", engine).refused.reason == "not_json"  # type: ignore[union-attr]
     assert handle(orjson.dumps({"ts": T0}), engine).refused.reason == "missing_field"  # type: ignore[union-attr]
-    assert len(engine.store) == 0
+    assert len(engine.states.store) == 0
 
 
 def test_a_bad_optional_field_is_repaired_and_the_event_scored() -> None:
@@ -33,7 +33,7 @@ def test_a_bad_optional_field_is_repaired_and_the_event_scored() -> None:
     handled = handle(raw(account="a", ts=T0, asn=-3), engine)
     assert handled.refused is None and handled.repaired == ["asn"] and handled.ts == T0
     engine.flush()
-    assert len(engine.store) == 1
+    assert len(engine.states.store) == 1
 
 
 def test_an_event_from_the_future_is_scored_at_the_latest_believable_time() -> None:
