@@ -50,7 +50,7 @@ from detectors.policy import (
     reason_codes,
 )
 
-__all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "LinkShard", "Partials", "PendingSummary",
+__all__ = ["MAX_PARTIAL_BYTES", "ClusterStage", "ClusterVerdict", "LinkShard", "Partials",
            "encoded_parts", "masked_hub", "partial_key", "split_partial"]  # fmt: skip
 
 #: Largest partial record sent: well under every producer's max request size (~1 MB), so a burst of
@@ -113,24 +113,29 @@ class Partials:
         if seq > self._seq.get(partition, -1):
             self._seq[partition] = seq
 
-    def drain(self, summary: Callable[[str, str], Sequence[Any] | None], now: float = 0.0) -> list[dict[str, Any]]:
+    def drain(self, summary: Callable[[str, str], Sequence[Any] | None] | None,
+              now: float = 0.0) -> list[dict[str, Any]]:  # fmt: skip
         """One message per source partition with everything since the last drain (JSON-ready: plain
         lists, no tuples of our own, when ``summary`` gives lists); empties the buffer. ``at`` is the event
-        time of the drain."""
+        time of the drain. Without ``summary`` (a stage in the same process), the message names the
+        touched accounts and their types instead, for the stage to read only those it finds in a cluster."""
         out = []
         for partition, touched in self._touched.items():
-            members = {a: s for a, t in touched.items() if (s := summary(a, t)) is not None}
-            out.append({"partition": partition, "seq": self._seq[partition], "at": now,
-                        "obs": self._obs[partition], "members": members})  # fmt: skip
+            message = {"partition": partition, "seq": self._seq[partition], "at": now, "obs": self._obs[partition]}
+            if summary is None:
+                message |= {"members": {}, "touched": touched}
+            else:
+                message["members"] = {a: s for a, t in touched.items() if (s := summary(a, t)) is not None}
+            out.append(message)
         self._obs, self._touched = {}, {}
         return out
 
 
-class PendingSummary(NamedTuple):
-    """In process only, a member summary not read yet: the member's account type and the drain time it
-    is due at. The stage reads it from the account's state (``ClusterStage.resolve``) only when the member
-    is in a cluster at a tick — few are. It reads what an eager summary would have: every later touch of
-    the account is drained, as a newer one, before the next tick."""
+class _Unread(NamedTuple):
+    """In process only, a member whose summary is not read yet: its account type and the drain time it is
+    due at. The stage reads it from the account's state (``ClusterStage.resolve``) only when the member is
+    in a cluster at a tick — few are. It reads what an eager summary would have: every later touch of the
+    account is drained, as a newer one, before the next tick."""
 
     account_type: str
     at: float
@@ -224,7 +229,7 @@ def _fresh(seen: dict[int, tuple[int, int]], source: int, seq: tuple[int, int]) 
 
 def _checked(account: str, summary: Any) -> Any:
     """A member summary as a partial carries it, refused (``ValueError``) if it has the wrong shape."""
-    if type(summary) is not PendingSummary and not _SUMMARY_FIELDS[0] <= len(summary) <= _SUMMARY_FIELDS[1]:
+    if not isinstance(summary, list) or not _SUMMARY_FIELDS[0] <= len(summary) <= _SUMMARY_FIELDS[1]:
         raise ValueError(f"member summary of {account!r} has {len(summary)} fields")
     return summary
 
@@ -314,9 +319,9 @@ class ClusterStage:
         # (0 for the first two windows of cluster scorings, like the accounts' cohort models).
         self.anomaly = CohortAnomaly(anomaly)
         # account -> its latest summary as sent (a MemberSummary's fields; built into one at a tick only
-        # for accounts in a cluster, which are few) or, in process, a PendingSummary until a tick reads it
+        # for accounts in a cluster, which are few) or, in process, an _Unread until a tick reads it
         self.members: OrderedDict[str, Sequence[Any]] = OrderedDict()
-        #: Reads a :class:`PendingSummary` of an account from its state (set by an in-process engine):
+        #: Reads an unread member's summary fields from its state (set by an in-process engine):
         #: its fields, or None where the account's state is gone (evicted: the member drops out).
         self.resolve: Callable[[str, str, float], list[Any] | None] | None = None
         self.held: OrderedDict[str, _Held] = OrderedDict()
@@ -345,6 +350,13 @@ class ClusterStage:
         for account, summary in message["members"].items():
             members[account] = _checked(account, summary)  # refused here, not at a tick
             members.move_to_end(account)
+        if touched := message.get("touched"):  # a partial from this process: summaries read at a tick
+            if self.resolve is None:
+                raise ValueError("touched accounts are read in process only; a partial carries summaries")
+            at = float(message.get("at") or 0.0)
+            for account, account_type in touched.items():
+                members[account] = _Unread(account_type, at)
+                members.move_to_end(account)
         while len(members) > self.cfg.max_targets:
             members.popitem(last=False)
         if isinstance(self.linker, LinkMerge):
@@ -358,7 +370,7 @@ class ClusterStage:
     def snapshot(self) -> dict[str, Any]:
         """Everything learned so far, for the engine's checkpoint (configs are not part of it)."""
         for account, summary in list(self.members.items()):
-            if type(summary) is PendingSummary:
+            if type(summary) is _Unread:
                 self._resolved(account, summary)
         return {"linker": self.linker, "members": self.members, "held": self.held, "seen": self.seen,
                 "seen_shards": self.seen_shards, "last_tick": self.last_tick, "anomaly": self.anomaly}  # fmt: skip
@@ -437,11 +449,11 @@ class ClusterStage:
 
     def _member(self, account: str) -> MemberSummary | None:
         summary = self.members.get(account)
-        if type(summary) is PendingSummary:
+        if type(summary) is _Unread:
             summary = self._resolved(account, summary)
         return None if summary is None else MemberSummary(*summary)
 
-    def _resolved(self, account: str, pending: PendingSummary) -> list[Any] | None:
+    def _resolved(self, account: str, pending: _Unread) -> list[Any] | None:
         """A pending summary read, and kept in its place (least recently merged stays first)."""
         fields = None if self.resolve is None else self.resolve(account, pending.account_type, pending.at)
         if fields is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from detectors.account_state import AccountState, Counters, to_evict
 from detectors.anomaly import CohortAnomaly
-from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials, PendingSummary
+from detectors.cluster_stage import ClusterStage, ClusterVerdict, Partials
 from detectors.clusters import ClusterConfig, cluster_targets, load_clusters, member_fields
 from detectors.config import ScoringConfig, load_scoring
 from detectors.drift import page_hinkley_update
@@ -242,15 +242,15 @@ class Engine:
 
     def _run_cluster_stage(self, now: float) -> list[Decision]:
         """In-process cluster stage: the same partials, merge, tick and verdicts as over Kafka; members'
-        summaries are read from their state only if the tick needs them (:class:`PendingSummary`)."""
+        summaries are read from their state only if the tick needs them (``resolve``)."""
         stage = self.cluster_stage
         for message in self._local_partials(now):
             stage.merge(message)
         return [d for v in stage.tick(now) if (d := self.apply_verdict(v)) is not None]
 
     def _local_partials(self, now: float) -> list[dict[str, Any]]:
-        """The partials the in-process stage merges: members' summaries pending until a tick reads them."""
-        return self.partials.drain(lambda account, account_type: PendingSummary(account_type, now), now)
+        """The partials the in-process stage merges: the touched accounts named, no summary read yet."""
+        return self.partials.drain(None, now)
 
     def drain_partials(self, now: float) -> list[dict[str, Any]]:
         """The cluster partials gathered since the last drain, one per source partition (JSON-ready)."""

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.cluster_stage import ClusterStage, ClusterVerdict, LinkShard, PendingSummary, split_partial
+from detectors.cluster_stage import ClusterStage, ClusterVerdict, LinkShard, split_partial
 from detectors.clusters import load_clusters
 from detectors.config import load_scoring
 from detectors.engine import Engine, MemoryStore
@@ -262,8 +262,8 @@ def test_a_pending_member_whose_state_is_gone_drops_out_of_its_cluster() -> None
     fields = [T0, 40.0, 600.0, 590.0, 0.0, 7, "standard", T0 - 600, 1000.0]
     stage.resolve = lambda account, account_type, at: None if account == "a0" else fields
     obs = [[f"a{i}", T0 + i, [["payment_fingerprint:card", True]]] for i in range(6)]
-    members = {f"a{i}": PendingSummary("standard", T0 + 60) for i in range(6)}
-    stage.merge({"partition": 0, "seq": 1, "at": T0 + 60, "obs": obs, "members": members})
+    touched = {f"a{i}": "standard" for i in range(6)}
+    stage.merge({"partition": 0, "seq": 1, "at": T0 + 60, "obs": obs, "members": {}, "touched": touched})
     verdicts = stage.tick(T0 + 60)
     assert {v.account for v in verdicts} == {f"a{i}" for i in range(1, 6)}
     assert "a0" not in stage.members and all(stage.members[f"a{i}"] == fields for i in range(1, 6))
