@@ -11,6 +11,7 @@ import pickle
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,33 +53,41 @@ def cluster_actions(decisions: list[Decision]) -> dict[str, str]:
     return out
 
 
-def test_a_pool_split_over_two_account_stages_gets_the_in_process_verdicts() -> None:
-    events = pool_traffic()
-    local = Engine(MemoryStore())
-    in_process = [d for e in events for d in local.process(e)]
-
-    # Two account stages (accounts split by a hash, as partitions would), one cluster stage between them;
-    # messages go through JSON as they would through Kafka.
+def through_two_account_stages(events: list[dict[str, Any]], stage: ClusterStage,
+                               send: Callable[[dict[str, Any]], Any]) -> list[Decision]:  # fmt: skip
+    """Two account stages (accounts split by a hash, as partitions would) process ``events``; about once a
+    second each drained partial goes to ``send`` and ``stage`` ticks when due, its verdicts going back
+    through JSON to the account stage owning the account. Every decision made, in order."""
     workers = [Engine(MemoryStore(), local_clusters=False) for _ in range(2)]
-    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
-    two_stage: list[Decision] = []
+    decisions: list[Decision] = []
     offsets = [0, 0]
     drained_at = T0
     for e in events:
         w = hash(e["account_id"]) % 2
         offsets[w] += 1
-        two_stage += workers[w].process(e, partition=w, offset=offsets[w])
-        if e["ts"] - drained_at >= 1.0:  # every worker sends its partials about once a second
-            drained_at = e["ts"]
-            for worker in workers:
-                for message in worker.drain_partials(e["ts"]):
-                    stage.merge(orjson.loads(orjson.dumps(message)))
-            if stage.due(stage.latest):
-                for verdict in stage.tick(stage.latest):
-                    owner = workers[hash(verdict.account) % 2]
-                    record = ClusterVerdict.from_record(orjson.loads(orjson.dumps(verdict.to_record())))
-                    if (d := owner.apply_verdict(record)) is not None:
-                        two_stage.append(d)
+        decisions += workers[w].process(e, partition=w, offset=offsets[w])
+        if e["ts"] - drained_at < 1.0:
+            continue
+        drained_at = e["ts"]
+        for worker in workers:
+            for message in worker.drain_partials(e["ts"]):
+                send(message)
+        if stage.due(stage.latest):
+            for verdict in stage.tick(stage.latest):
+                record = ClusterVerdict.from_record(orjson.loads(orjson.dumps(verdict.to_record())))
+                if (d := workers[hash(verdict.account) % 2].apply_verdict(record)) is not None:
+                    decisions.append(d)
+    return decisions
+
+
+def test_a_pool_split_over_two_account_stages_gets_the_in_process_verdicts() -> None:
+    events = pool_traffic()
+    local = Engine(MemoryStore())
+    in_process = [d for e in events for d in local.process(e)]
+
+    # Two account stages, one cluster stage between them; messages go through JSON as through Kafka.
+    stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly)
+    two_stage = through_two_account_stages(events, stage, lambda m: stage.merge(orjson.loads(orjson.dumps(m))))
 
     expected, got = cluster_actions(in_process), cluster_actions(two_stage)
     assert len(expected) >= 36 and not [a for a in expected if a.startswith("p-")]
@@ -109,30 +118,17 @@ def test_two_link_shards_and_a_merging_stage_over_json_get_the_in_process_verdic
     local = Engine(MemoryStore())
     in_process = cluster_actions([d for e in events for d in local.process(e)])
 
-    workers = [Engine(MemoryStore(), local_clusters=False) for _ in range(2)]
     shards = [LinkShard(load_clusters(), k) for k in range(2)]
     shard_offsets = [0, 0]  # each shard's partition of cluster-partials
     stage = ClusterStage(load_clusters(), load_scoring().policy, load_scoring().anomaly, merging=True)
-    decisions: list[Decision] = []
-    offsets = [0, 0]
-    drained_at = T0
-    for e in events:
-        w = hash(e["account_id"]) % 2
-        offsets[w] += 1
-        decisions += workers[w].process(e, partition=w, offset=offsets[w])
-        if e["ts"] - drained_at < 1.0:
-            continue
-        drained_at = e["ts"]
-        for worker in workers:
-            for message in worker.drain_partials(e["ts"]):
-                for k, piece in split_partial(message, len(shards)):
-                    shard_offsets[k] += 1
-                    if shards[k].merge(orjson.loads(orjson.dumps(piece))):
-                        assert stage.merge(orjson.loads(orjson.dumps(shards[k].drain(seq=shard_offsets[k]))))
-        if stage.due(stage.latest):
-            for verdict in stage.tick(stage.latest):
-                if (d := workers[hash(verdict.account) % 2].apply_verdict(verdict)) is not None:
-                    decisions.append(d)
+
+    def send(message: dict[str, Any]) -> None:
+        for k, piece in split_partial(message, len(shards)):
+            shard_offsets[k] += 1
+            if shards[k].merge(orjson.loads(orjson.dumps(piece))):
+                assert stage.merge(orjson.loads(orjson.dumps(shards[k].drain(seq=shard_offsets[k]))))
+
+    decisions = through_two_account_stages(events, stage, send)
 
     got = cluster_actions(decisions)
     assert len(in_process) >= 36 and set(got) == set(in_process)
