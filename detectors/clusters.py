@@ -259,9 +259,6 @@ def split_obs(obs: Iterable[Sequence[Any]], shards: int) -> list[list[list[Any]]
     """
     out: list[list[list[Any]]] = [[] for _ in range(max(1, shards))]
     for account, ts, keys in obs:
-        if shards <= 1:
-            out[0].append([account, ts, keys])
-            continue
         mine: dict[int, list[Any]] = {}
         for key in keys:
             mine.setdefault(target_shard(key[0], shards), []).append(key)
