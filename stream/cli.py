@@ -20,7 +20,7 @@ def _worker(args: argparse.Namespace) -> int:
     from stream.app import create_app
     from stream.health import Health, serve, watch_broker
     from stream.settings import DEV_SECRET, WorkerSettings
-    from stream.topics import CLUSTER_PARTIALS, REQUESTS, existing_partitions
+    from stream.topics import CLUSTER_PARTIALS, REQUESTS
 
     if WorkerSettings().signing_secret == DEV_SECRET and not args.dev:
         print("distillguard worker: DISTILLGUARD_SIGNING_SECRET is the development secret, which anyone can read "
@@ -46,26 +46,33 @@ def _worker(args: argparse.Namespace) -> int:
     if settings.metrics_port:
         serve(settings.metrics_port, health, host=settings.metrics_host)  # /metrics and /healthz
     # An operator's first mistake is a wrong broker address: say so on stderr and on /healthz while it lasts.
-    watch_broker(health, bootstrap_servers(args.broker), lambda line: print(line, file=sys.stderr, flush=True))
+    bootstrap = bootstrap_servers(args.broker)
+    watch_broker(health, bootstrap, lambda line: print(line, file=sys.stderr, flush=True))
 
-    partitions = existing_partitions(bootstrap_servers(args.broker), REQUESTS.name) or args.partitions
-    if partitions != args.partitions:
-        print(
-            f"distillguard: {REQUESTS.name} exists with {partitions} partitions; using {partitions}, "
-            f"not --partitions {args.partitions}, so state stays co-partitioned",
-            file=sys.stderr,
-        )
-        settings = dataclasses.replace(settings, partitions=partitions)
-    shards = existing_partitions(bootstrap_servers(args.broker), f"{args.app_id}-{CLUSTER_PARTIALS.name}")
-    if shards is not None and shards != settings.stage_shards:
-        print(f"distillguard: {args.app_id}-{CLUSTER_PARTIALS.name} exists with {shards} partitions; the cluster "
-              f"stage runs {shards} link shards, not DISTILLGUARD_STAGE_SHARDS={settings.stage_shards}",
-              file=sys.stderr)  # fmt: skip
-        settings = dataclasses.replace(settings, stage_shards=shards)
+    settings = dataclasses.replace(
+        settings,
+        partitions=_adopted(bootstrap, REQUESTS.name, args.partitions, "--partitions ",
+                            "so state stays co-partitioned"),
+        stage_shards=_adopted(bootstrap, f"{args.app_id}-{CLUSTER_PARTIALS.name}", settings.stage_shards,
+                              "DISTILLGUARD_STAGE_SHARDS=", "one link shard per partition"),
+    )  # fmt: skip
     app = create_app(settings, health=health)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0
+
+
+def _adopted(bootstrap: str, topic: str, wanted: int, setting: str, why: str) -> int:
+    """The partition count to use for ``topic``: an existing topic's wins over the setting (said on
+    stderr), since a topic keeps its count."""
+    from stream.topics import existing_partitions
+
+    found = existing_partitions(bootstrap, topic)
+    if found is None or found == wanted:
+        return wanted
+    print(f"distillguard: {topic} exists with {found} partitions; using {found}, not {setting}{wanted}, {why}",
+          file=sys.stderr)  # fmt: skip
+    return found
 
 
 def _replay(args: argparse.Namespace) -> int:
