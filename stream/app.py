@@ -187,6 +187,10 @@ def create_app(
         batches = 0
         for t in topics.values():
             await t.maybe_declare()
+        # Faust starts app tasks only once its group has joined and its tables are restored, which after a
+        # crash waits out the dead member's session (a minute): the readers this agent waits for start now.
+        await allowlist_reader.start()
+        await checkpoints.reader.start()
         try:  # decide nothing before the operators' exemptions are read (at most a minute's wait)
             await asyncio.wait_for(allowlist_reader.caught_up.wait(), timeout=60)
         except TimeoutError:
@@ -194,6 +198,8 @@ def create_app(
         await restore_checkpoints("models")
         await warm_partitioner(app, (states, active))
         queue_whole_batches(app, settings.batch_size)
+        log.info("detect: allowlist read (%d entries), checkpoint looked up; consuming %s", len(engine.allowlist),
+                 REQUESTS.name)  # fmt: skip
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             started = time.perf_counter()
             # Deliveries are collected, not awaited one by one: decisions and DLQ records before the batch's

@@ -57,7 +57,10 @@ class CompactedReader:
         return self.connected and self.caught_up.is_set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"compacted:{self.topic}")
+        """Start following (once: a second call while it runs does nothing), so whoever needs the topic
+        first can start it without waiting for whoever owns it."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"compacted:{self.topic}")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -111,7 +111,12 @@ class WorkerProcess:
         self.proc.send_signal(signal.SIGUSR1)
         time.sleep(3)
         stacks = self.log_path.read_text(errors="replace")[len(before) :]
-        return f"{before[-5000:]}\n--- tasks of the live worker (SIGUSR1) ---\n{stacks[-30000:]}"
+        warnings = [line for line in before.splitlines() if "[WARNING]" in line or "[ERROR]" in line]
+        # A failure report shows its head and tail: what the agents await goes last, where it is read.
+        agents = [block for block in stacks.split("~" * 20) if "stream/app.py" in block or "cluster_agents" in block]
+        return (f"{before[-4000:]}\n--- its warnings and errors ---\n" + "\n".join(warnings[-15:])
+                + f"\n--- tasks of the live worker (SIGUSR1) ---\n{stacks[-20000:]}"
+                + "\n--- the agents' own tasks ---\n" + "\n".join(b[-3000:] for b in agents))  # fmt: skip
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
