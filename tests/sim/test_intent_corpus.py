@@ -35,7 +35,15 @@ def test_training_uses_no_evaluation_source() -> None:
             assert head not in training_text  # no held-out template slipped into training
 
 
-def test_the_projects_training_phrasings_share_no_five_words_with_the_red_teams() -> None:
+EXTRACTION_FILES = (
+    ("extraction_cot_triggers.jsonl", "cot_trigger"),
+    ("extraction_cot_templates.jsonl", "cot_template"),
+    ("extraction_judge_prompts.jsonl", "judge_prompt"),
+    ("extraction_datagen_meta_prompts.jsonl", "datagen_meta_prompt"),
+)
+
+
+def test_the_projects_training_phrasings_share_no_five_words_with_the_red_teams_or_the_held_out_sources() -> None:
     ours: set[tuple[str, ...]] = set()
     for value in (phrasings()["positive"], phrasings()["negative"], phrasings()["grammar"]):
         assert isinstance(value, dict)
@@ -43,6 +51,9 @@ def test_the_projects_training_phrasings_share_no_five_words_with_the_red_teams(
             for text in texts.values() if isinstance(texts, dict) else texts:
                 for t in text if isinstance(text, list) else [text]:
                     ours |= shingles(t)
+    for name, kind in EXTRACTION_FILES:  # nor with the held-out sources' own wording
+        for row in realdata.extraction_rows(name, role="eval", kind=kind):
+            assert not shingles(row["text"]) & ours, row["name"]
     from sim.intent_corpus import _persona_wrappers
 
     for wrapper in _persona_wrappers():  # the project's persona wrappers it trains on, too
