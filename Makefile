@@ -62,7 +62,7 @@ demo: setup  ## start Kafka and a worker, stream traffic, show decisions live, c
 screenshots: setup  ## the triage page's screenshots in docs/img (demo alerts in process, headless Chromium)
 	$(BIN)/python -m tests.integration.screenshot
 
-eval: setup  ## the acceptance table: leave-one-family-out, beside baselines (~12 min on 2 cores); writes docs/acceptance.md
+eval: setup  ## the acceptance table: leave-one-family-out, beside baselines (~22–26 min on 2 cores); writes docs/acceptance.md
 	$(BIN)/python -m sim.acceptance --markdown docs/acceptance.md --json out/acceptance.json
 
 bench: setup  ## benchmarks: detector core, then end to end on a broker it starts (figures in README)
