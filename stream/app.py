@@ -187,8 +187,9 @@ def create_app(
         batches = 0
         for t in topics.values():
             await t.maybe_declare()
-        # Faust starts app tasks only once its group has joined and its tables are restored, which after a
-        # crash waits out the dead member's session (a minute): the readers this agent waits for start now.
+        # Every worker follows the whole allowlist and every checkpoint, so it has the latest wherever the
+        # work moves. Started here, not as app tasks: Faust starts those only once the group has joined and
+        # the tables are restored, which after a crash waits out the dead member's session (a minute).
         await allowlist_reader.start()
         await checkpoints.reader.start()
         try:  # decide nothing before the operators' exemptions are read (at most a minute's wait)
@@ -265,11 +266,6 @@ def create_app(
     checkpoints = CheckpointTopic(bootstrap_servers(settings.broker), f"{settings.app_id}-{CHECKPOINTS.name}",
                                   send_checkpoint_record, settings.control_headers, keys)  # fmt: skip
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def follow_checkpoints() -> None:
-        """Every worker follows every checkpoint, so it has the latest wherever the work moves."""
-        await checkpoints.reader.start()
-
     async def restore_checkpoints(name: str) -> None:
         blob = await checkpoints.latest(name)
         if blob is None:
@@ -298,12 +294,8 @@ def create_app(
             metrics.control_rejected.labels(topic="allowlist").inc()
             log.warning("ignored an allowlist record: %s", outcome)
 
+    # Every worker reads the whole allowlist (not a consumer group's share of it); the detect agent starts it.
     allowlist_reader = CompactedReader(bootstrap_servers(settings.broker), ALLOWLIST.name, on_allowlist)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def follow_allowlist() -> None:
-        """Every worker reads the whole allowlist (not a consumer group's share of it)."""
-        await allowlist_reader.start()
 
     if settings.triage_port:
 
