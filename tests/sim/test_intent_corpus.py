@@ -13,6 +13,13 @@ from sim.intent_corpus import examples, phrasings
 from sim.intent_fit import train
 
 CORPUS = examples()
+#: The extraction corpora the split divides by source, and the kind of row each holds.
+EXTRACTION_FILES = (
+    ("extraction_cot_triggers.jsonl", "cot_trigger"),
+    ("extraction_cot_templates.jsonl", "cot_template"),
+    ("extraction_judge_prompts.jsonl", "judge_prompt"),
+    ("extraction_datagen_meta_prompts.jsonl", "datagen_meta_prompt"),
+)
 
 
 def shingles(text: str, k: int = 5) -> set[tuple[str, ...]]:
@@ -22,8 +29,7 @@ def shingles(text: str, k: int = 5) -> set[tuple[str, ...]]:
 
 def test_training_uses_no_evaluation_source() -> None:
     held = realdata.eval_sources()
-    for name in ("extraction_cot_triggers.jsonl", "extraction_cot_templates.jsonl", "extraction_judge_prompts.jsonl",
-                 "extraction_datagen_meta_prompts.jsonl"):  # fmt: skip
+    for name, _ in EXTRACTION_FILES:
         for row in realdata.extraction_rows(name, role="eval"):
             assert row["source"].split(":")[0] in held
         for row in realdata.extraction_rows(name, role="train"):
@@ -33,14 +39,6 @@ def test_training_uses_no_evaluation_source() -> None:
         head = row["text"][:60]
         if len(head) > 40:
             assert head not in training_text  # no held-out template slipped into training
-
-
-EXTRACTION_FILES = (
-    ("extraction_cot_triggers.jsonl", "cot_trigger"),
-    ("extraction_cot_templates.jsonl", "cot_template"),
-    ("extraction_judge_prompts.jsonl", "judge_prompt"),
-    ("extraction_datagen_meta_prompts.jsonl", "datagen_meta_prompt"),
-)
 
 
 def test_the_projects_training_phrasings_share_no_five_words_with_the_red_teams_or_the_held_out_sources() -> None:
