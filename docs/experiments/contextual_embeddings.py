@@ -18,17 +18,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections import defaultdict
-from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort  # type: ignore[import-not-found]
-from scipy import sparse
+from intent_held_out import compare, ngram_logit, splits  # type: ignore[import-not-found]
 from tokenizers import Tokenizer  # type: ignore[import-not-found]
 
-from detectors.intent import load_intent
-from sim.intent_corpus import Example, examples
-from sim.intent_fit import family_bits, fit, roc_auc
+from sim.intent_corpus import Example
 
 NAME, HOME = "all-minilm-l6-v2-q", os.environ.get("MODEL_DIR", "/tmp/emb")
 TOKENIZER = Tokenizer.from_file(f"{HOME}/{NAME}-tokenizer.json")
@@ -72,47 +68,14 @@ def sentence_max_mean(batch: list[Example]) -> np.ndarray:
 
 
 def main() -> None:
-    corpus = examples()
-    splits = {
-        "fit": [e for e in corpus if e.split == "train" and not e.validation],
-        "validation": [e for e in corpus if e.validation],
-        "test": [e for e in corpus if e.split == "test"],
-    }
-    labels = {k: np.array([e.label for e in b], float) for k, b in splits.items()}
-    model = load_intent()
-
-    def ngram_logit(batch: list[Example]) -> np.ndarray:
-        scores = np.array([model.score(e.prompt, e.system, f) for e, f in zip(batch, family_bits(batch), strict=True)])
-        return np.log(scores + 1e-12) - np.log(1 - scores + 1e-12)
-
-    def compare(name: str, inputs: Callable[[list[Example]], np.ndarray], l2: float = 1e-4) -> None:
-        x = {k: inputs(b) for k, b in splits.items()}
-        w, b = fit(sparse.csr_matrix(x["fit"]), labels["fit"], l2)
-        s = {k: v @ w.astype(float) + b for k, v in x.items()}
-        negatives = np.sort(s["validation"][labels["validation"] == 0])
-        threshold = negatives[int(0.99 * len(negatives))]
-        y, t = labels["test"], s["test"]
-        print(f"{name}: validation ROC-AUC {roc_auc(s['validation'], labels['validation']):.3f}, "
-              f"held-out FPR {float((t[y == 0] >= threshold).mean()):.4f}")  # fmt: skip
-        members: dict[str, list[int]] = defaultdict(list)
-        for i, e in enumerate(splits["test"]):
-            if e.label == 1:
-                members[e.source].append(i)
-                members[f"lang:{e.lang}"].append(i)
-        for source, idx in sorted(members.items()):
-            mask = np.zeros(len(y), bool)
-            mask[idx] = True
-            both = mask | (y == 0)
-            recall = float((t[idx] >= threshold).mean())
-            print(f"  {source:45s} ROC-AUC {roc_auc(t[both], y[both]):.3f}  recall {recall:.3f}")
-
+    parts = splits()
     started = time.perf_counter()
-    embed([raw(e) for e in corpus[:200]])
+    embed([raw(e) for e in parts["fit"][:200]])
     print(f"cost: {(time.perf_counter() - started) / 200 * 1e3:.1f} ms a request (two threads, batches of 64)")
-    compare("n-gram model (as shipped)", lambda b: ngram_logit(b)[:, None] / 10)
-    compare("whole-request embedding", lambda b: embed([raw(e) for e in b]))
-    compare("sentence max+mean", sentence_max_mean)
-    compare("sentence max+mean + n-gram logit",
+    compare(parts, "n-gram model (as shipped)", lambda b: ngram_logit(b)[:, None] / 10)
+    compare(parts, "whole-request embedding", lambda b: embed([raw(e) for e in b]))
+    compare(parts, "sentence max+mean", sentence_max_mean)
+    compare(parts, "sentence max+mean + n-gram logit",
             lambda b: np.hstack([sentence_max_mean(b), ngram_logit(b)[:, None] / 10]))  # fmt: skip
 
 

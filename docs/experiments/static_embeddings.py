@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections import defaultdict
-from collections.abc import Callable
 
 import numpy as np
 import wordllama  # type: ignore[import-not-found]
+from intent_held_out import compare, ngram_logit, splits  # type: ignore[import-not-found]
 from safetensors.numpy import load_file  # type: ignore[import-not-found]
-from scipy import sparse
 from tokenizers import Tokenizer  # type: ignore[import-not-found]
 
-from detectors.intent import intent_text, load_intent
-from sim.intent_corpus import Example, examples
-from sim.intent_fit import family_bits, fit, roc_auc
+from detectors.intent import intent_text
+from sim.intent_corpus import Example
 
 HOME = os.path.dirname(wordllama.__file__)
 TOKENIZER = Tokenizer.from_file(f"{HOME}/tokenizers/l2_supercat_tokenizer_config.json")
@@ -52,47 +49,17 @@ def sentence_extremes(texts: list[str]) -> np.ndarray:
 
 
 def main() -> None:
-    corpus = examples()
-    splits = {
-        "fit": [e for e in corpus if e.split == "train" and not e.validation],
-        "validation": [e for e in corpus if e.validation],
-        "test": [e for e in corpus if e.split == "test"],
-    }
-    labels = {k: np.array([e.label for e in b], float) for k, b in splits.items()}
-    model = load_intent()
+    parts = splits()
 
     def texts(batch: list[Example]) -> list[str]:
         return [intent_text(e.prompt, e.system).decode("utf-8", "replace") for e in batch]
 
-    def ngram_logit(batch: list[Example]) -> np.ndarray:
-        scores = np.array([model.score(e.prompt, e.system, f) for e, f in zip(batch, family_bits(batch), strict=True)])
-        return np.log(scores + 1e-12) - np.log(1 - scores + 1e-12)
-
-    def compare(name: str, inputs: Callable[[list[Example]], np.ndarray]) -> None:
-        x = {k: inputs(b) for k, b in splits.items()}
-        w, b = fit(sparse.csr_matrix(x["fit"]), labels["fit"], 1e-4)
-        s = {k: v @ w.astype(float) + b for k, v in x.items()}
-        negatives = np.sort(s["validation"][labels["validation"] == 0])
-        threshold = negatives[int(0.99 * len(negatives))]
-        y, t = labels["test"], s["test"]
-        print(f"{name}: validation ROC-AUC {roc_auc(s['validation'], labels['validation']):.3f}, "
-              f"held-out FPR {float((t[y == 0] >= threshold).mean()):.4f}")  # fmt: skip
-        members: dict[str, list[int]] = defaultdict(list)
-        for i, e in enumerate(splits["test"]):
-            if e.label == 1:
-                members[e.source].append(i)
-        for source, idx in sorted(members.items()):
-            mask = np.zeros(len(y), bool)
-            mask[idx] = True
-            both = mask | (y == 0)
-            recall = float((t[idx] >= threshold).mean())
-            print(f"  {source:45s} ROC-AUC {roc_auc(t[both], y[both]):.3f}  recall {recall:.3f}")
-
-    compare("n-gram model (as shipped)", lambda b: ngram_logit(b)[:, None] / 10)
-    compare("mean embedding", lambda b: unit_mean(texts(b)))
-    compare("mean embedding + n-gram logit", lambda b: np.hstack([unit_mean(texts(b)), ngram_logit(b)[:, None] / 10]))
-    compare("sentence max/min", lambda b: sentence_extremes(texts(b)))
-    compare("sentence max/min + n-gram logit",
+    compare(parts, "n-gram model (as shipped)", lambda b: ngram_logit(b)[:, None] / 10)
+    compare(parts, "mean embedding", lambda b: unit_mean(texts(b)))
+    compare(parts, "mean embedding + n-gram logit",
+            lambda b: np.hstack([unit_mean(texts(b)), ngram_logit(b)[:, None] / 10]))  # fmt: skip
+    compare(parts, "sentence max/min", lambda b: sentence_extremes(texts(b)))
+    compare(parts, "sentence max/min + n-gram logit",
             lambda b: np.hstack([sentence_extremes(texts(b)), ngram_logit(b)[:, None] / 10]))  # fmt: skip
 
 
